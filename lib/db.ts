@@ -1,0 +1,32 @@
+/**
+ * PostgreSQL pool factory: one pool per process, closed at shutdown. Queries live in the modules
+ * that own the tables (lib/integrations/repository.ts for the registry).
+ */
+import pg from 'pg';
+import type { Config } from './config.ts';
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+export interface PoolOptions {
+  /** Upper bound of connections held by this process. */
+  max?: number;
+  /** Abort a statement that runs longer than this (server side). */
+  statementTimeoutMs?: number;
+  /** Name shown in pg_stat_activity. */
+  applicationName?: string;
+}
+
+export function createPool(database: Config['database'], opts: PoolOptions = {}): Pool {
+  const pool = new pg.Pool({
+    connectionString: database.url,
+    max: opts.max ?? 10,
+    statement_timeout: opts.statementTimeoutMs ?? 30_000,
+    application_name: opts.applicationName ?? 'ats-relay',
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 10_000,
+  });
+  // An idle client losing its connection must not crash the process; the next query reconnects.
+  pool.on('error', () => undefined);
+  return pool;
+}

@@ -1,0 +1,128 @@
+/**
+ * `up` reuses whatever already answers, installs and starts what is missing, and waits for each
+ * service to answer a real request; `down` stops only what `up` started (pid files).
+ */
+import type { Config } from '../../lib/config.ts';
+import { logTail, runningPid, sleep, startDetached, stopProcess } from './processes.ts';
+import { portInUse, stackServices, type Service } from './services.ts';
+import { StackError } from './toolchain.ts';
+
+export type Say = (msg: string) => void;
+
+export interface ServiceState {
+  name: string;
+  address: string;
+  state: 'ready' | 'starting' | 'stopped' | 'port taken';
+  /** Our pid when we started it; undefined for services we only use (PostgreSQL, reused ones). */
+  pid: number | undefined;
+}
+
+async function waitReady(svc: Service, timeoutMs: number, say: Say): Promise<void> {
+  const started = Date.now();
+  let lastNote = started;
+  while (Date.now() - started < timeoutMs) {
+    if (await svc.probe()) return;
+    if (svc.process && runningPid(svc.process) === undefined) {
+      throw new StackError(`${svc.name}: the process exited before it became ready. Last log lines (${svc.process.logFile}):\n${await logTail(svc.process)}`);
+    }
+    if (Date.now() - lastNote > 15_000) {
+      say(`${svc.name}: still starting (${Math.round((Date.now() - started) / 1000)} s)…`);
+      lastNote = Date.now();
+    }
+    await sleep(500);
+  }
+  const tail = svc.process ? `\nLast log lines (${svc.process.logFile}):\n${await logTail(svc.process)}` : '';
+  throw new StackError(`${svc.name}: not ready after ${Math.round(timeoutMs / 1000)} s at ${svc.address}.${tail}`);
+}
+
+/** Bring every service up (or reuse it) and prepare it. Resolves when all answer. */
+export async function stackUp(config: Config, say: Say): Promise<ServiceState[]> {
+  const services = stackServices(config);
+  const waits: Array<Promise<void>> = [];
+  for (const svc of services) {
+    const t0 = Date.now();
+    const finish = async (): Promise<void> => {
+      await svc.prepare?.();
+    };
+    if (await svc.probe()) {
+      say(`${svc.name}: already running at ${svc.address}`);
+      waits.push(finish());
+      continue;
+    }
+    if (!svc.process || !svc.install) {
+      throw new StackError(
+        svc.name === 'postgres'
+          ? `postgres: not reachable at ${svc.address}. Start PostgreSQL (e.g. pg_ctlcluster 15 main start) or point DATABASE_URL at one.`
+          : `${svc.name}: not reachable at ${svc.address}.`,
+      );
+    }
+    if (runningPid(svc.process) === undefined) {
+      for (const port of svc.ports) {
+        if (await portInUse(port)) {
+          throw new StackError(`${svc.name}: port ${port} is already taken by another process that does not answer as ${svc.name}. Stop it, or choose other ports (see the README's configuration table).`);
+        }
+      }
+      const launch = await svc.install(say);
+      startDetached(svc.process, launch);
+      say(`${svc.name}: starting (log: ${svc.process.logFile})`);
+    } else {
+      say(`${svc.name}: already starting, waiting for it`);
+    }
+    waits.push(
+      waitReady(svc, config.stack.readyTimeoutMs, say).then(async () => {
+        await finish();
+        say(`${svc.name}: ready at ${svc.address} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      }),
+    );
+  }
+  const results = await Promise.allSettled(waits);
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason as Error).message);
+  if (failures.length) throw new StackError(failures.join('\n'));
+  return stackStatus(config);
+}
+
+export async function stackStatus(config: Config): Promise<ServiceState[]> {
+  return Promise.all(
+    stackServices(config).map(async (svc): Promise<ServiceState> => {
+      const pid = svc.process ? runningPid(svc.process) : undefined;
+      const ready = await svc.probe();
+      let state: ServiceState['state'] = ready ? 'ready' : pid ? 'starting' : 'stopped';
+      if (state === 'stopped') {
+        for (const port of svc.ports) if (await portInUse(port)) state = 'port taken';
+      }
+      return { name: svc.name, address: svc.address, state, pid };
+    }),
+  );
+}
+
+/** Stop the processes `up` started, newest first. Returns the names stopped. */
+export async function stackDown(config: Config, say: Say): Promise<string[]> {
+  const stopped: string[] = [];
+  const services = stackServices(config).reverse();
+  await Promise.all(
+    services.map(async (svc) => {
+      if (!svc.process) return;
+      if (await stopProcess(svc.process)) {
+        say(`${svc.name}: stopped`);
+        stopped.push(svc.name);
+      }
+    }),
+  );
+  return stopped;
+}
+
+export async function stackLogs(config: Config, name: string | undefined, lines: number): Promise<string> {
+  const services = stackServices(config).filter((s) => s.process && (!name || s.name === name));
+  if (name && services.length === 0) throw new StackError(`unknown service "${name}" (one of: kafka, registry, s3, smtp)`);
+  const parts = await Promise.all(services.map(async (s) => `== ${s.name} (${s.process!.logFile})\n${await logTail(s.process!, lines)}`));
+  return parts.join('\n\n');
+}
+
+export function formatTable(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+export function statusTable(states: ServiceState[]): string {
+  return formatTable([['SERVICE', 'ADDRESS', 'STATE', 'PID'], ...states.map((s) => [s.name, s.address, s.state, s.pid ? String(s.pid) : '-'])]);
+}
