@@ -2,7 +2,7 @@
  * pino, with redaction of every field that may hold a secret. Payloads are never logged by
  * callers; the redact list is the safety net for credentials that slip into an object.
  */
-import { pino, type Logger } from 'pino';
+import pino, { type Logger } from 'pino';
 
 export type { Logger };
 

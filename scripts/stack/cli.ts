@@ -32,7 +32,7 @@ await runMain({
     try {
       switch (command) {
         case 'up': {
-          const states = await stackUp(config, say);
+          const { states } = await stackUp(config, say);
           console.log(`\n${statusTable(states)}`);
           return states.every((s) => s.state === 'ready') ? 0 : 1;
         }

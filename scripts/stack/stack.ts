@@ -35,10 +35,17 @@ async function waitReady(svc: Service, timeoutMs: number, say: Say): Promise<voi
   throw new StackError(`${svc.name}: not ready after ${Math.round(timeoutMs / 1000)} s at ${svc.address}.${tail}`);
 }
 
+export interface UpResult {
+  states: ServiceState[];
+  /** Services this call started (the rest were already running and are left alone). */
+  started: string[];
+}
+
 /** Bring every service up (or reuse it) and prepare it. Resolves when all answer. */
-export async function stackUp(config: Config, say: Say): Promise<ServiceState[]> {
+export async function stackUp(config: Config, say: Say): Promise<UpResult> {
   const services = stackServices(config);
   const waits: Array<Promise<void>> = [];
+  const started: string[] = [];
   for (const svc of services) {
     const t0 = Date.now();
     const finish = async (): Promise<void> => {
@@ -64,6 +71,7 @@ export async function stackUp(config: Config, say: Say): Promise<ServiceState[]>
       }
       const launch = await svc.install(say);
       startDetached(svc.process, launch);
+      started.push(svc.name);
       say(`${svc.name}: starting (log: ${svc.process.logFile})`);
     } else {
       say(`${svc.name}: already starting, waiting for it`);
@@ -78,7 +86,7 @@ export async function stackUp(config: Config, say: Say): Promise<ServiceState[]>
   const results = await Promise.allSettled(waits);
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason as Error).message);
   if (failures.length) throw new StackError(failures.join('\n'));
-  return stackStatus(config);
+  return { states: await stackStatus(config), started };
 }
 
 export async function stackStatus(config: Config): Promise<ServiceState[]> {
@@ -95,10 +103,10 @@ export async function stackStatus(config: Config): Promise<ServiceState[]> {
   );
 }
 
-/** Stop the processes `up` started, newest first. Returns the names stopped. */
-export async function stackDown(config: Config, say: Say): Promise<string[]> {
+/** Stop the processes `up` started (all of them, or only those named). Returns the names stopped. */
+export async function stackDown(config: Config, say: Say, only?: string[]): Promise<string[]> {
   const stopped: string[] = [];
-  const services = stackServices(config).reverse();
+  const services = stackServices(config).filter((s) => !only || only.includes(s.name));
   await Promise.all(
     services.map(async (svc) => {
       if (!svc.process) return;
