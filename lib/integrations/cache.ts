@@ -1,0 +1,148 @@
+/**
+ * Read-through cache of integrations and job mappings for the consumers (a lookup per event would
+ * otherwise be a query per event). Entries live `ttlMs`; a write through the repository of this
+ * process invalidates at once, and with `listen` (a pool) writes from other processes do too, via
+ * Postgres LISTEN/NOTIFY. The TTL bounds staleness if a notification is ever missed.
+ */
+import type { Pool, PoolClient } from '../db.ts';
+import { CHANGE_CHANNEL, type IntegrationRecord, type IntegrationRepository } from './repository.ts';
+
+export interface IntegrationCacheOptions {
+  repository: IntegrationRepository;
+  ttlMs?: number;
+  maxEntries?: number;
+  /** Subscribe to changes made by other processes (one dedicated connection from this pool). */
+  listen?: Pool;
+  /** Delay before re-subscribing after the LISTEN connection dropped. */
+  reconnectDelayMs?: number;
+  now?: () => number;
+}
+
+export interface IntegrationCache {
+  /** Subscribes to change notifications when `listen` was given; resolves once listening. */
+  start(): Promise<void>;
+  getIntegration(id: string): Promise<IntegrationRecord | null>;
+  /** The ATS's job id for our job id, or null when unmapped. */
+  getJobMapping(integrationId: string, jobId: string): Promise<string | null>;
+  invalidate(integrationId: string): void;
+  clear(): void;
+  readonly size: number;
+  close(): Promise<void>;
+}
+
+interface Entry {
+  expiresAt: number;
+  value: Promise<unknown>;
+}
+
+export function createIntegrationCache(opts: IntegrationCacheOptions): IntegrationCache {
+  const { repository } = opts;
+  const ttlMs = opts.ttlMs ?? 30_000;
+  const maxEntries = opts.maxEntries ?? 10_000;
+  const reconnectDelayMs = opts.reconnectDelayMs ?? 1_000;
+  const now = opts.now ?? Date.now;
+  const entries = new Map<string, Entry>();
+  /** Bumped by every invalidation: a load that started before it is returned but not kept. */
+  let epoch = 0;
+  let closed = false;
+  let closing: Promise<void> | undefined;
+  let client: PoolClient | undefined;
+  let reconnectTimer: NodeJS.Timeout | undefined;
+
+  const integrationKey = (id: string): string => `i\u0000${id}`;
+  const mappingKey = (id: string, jobId: string): string => `j\u0000${id}\u0000${jobId}`;
+
+  function readThrough<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const hit = entries.get(key);
+    if (hit && hit.expiresAt > now()) {
+      // Refresh recency for the LRU order.
+      entries.delete(key);
+      entries.set(key, hit);
+      return hit.value as Promise<T>;
+    }
+    const startedAt = epoch;
+    const value = load();
+    const entry: Entry = { expiresAt: now() + ttlMs, value };
+    entries.delete(key);
+    entries.set(key, entry);
+    while (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
+    value.then(
+      () => {
+        if (startedAt !== epoch && entries.get(key) === entry) entries.delete(key);
+      },
+      () => {
+        if (entries.get(key) === entry) entries.delete(key);
+      },
+    );
+    return value;
+  }
+
+  function invalidate(integrationId: string): void {
+    epoch += 1;
+    const prefix = `\u0000${integrationId}`;
+    for (const key of entries.keys()) {
+      if (key.slice(1, 1 + prefix.length) === prefix) entries.delete(key);
+    }
+  }
+
+  function clear(): void {
+    epoch += 1;
+    entries.clear();
+  }
+
+  const unsubscribe = repository.onChange(invalidate);
+
+  async function subscribe(): Promise<void> {
+    if (!opts.listen || closed) return;
+    const c = await opts.listen.connect();
+    c.on('notification', (msg) => {
+      if (msg.channel === CHANGE_CHANNEL && msg.payload) invalidate(msg.payload);
+    });
+    c.on('error', () => {
+      // Changes may be missed while disconnected: forget everything and subscribe again.
+      clear();
+      if (client === c) client = undefined;
+      c.release(true);
+      scheduleRetry();
+    });
+    await c.query(`LISTEN ${CHANGE_CHANNEL}`);
+    client = c;
+    // Anything cached before the subscription may have changed unseen.
+    clear();
+  }
+
+  function scheduleRetry(): void {
+    if (closed) return;
+    reconnectTimer = setTimeout(() => void subscribe().catch(() => scheduleRetry()), reconnectDelayMs);
+    reconnectTimer.unref();
+  }
+
+  return {
+    start: subscribe,
+    getIntegration: (id) => readThrough(integrationKey(id), () => repository.getIntegration(id)),
+    getJobMapping: (integrationId, jobId) => readThrough(mappingKey(integrationId, jobId), () => repository.findJobMapping(integrationId, jobId)),
+    invalidate,
+    clear,
+    get size() {
+      return entries.size;
+    },
+    close() {
+      return (closing ??= (async () => {
+        closed = true;
+        unsubscribe();
+        if (reconnectTimer) clearTimeout(reconnectTimer);
+        const c = client;
+        client = undefined;
+        if (c) {
+          try {
+            await c.query(`UNLISTEN ${CHANGE_CHANNEL}`);
+            c.release();
+          } catch {
+            c.release(true);
+          }
+        }
+        entries.clear();
+      })());
+    },
+  };
+}

@@ -1,0 +1,344 @@
+/**
+ * `npm run integrations -- <command>`: the operators' view of the integration registry. Same
+ * validation and repository as the HTTP API; secrets are shown masked, tokens once.
+ */
+import { readFile } from 'node:fs/promises';
+import { text } from 'node:stream/consumers';
+import { runMain, UsageError } from '../lib/cli.ts';
+import { Keyring } from '../lib/crypto/keyring.ts';
+import { createPool } from '../lib/db.ts';
+import { PLATFORMS, type Credentials, type Platform } from '../lib/integration.ts';
+import { RegistryError } from '../lib/integrations/errors.ts';
+import { maskCredentials } from '../lib/integrations/masking.ts';
+import { createIntegrationRepository, type IntegrationRecord, type IntegrationRepository } from '../lib/integrations/repository.ts';
+import { formatFieldErrors, validateNewIntegration, validatePatch, type FieldError } from '../lib/integrations/validation.ts';
+import { renderFields, renderTable } from '../lib/text-table.ts';
+
+const COMMON = `Environment: DATABASE_URL, ATS_RELAY_ENCRYPTION_KEYS (required).`;
+
+const USAGE: Record<string, string> = {
+  '': `Usage: npm run integrations -- <command> [options]
+
+Commands:
+  add          Create an integration for a company
+  list         List integrations (all, or one company's)
+  show         Show one integration (credentials masked) and its job mappings
+  update       Change an integration (optimistic locking on its version)
+  disable      Stop deliveries to an integration (enable: start again)
+  enable       Re-enable a disabled integration
+  map-job      Map our job id to the ATS's job id (or --remove the mapping)
+  rotate-keys  Re-encrypt every credential with the newest key of ATS_RELAY_ENCRYPTION_KEYS
+  create-token Create an API token (shown once)
+  revoke-token Revoke an API token
+
+Run \`npm run integrations -- <command> --help\` for a command's options.
+${COMMON}`,
+  add: `Usage: npm run integrations -- add --company <id> --platform <platform> --name <name>
+         --settings '<json>' (--credentials '<json>' | --credentials-file <path|->)
+         [--api-base-url <url>] [--disabled] [--allow-missing-resume] [--json]
+
+Platforms: ${PLATFORMS.join(', ')}.
+Settings: greenhouse {"apiVersion":"v3","onBehalfOf":"123"}  lever {"performAs":"<user id>"}
+  workable {"subdomain":"acme"}  ashby {}  generic {"url":"https://…","method":"POST","authStyle":"bearer","fieldMapping":{}}
+Credentials: greenhouse v1 {"apiKey"}, v3 {"clientId","clientSecret"}; lever {"apiKey"}; workable {"token"};
+  ashby {"apiKey"}; generic {"signingSecret"} plus apiKey (header) | token (bearer) | username+password (basic).
+Prefer --credentials-file (or - for stdin): command-line arguments end up in shell history.
+${COMMON}`,
+  list: `Usage: npm run integrations -- list [--company <id>] [--platform <platform>] [--json]
+${COMMON}`,
+  show: `Usage: npm run integrations -- show <integration id> [--json]
+${COMMON}`,
+  update: `Usage: npm run integrations -- update <integration id> [--name <name>] [--settings '<json>']
+         [--credentials '<json>' | --credentials-file <path|->] [--api-base-url <url|"">]
+         [--allow-missing-resume true|false] [--version <n>] [--json]
+
+--settings is merged key by key over the stored settings (null removes a key); credentials are replaced
+as a whole. --version defaults to the version just read: a concurrent change still fails with a conflict.
+${COMMON}`,
+  disable: `Usage: npm run integrations -- disable <integration id>
+${COMMON}`,
+  enable: `Usage: npm run integrations -- enable <integration id>
+${COMMON}`,
+  'map-job': `Usage: npm run integrations -- map-job <integration id> <our job id> <ATS job id>
+       npm run integrations -- map-job <integration id> <our job id> --remove
+       npm run integrations -- map-job <integration id>            (list the mappings)
+${COMMON}`,
+  'rotate-keys': `Usage: npm run integrations -- rotate-keys
+
+Re-encrypts every stored credential with the first key of ATS_RELAY_ENCRYPTION_KEYS. Rotation:
+  1. prepend a new key: ATS_RELAY_ENCRYPTION_KEYS="k2:<new>,k1:<old>" and roll it out to every process;
+  2. run rotate-keys;  3. remove k1 from the variable.
+${COMMON}`,
+  'create-token': `Usage: npm run integrations -- create-token (--admin | --company <id>) --name <description>
+
+Prints the token once; only its SHA-256 is stored. An admin token sees every company.
+${COMMON}`,
+  'revoke-token': `Usage: npm run integrations -- revoke-token <token id>
+${COMMON}`,
+};
+
+/** Options each command accepts (runMain parses the union; anything else is a usage error). */
+const ALLOWED: Record<string, string[]> = {
+  add: ['company', 'platform', 'name', 'settings', 'credentials', 'credentials-file', 'api-base-url', 'disabled', 'allow-missing-resume', 'json'],
+  list: ['company', 'platform', 'json'],
+  show: ['json'],
+  update: ['name', 'settings', 'credentials', 'credentials-file', 'api-base-url', 'allow-missing-resume', 'version', 'json'],
+  disable: [],
+  enable: [],
+  'map-job': ['remove'],
+  'rotate-keys': [],
+  'create-token': ['admin', 'company', 'name'],
+  'revoke-token': [],
+};
+
+/** The command named first on the line (chooses the --help text before the arguments are parsed). */
+const helpTopic = process.argv[2] && !process.argv[2].startsWith('-') ? process.argv[2] : '';
+let command = '';
+
+class InvalidInput extends Error {
+  constructor(readonly fields: FieldError[]) {
+    super(formatFieldErrors(fields));
+  }
+}
+
+function parseJson(option: string, raw: string): unknown {
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch (err) {
+    throw new UsageError(`--${option} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+async function readCredentials(values: Values): Promise<Credentials | undefined> {
+  if (values.credentials !== undefined && values['credentials-file'] !== undefined) {
+    throw new UsageError('give --credentials or --credentials-file, not both');
+  }
+  if (values.credentials !== undefined) return parseJson('credentials', values.credentials) as Credentials;
+  const file = values['credentials-file'];
+  if (file === undefined) return undefined;
+  const raw = file === '-' ? await text(process.stdin) : await readFile(file, 'utf8');
+  return parseJson('credentials-file', raw) as Credentials;
+}
+
+function parseBool(option: string, raw: string | boolean | undefined): boolean | undefined {
+  if (raw === undefined || typeof raw === 'boolean') return raw;
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  throw new UsageError(`--${option} must be true or false, got "${raw}"`);
+}
+
+function needId(positionals: string[], what = 'integration id'): string {
+  const id = positionals[1];
+  if (!id) throw new UsageError(`${command} needs an ${what}\n\n${USAGE[command]}`);
+  return id;
+}
+
+async function load(repo: IntegrationRepository, id: string): Promise<IntegrationRecord> {
+  const found = await repo.getIntegration(id);
+  if (!found) throw new RegistryError('not_found', `integration ${id} not found`, { retriable: false, status: 404 });
+  return found;
+}
+
+function integrationFields(i: IntegrationRecord): Array<[string, string | number | boolean | null]> {
+  return [
+    ['id', i.id],
+    ['company', i.companyId],
+    ['platform', i.platform],
+    ['name', i.name],
+    ['enabled', i.enabled],
+    ['version', i.version],
+    ['api base url', i.apiBaseUrl],
+    ['settings', JSON.stringify(i.settings)],
+    ['credentials', JSON.stringify(maskCredentials(i.credentials))],
+    ['allow missing resume', i.allowMissingResume],
+    ['key id', i.credentialsKeyId],
+    ['created', i.createdAt.toISOString()],
+    ['updated', i.updatedAt.toISOString()],
+    ['last delivery', i.lastDeliveryAt?.toISOString() ?? null],
+    ['last error', i.lastError],
+  ];
+}
+
+function jsonView(i: IntegrationRecord): Record<string, unknown> {
+  const { credentials, ...rest } = i;
+  return { ...rest, credentials: maskCredentials(credentials) };
+}
+
+const options = {
+  company: { type: 'string' },
+  platform: { type: 'string' },
+  name: { type: 'string' },
+  settings: { type: 'string' },
+  credentials: { type: 'string' },
+  'credentials-file': { type: 'string' },
+  'api-base-url': { type: 'string' },
+  disabled: { type: 'boolean' },
+  'allow-missing-resume': { type: 'string' },
+  version: { type: 'string' },
+  json: { type: 'boolean' },
+  remove: { type: 'boolean' },
+  admin: { type: 'boolean' },
+} as const;
+
+type Values = { [K in keyof typeof options]?: (typeof options)[K]['type'] extends 'boolean' ? boolean : string };
+
+// `--allow-missing-resume` alone means true on add.
+const argv = process.argv.slice(2).flatMap((a, i, all) =>
+  a === '--allow-missing-resume' && (all[i + 1] === undefined || all[i + 1]!.startsWith('-')) ? [a, 'true'] : [a],
+);
+
+await runMain(
+  {
+    name: 'integrations',
+    usage: USAGE[helpTopic] ?? USAGE['']!,
+    options,
+    async run({ config, values: parsed, positionals, onShutdown }) {
+      const values = parsed as Values;
+      command = positionals[0] ?? '';
+      if (!(command in ALLOWED)) throw new UsageError(command ? `unknown command "${command}"\n\n${USAGE['']}` : USAGE['']!);
+      const unexpected = Object.keys(values).filter((k) => !ALLOWED[command]!.includes(k));
+      if (unexpected.length) throw new UsageError(`${command} does not take ${unexpected.map((k) => `--${k}`).join(', ')}\n\n${USAGE[command]}`);
+
+      const keyring = new Keyring(config.crypto.encryptionKeys);
+      const pool = createPool(config.database, { max: 2, applicationName: 'ats-relay-integrations-cli' });
+      onShutdown(() => pool.end());
+      const repo = createIntegrationRepository({ pool, keyring });
+      const out = (s: string): void => void process.stdout.write(`${s}\n`);
+      const show = (i: IntegrationRecord): void => out(values.json ? JSON.stringify(jsonView(i), null, 2) : renderFields(integrationFields(i)));
+
+      try {
+        switch (command) {
+          case 'add': {
+            if (!values.company) throw new UsageError(`add needs --company\n\n${USAGE.add}`);
+            const body = {
+              platform: values.platform,
+              name: values.name,
+              settings: values.settings === undefined ? undefined : parseJson('settings', values.settings),
+              credentials: await readCredentials(values),
+              apiBaseUrl: values['api-base-url'] || null,
+              enabled: !values.disabled,
+              allowMissingResume: parseBool('allow-missing-resume', values['allow-missing-resume']) ?? false,
+            };
+            const checked = validateNewIntegration(body);
+            if (!checked.ok) throw new InvalidInput(checked.errors);
+            const created = await repo.createIntegration(values.company, checked.value);
+            show(created);
+            return;
+          }
+          case 'list': {
+            if (values.platform && !(PLATFORMS as readonly string[]).includes(values.platform)) {
+              throw new InvalidInput([{ field: 'platform', message: `must be one of: ${PLATFORMS.join(', ')}` }]);
+            }
+            const items = await repo.listIntegrations({ companyId: values.company, platform: values.platform as Platform | undefined });
+            if (values.json) return out(JSON.stringify(items.map(jsonView), null, 2));
+            out(
+              renderTable(items, [
+                { header: 'ID', value: (i) => i.id },
+                { header: 'COMPANY', value: (i) => i.companyId },
+                { header: 'PLATFORM', value: (i) => i.platform },
+                { header: 'NAME', value: (i) => i.name },
+                { header: 'ENABLED', value: (i) => (i.enabled ? 'yes' : 'no') },
+                { header: 'VERSION', value: (i) => i.version },
+                { header: 'KEY', value: (i) => i.credentialsKeyId },
+                { header: 'LAST DELIVERY', value: (i) => i.lastDeliveryAt?.toISOString() },
+                { header: 'LAST ERROR', value: (i) => i.lastError?.slice(0, 60) },
+              ]),
+            );
+            out(`${items.length} integration${items.length === 1 ? '' : 's'}`);
+            return;
+          }
+          case 'show': {
+            const i = await load(repo, needId(positionals));
+            const mappings = await repo.listJobMappings(i.id);
+            if (values.json) return out(JSON.stringify({ ...jsonView(i), jobMappings: mappings }, null, 2));
+            show(i);
+            out('');
+            out(mappings.length ? renderTable(mappings, [{ header: 'JOB', value: (m) => m.jobId }, { header: 'ATS JOB', value: (m) => m.externalJobId }]) : 'no job mappings');
+            return;
+          }
+          case 'update': {
+            const current = await load(repo, needId(positionals));
+            const body: Record<string, unknown> = { version: values.version === undefined ? current.version : Number(values.version) };
+            if (values.name !== undefined) body.name = values.name;
+            if (values.settings !== undefined) body.settings = parseJson('settings', values.settings);
+            const credentials = await readCredentials(values);
+            if (credentials !== undefined) body.credentials = credentials;
+            if (values['api-base-url'] !== undefined) body.apiBaseUrl = values['api-base-url'] || null;
+            const allow = parseBool('allow-missing-resume', values['allow-missing-resume']);
+            if (allow !== undefined) body.allowMissingResume = allow;
+            if (Object.keys(body).length === 1) throw new UsageError(`update needs at least one change\n\n${USAGE.update}`);
+            const checked = validatePatch(current, body);
+            if (!checked.ok) throw new InvalidInput(checked.errors);
+            const { patch, merged } = checked.value;
+            const updated = await repo.updateIntegration(current.id, patch.version, {
+              name: patch.name,
+              apiBaseUrl: patch.apiBaseUrl,
+              settings: patch.settings === undefined ? undefined : merged.settings,
+              credentials: patch.credentials,
+              allowMissingResume: patch.allowMissingResume,
+            });
+            show(updated);
+            return;
+          }
+          case 'disable':
+          case 'enable': {
+            const current = await load(repo, needId(positionals));
+            const updated = await repo.updateIntegration(current.id, current.version, { enabled: command === 'enable' });
+            out(`integration ${updated.id} ${updated.enabled ? 'enabled' : 'disabled'} (version ${updated.version})`);
+            return;
+          }
+          case 'map-job': {
+            const id = needId(positionals);
+            const [, , jobId, externalJobId] = positionals;
+            if (!jobId) {
+              const mappings = await repo.listJobMappings(id);
+              out(renderTable(mappings, [{ header: 'JOB', value: (m) => m.jobId }, { header: 'ATS JOB', value: (m) => m.externalJobId }]));
+              return;
+            }
+            if (values.remove) {
+              if (externalJobId) throw new UsageError(`--remove takes no ATS job id\n\n${USAGE['map-job']}`);
+              const removed = await repo.deleteJobMapping(id, jobId);
+              if (!removed) throw new RegistryError('not_found', `job ${jobId} is not mapped on integration ${id}`, { retriable: false, status: 404 });
+              out(`removed mapping of job ${jobId}`);
+              return;
+            }
+            if (!externalJobId) throw new UsageError(`map-job needs the ATS job id\n\n${USAGE['map-job']}`);
+            const { created } = await repo.putJobMapping(id, jobId, externalJobId);
+            out(`${created ? 'mapped' : 're-mapped'} job ${jobId} → ${externalJobId}`);
+            return;
+          }
+          case 'rotate-keys': {
+            const { rotated, keyId } = await repo.rotateKeys();
+            out(`re-encrypted ${rotated} integration${rotated === 1 ? '' : 's'} with key ${keyId}`);
+            return;
+          }
+          case 'create-token': {
+            if (!values.name) throw new UsageError(`create-token needs --name\n\n${USAGE['create-token']}`);
+            if (Boolean(values.admin) === Boolean(values.company)) throw new UsageError(`give exactly one of --admin or --company <id>\n\n${USAGE['create-token']}`);
+            const scope = values.admin ? ({ kind: 'admin' } as const) : ({ kind: 'company', companyId: values.company! } as const);
+            const created = await repo.createApiToken({ name: values.name, scope });
+            out(renderFields([['id', created.id], ['name', created.name], ['scope', values.admin ? 'admin' : `company:${values.company}`], ['token', created.token]]));
+            out('\nStore the token now: it is not shown again (only its hash is kept).');
+            return;
+          }
+          case 'revoke-token': {
+            const id = needId(positionals, 'API token id');
+            if (!(await repo.revokeApiToken(id))) throw new RegistryError('not_found', `active token ${id} not found`, { retriable: false, status: 404 });
+            out(`revoked token ${id}`);
+            return;
+          }
+        }
+      } catch (err) {
+        if (err instanceof InvalidInput) {
+          process.stderr.write(`integrations ${command}: invalid input:\n${err.fields.map((f) => `  ${f.field || '(input)'} ${f.message}`).join('\n')}\n`);
+          return 2;
+        }
+        if (err instanceof RegistryError) {
+          process.stderr.write(`integrations ${command}: ${err.message}\n`);
+          return err.code === 'version_conflict' ? 3 : 1;
+        }
+        throw err;
+      }
+    },
+  },
+  argv,
+);
