@@ -29,7 +29,6 @@ import {
 import {
   companyIdSchema,
   createIntegrationSchema,
-  integrationIdSchema,
   jobIdSchema,
   patchIntegrationSchema,
   validatePatch,
@@ -64,9 +63,10 @@ const PUBLIC_ROUTES = new Set(['/healthz', '/readyz']);
 
 // --- request schemas -------------------------------------------------------------------------------
 
-const integrationParams: JsonSchema = { type: 'object', required: ['id'], properties: { id: integrationIdSchema } };
+// Ids are not pattern-checked: an id that cannot exist is simply not found (404), like any unknown id.
+const integrationParams: JsonSchema = { type: 'object', required: ['id'], properties: { id: { type: 'string' } } };
 const companyParams: JsonSchema = { type: 'object', required: ['companyId'], properties: { companyId: companyIdSchema } };
-const jobParams: JsonSchema = { type: 'object', required: ['id', 'jobId'], properties: { id: integrationIdSchema, jobId: jobIdSchema } };
+const jobParams: JsonSchema = { type: 'object', required: ['id', 'jobId'], properties: { id: { type: 'string' }, jobId: jobIdSchema } };
 const jobMappingBody: JsonSchema = {
   type: 'object',
   additionalProperties: false,

@@ -250,8 +250,13 @@ export function createIntegrationRepository({ pool, keyring }: RepositoryOptions
 
   function open(row: Pick<IntegrationRow, 'id' | 'credentials_ciphertext' | 'credentials_key_id'>): Credentials {
     if (!row.credentials_ciphertext || !row.credentials_key_id) return {};
-    const plain = keyring.decrypt(unpack(row.credentials_key_id, row.credentials_ciphertext), aadFor(row.id));
-    return JSON.parse(plain.toString('utf8')) as Credentials;
+    try {
+      const plain = keyring.decrypt(unpack(row.credentials_key_id, row.credentials_ciphertext), aadFor(row.id));
+      return JSON.parse(plain.toString('utf8')) as Credentials;
+    } catch (err) {
+      if (!(err instanceof CryptoError)) throw err;
+      throw new CryptoError(err.code, `integration ${row.id}: ${err.message}`, { retriable: false, cause: err, context: { ...err.context, integrationId: row.id } });
+    }
   }
 
   function toRecord(r: IntegrationRow): IntegrationRecord {
@@ -338,6 +343,7 @@ export function createIntegrationRepository({ pool, keyring }: RepositoryOptions
     },
 
     async updateIntegration(id, expectedVersion, changes, scope) {
+      if (!UUID.test(id)) throw notFound('integration', id);
       const params: unknown[] = [id, expectedVersion];
       const sets: string[] = [];
       const set = (column: string, value: unknown): void => {
@@ -367,12 +373,10 @@ export function createIntegrationRepository({ pool, keyring }: RepositoryOptions
       }
       // Nothing updated: either it is not there (for this scope) or someone else moved the version on.
       const checkParams: unknown[] = [id];
-      const current = UUID.test(id)
-        ? await pool.query<{ version: number }>(
-            `SELECT version FROM integrations WHERE id = $1 AND deleted_at IS NULL${scopeClause(scope, checkParams)}`,
-            checkParams,
-          )
-        : { rows: [] };
+      const current = await pool.query<{ version: number }>(
+        `SELECT version FROM integrations WHERE id = $1 AND deleted_at IS NULL${scopeClause(scope, checkParams)}`,
+        checkParams,
+      );
       const row = current.rows[0];
       if (!row) throw notFound('integration', id);
       throw versionConflict(id, expectedVersion, row.version);

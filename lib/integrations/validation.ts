@@ -23,11 +23,6 @@ const urlString: JsonSchema = { type: 'string', maxLength: 2048, format: 'uri' }
 export const companyIdSchema = idString('letters, digits, ".", "_", ":" or "-", starting with a letter or digit');
 /** Our job id (the job board's). */
 export const jobIdSchema = idString('letters, digits, ".", "_", ":" or "-", starting with a letter or digit', 200);
-export const integrationIdSchema: JsonSchema = {
-  type: 'string',
-  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
-  description: 'a UUID',
-};
 
 export const settingsSchemas: Readonly<Record<Platform, JsonSchema>> = {
   greenhouse: {
