@@ -1,0 +1,144 @@
+/**
+ * The one thin adapter over kafkajs. Everything else builds clients here and imports the few Kafka
+ * types it needs from here, so a swap to @confluentinc/kafka-javascript or @platformatic/kafka
+ * touches this file (and lib/topics.ts), not the producers and consumers.
+ *
+ * kafkajs logs go to pino (namespace and broker fields kept, level mapped); errors leave through
+ * `kafkaError()` as RelayError with kafkajs' own `retriable` verdict.
+ */
+import kafkajs, {
+  Kafka,
+  logLevel,
+  Partitioners,
+  type Admin,
+  type Consumer,
+  type ConsumerConfig,
+  type IHeaders,
+  type LogEntry,
+  type Message,
+  type Producer,
+  type RecordMetadata,
+  type RetryOptions,
+} from 'kafkajs';
+import type { Config } from './config.ts';
+import { RelayError } from './errors.ts';
+import type { Logger } from './logger.ts';
+
+// Not visible to Node's named-export detection for this CommonJS package; read it off the default export.
+const { ConfigResourceTypes } = kafkajs;
+export { ConfigResourceTypes };
+export type { Admin, Consumer, IHeaders, Kafka, Message, Producer, RecordMetadata, RetryOptions };
+
+export interface KafkaOptions {
+  /** Suffix of the client id (`<clientId>-<suffix>`), e.g. the process name. */
+  clientIdSuffix?: string;
+  /** Connection-level retries (connect, metadata, admin calls). Defaults: kafkajs' (5 retries, ≈10 s). */
+  retry?: RetryOptions;
+  connectionTimeoutMs?: number;
+  requestTimeoutMs?: number;
+}
+
+const PINO_LEVEL: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+/**
+ * kafkajs warns about this on every idempotent producer with bounded retries. We bound them on purpose:
+ * a caller gets a typed, retriable error instead of an endless wait, and event ids make its retry safe.
+ */
+const EXPECTED_WARNINGS = ['Limiting retries for the idempotent producer may invalidate EoS guarantees'];
+
+/** kafkajs' INFO is chatty (every connect and group join); it is logged at debug unless it is a problem. */
+function kafkaLogLevel(logger: Logger): logLevel {
+  if (logger.isLevelEnabled('debug')) return logLevel.DEBUG;
+  if (logger.isLevelEnabled('warn')) return logLevel.WARN;
+  if (logger.isLevelEnabled('error')) return logLevel.ERROR;
+  return logLevel.NOTHING;
+}
+
+function pinoLogCreator(logger: Logger) {
+  const kafkaLogger = logger.child({ component: 'kafkajs' });
+  return () =>
+    ({ namespace, level, log }: LogEntry): void => {
+      const { message, timestamp: _timestamp, ...extra } = log;
+      const pinoLevel = EXPECTED_WARNINGS.includes(message) ? 'debug' : (PINO_LEVEL[level] ?? 'info');
+      kafkaLogger[pinoLevel]({ namespace, ...extra }, message);
+    };
+}
+
+export function createKafka(kafka: Config['kafka'], logger: Logger, opts: KafkaOptions = {}): Kafka {
+  return new Kafka({
+    clientId: opts.clientIdSuffix ? `${kafka.clientId}-${opts.clientIdSuffix}` : kafka.clientId,
+    brokers: kafka.brokers,
+    logLevel: kafkaLogLevel(logger),
+    logCreator: pinoLogCreator(logger),
+    ...(opts.retry ? { retry: opts.retry } : {}),
+    ...(opts.connectionTimeoutMs ? { connectionTimeout: opts.connectionTimeoutMs } : {}),
+    ...(opts.requestTimeoutMs ? { requestTimeout: opts.requestTimeoutMs } : {}),
+  });
+}
+
+export interface ProducerOptions {
+  /** Idempotent producer (default true): no duplicates or reordering from the client's own retries. */
+  idempotent?: boolean;
+  /**
+   * Retries of one send before it fails with a retriable error. Bounded by default (8 tries with
+   * backoff up to 5 s, about 25 s in all) so a broker outage surfaces instead of hanging the caller.
+   */
+  retry?: RetryOptions;
+}
+
+export const DEFAULT_SEND_RETRY: RetryOptions = { retries: 8, initialRetryTime: 300, maxRetryTime: 5_000 };
+
+/**
+ * A producer for events whose per-key order matters: idempotent, one request in flight per broker
+ * (so retries cannot reorder), Java-compatible murmur2 partitioning (same key → same partition as
+ * any other client). Sends must pass `acks: ACKS_ALL`.
+ */
+export function createProducer(kafka: Kafka, opts: ProducerOptions = {}): Producer {
+  return kafka.producer({
+    idempotent: opts.idempotent ?? true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: opts.retry ?? DEFAULT_SEND_RETRY,
+  });
+}
+
+/** acks = -1: the leader waits for the full in-sync replica set. Required by the idempotent producer. */
+export const ACKS_ALL = -1;
+
+export function createConsumer(kafka: Kafka, config: ConsumerConfig): Consumer {
+  return kafka.consumer(config);
+}
+
+export async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export type KafkaErrorCode = 'kafka_unavailable' | 'kafka_rejected';
+
+/**
+ * A kafkajs failure as a RelayError: `kafka_unavailable` (retriable: broker down, timeouts, leader
+ * changes, retries exhausted) or `kafka_rejected` (the broker refused the request for good, e.g.
+ * a record too large or an unknown topic with auto-creation off).
+ */
+export function kafkaError(err: unknown, message: string, context: Record<string, unknown> = {}): RelayError<KafkaErrorCode> {
+  if (err instanceof RelayError) return err as RelayError<KafkaErrorCode>;
+  const e = err as { name?: string; message?: string; retriable?: boolean; type?: string };
+  // Retries exhausted on a retriable error is still retriable for the caller (a later attempt may work).
+  const retriable = e.retriable !== false || e.name === 'KafkaJSNumberOfRetriesExceeded' || e.name === 'KafkaJSConnectionError';
+  return new RelayError(retriable ? 'kafka_unavailable' : 'kafka_rejected', `${message}: ${e.message ?? String(err)}`, {
+    retriable,
+    cause: err,
+    context: { ...context, kafkaError: e.type ?? e.name },
+  });
+}

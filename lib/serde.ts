@@ -1,0 +1,162 @@
+/**
+ * ApplicationSubmitted ⇄ bytes, through the Confluent-compatible Schema Registry.
+ *
+ * Wire format (Confluent): magic byte 0, the schema id as a 4-byte big-endian integer, the Avro body.
+ * Subjects use the topic name strategy (`<topic>-value`) with BACKWARD compatibility: consumers on the
+ * new schema read old records, and since fields are only ever added with defaults, old consumers read
+ * new records too.
+ *
+ * `decode` always resolves the writer's schema into this codec's own (the reader), so a consumer built
+ * on version N sees exactly the fields of version N, whatever version produced the record.
+ */
+import { readFileSync } from 'node:fs';
+import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import avro from 'avsc';
+import type { ApplicationSubmitted } from './application.ts';
+import { RelayError } from './errors.ts';
+
+export const APPLICATION_SCHEMA_FILE = new URL('../schemas/application-submitted.avsc', import.meta.url);
+
+/** The contract in schemas/application-submitted.avsc, parsed. */
+export function loadApplicationSchema(): avro.Schema {
+  return JSON.parse(readFileSync(APPLICATION_SCHEMA_FILE, 'utf8')) as avro.Schema;
+}
+
+export const SERDE_ERROR_CODES = ['registry_unavailable', 'schema_rejected', 'encode_failed', 'decode_failed'] as const;
+export type SerdeErrorCode = (typeof SERDE_ERROR_CODES)[number];
+
+export class SerdeError extends RelayError<SerdeErrorCode> {
+  override name = 'SerdeError';
+}
+
+export const MAGIC_BYTE = 0;
+const HEADER_BYTES = 5;
+
+export interface RegistryRetry {
+  /** Attempts after the first for one registry request (default 3). */
+  retries: number;
+  initialRetryTimeInSecs: number;
+  maxRetryTimeInSecs: number;
+}
+
+export interface EventCodecOptions {
+  registryUrl: string;
+  /** The subject is `<topic>-value` (topic name strategy). */
+  topic: string;
+  /** The schema this codec writes and reads as; default: the contract in schemas/. */
+  schema?: avro.Schema;
+  retry?: Partial<RegistryRetry>;
+}
+
+export interface EventCodec<T = ApplicationSubmitted> {
+  readonly subject: string;
+  /** Register (or find) the schema under the subject, with BACKWARD compatibility. Cached after the first call. */
+  register(): Promise<number>;
+  /** Confluent-framed Avro of `event` under the registered schema id (registers on first use). */
+  encode(event: T): Promise<Buffer>;
+  /** Decode any record of the subject, resolving the writer's schema into this codec's. */
+  decode(bytes: Buffer): Promise<T>;
+}
+
+const DEFAULT_RETRY: RegistryRetry = { retries: 3, initialRetryTimeInSecs: 0.1, maxRetryTimeInSecs: 2 };
+
+/**
+ * Errors from the registry client: no answer / 5xx → retriable `registry_unavailable`; 409/422 on
+ * register → `schema_rejected` (incompatible or invalid, a code change is needed).
+ */
+function registryError(err: unknown, action: string, context: Record<string, unknown>): SerdeError {
+  if (err instanceof SerdeError) return err;
+  const status = (err as { status?: number }).status;
+  const message = (err as Error).message ?? String(err);
+  if (status === 409 || status === 422) {
+    return new SerdeError('schema_rejected', `${action}: the registry rejected the schema: ${message}`, { retriable: false, status, cause: err, context });
+  }
+  return new SerdeError('registry_unavailable', `${action}: schema registry unavailable: ${message}`, { retriable: true, status, cause: err, context });
+}
+
+export function createEventCodec<T = ApplicationSubmitted>(opts: EventCodecOptions): EventCodec<T> {
+  const retry = { ...DEFAULT_RETRY, ...opts.retry, factor: 0.2, multiplier: 2 };
+  const registry = new SchemaRegistry({ host: opts.registryUrl, retry });
+  const schema = opts.schema ?? loadApplicationSchema();
+  const readerType = avro.Type.forSchema(schema);
+  const subject = `${opts.topic}-value`;
+  let schemaId: Promise<number> | undefined;
+  /** Writer schema id → resolver into the reader type (or the reader type itself when identical). */
+  const readers = new Map<number, Promise<(body: Buffer) => T>>();
+
+  function register(): Promise<number> {
+    schemaId ??= registry
+      .register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject, compatibility: COMPATIBILITY.BACKWARD })
+      .then((r) => r.id)
+      .catch((err: unknown) => {
+        schemaId = undefined; // a later call tries again
+        throw registryError(err, 'register', { subject });
+      });
+    return schemaId;
+  }
+
+  function readerFor(id: number): Promise<(body: Buffer) => T> {
+    let reader = readers.get(id);
+    if (!reader) {
+      reader = registry.getSchema(id).then(
+        (writer) => {
+          const writerType = writer as unknown as avro.Type;
+          if (writerType.equals(readerType)) return (body: Buffer) => readerType.fromBuffer(body) as T;
+          const resolver = readerType.createResolver(writerType);
+          return (body: Buffer) => readerType.fromBuffer(body, resolver) as T;
+        },
+        (err: unknown) => {
+          readers.delete(id);
+          if ((err as { status?: number }).status === 404) {
+            throw new SerdeError('decode_failed', `schema id ${id} is not in the registry`, { retriable: false, status: 404, cause: err, context: { schemaId: id } });
+          }
+          throw registryError(err, 'fetch schema', { schemaId: id });
+        },
+      );
+      readers.set(id, reader);
+    }
+    return reader;
+  }
+
+  return {
+    subject,
+    register,
+
+    async encode(event) {
+      const id = await register();
+      try {
+        return await registry.encode(id, event);
+      } catch (err) {
+        const paths = (err as { paths?: string[][] }).paths;
+        if (paths) {
+          throw new SerdeError('encode_failed', `event does not match the schema at ${paths.map((p) => p.join('.')).join(', ')}`, {
+            retriable: false,
+            cause: err,
+            context: { subject, schemaId: id, fields: paths.map((p) => p.join('.')) },
+          });
+        }
+        throw registryError(err, 'encode', { subject, schemaId: id });
+      }
+    },
+
+    async decode(bytes) {
+      if (bytes.length < HEADER_BYTES || bytes[0] !== MAGIC_BYTE) {
+        throw new SerdeError('decode_failed', `not Confluent-framed Avro (${bytes.length} bytes, first byte ${bytes[0] ?? 'none'})`, {
+          retriable: false,
+          context: { subject },
+        });
+      }
+      const id = bytes.readInt32BE(1);
+      const read = await readerFor(id);
+      try {
+        return read(bytes.subarray(HEADER_BYTES));
+      } catch (err) {
+        throw new SerdeError('decode_failed', `undecodable Avro body for schema id ${id}: ${(err as Error).message}`, {
+          retriable: false,
+          cause: err,
+          context: { subject, schemaId: id },
+        });
+      }
+    },
+  };
+}

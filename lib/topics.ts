@@ -1,0 +1,154 @@
+/**
+ * The topics ats-relay owns, derived from `config.topics`: the main topic, one per retry tier and
+ * the DLQ. `ensureTopics` creates what is missing and reports drift without changing anything that
+ * holds data (partitions are never reduced, nothing is deleted; adding partitions moves keys, so that
+ * is left to an operator's decision too).
+ */
+import type { TopicsConfig } from './config.ts';
+import { ConfigResourceTypes, type Admin } from './kafka.ts';
+
+export type TopicRole = 'main' | 'retry' | 'dlq';
+
+export interface TopicSpec {
+  topic: string;
+  role: TopicRole;
+  partitions: number;
+  replicationFactor: number;
+  /** Topic-level configs set at creation and compared afterwards (retention.ms, cleanup.policy, …). */
+  configs: Record<string, string>;
+}
+
+/**
+ * Retry tiers and the DLQ get at least the main topic's partitions (`retryPartitions` may raise
+ * theirs, never lower it), so a tier never becomes the bottleneck of the consumers that replay it.
+ */
+export function topicSpecs(topics: TopicsConfig, opts: { retryPartitions?: number } = {}): TopicSpec[] {
+  const base = (retentionMs: number): Record<string, string> => ({
+    'cleanup.policy': 'delete',
+    'retention.ms': String(retentionMs),
+    // With acks=all, a write needs this many in-sync replicas; 2 of 3 survives one broker down.
+    'min.insync.replicas': String(topics.replicationFactor >= 3 ? 2 : 1),
+  });
+  const main = topics.partitions;
+  const tiers = Math.max(main, opts.retryPartitions ?? main);
+  return [
+    { topic: topics.applications, role: 'main', partitions: main, replicationFactor: topics.replicationFactor, configs: base(topics.retentionMs) },
+    ...topics.retryTiers.map(
+      (tier): TopicSpec => ({
+        topic: tier.topic,
+        role: 'retry',
+        partitions: tiers,
+        replicationFactor: topics.replicationFactor,
+        configs: base(topics.retentionMs),
+      }),
+    ),
+    {
+      topic: topics.dlq,
+      role: 'dlq',
+      partitions: tiers,
+      replicationFactor: topics.replicationFactor,
+      configs: base(topics.dlqRetentionMs),
+    },
+  ];
+}
+
+export type TopicStatus = 'created' | 'ok' | 'drift';
+
+export interface TopicReport {
+  topic: string;
+  role: TopicRole;
+  status: TopicStatus;
+  partitions: number;
+  replicationFactor: number;
+  configs: Record<string, string>;
+  /** What differs from the spec, e.g. `partitions: 3 < 12 configured`. */
+  drift: string[];
+}
+
+export interface TopicDescription {
+  topic: string;
+  exists: boolean;
+  partitions: number;
+  replicationFactor: number;
+  configs: Record<string, string>;
+}
+
+/** Partition count, replication factor and the spec's configs of each topic as the cluster has them. */
+export async function describeTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<TopicDescription[]> {
+  const existing = new Set(await admin.listTopics());
+  const present = specs.filter((s) => existing.has(s.topic));
+  const metadata = present.length ? (await admin.fetchTopicMetadata({ topics: present.map((s) => s.topic) })).topics : [];
+  const configs = present.length
+    ? (
+        await admin.describeConfigs({
+          includeSynonyms: false,
+          resources: present.map((s) => ({ type: ConfigResourceTypes.TOPIC, name: s.topic, configNames: Object.keys(s.configs) })),
+        })
+      ).resources
+    : [];
+  return specs.map((spec) => {
+    const meta = metadata.find((m) => m.name === spec.topic);
+    if (!meta) return { topic: spec.topic, exists: false, partitions: 0, replicationFactor: 0, configs: {} };
+    const entries = configs.find((r) => r.resourceName === spec.topic)?.configEntries ?? [];
+    return {
+      topic: spec.topic,
+      exists: true,
+      partitions: meta.partitions.length,
+      replicationFactor: Math.min(...meta.partitions.map((p) => p.replicas.length)),
+      configs: Object.fromEntries(entries.map((e) => [e.configName, e.configValue])),
+    };
+  });
+}
+
+function driftOf(spec: TopicSpec, actual: TopicDescription): string[] {
+  const drift: string[] = [];
+  if (actual.partitions < spec.partitions) drift.push(`partitions: ${actual.partitions} < ${spec.partitions} configured`);
+  if (actual.replicationFactor < spec.replicationFactor) {
+    drift.push(`replication factor: ${actual.replicationFactor} < ${spec.replicationFactor} configured`);
+  }
+  for (const [name, wanted] of Object.entries(spec.configs)) {
+    const got = actual.configs[name];
+    if (got !== wanted) drift.push(`${name}: ${got ?? '(unset)'} ≠ ${wanted} configured`);
+  }
+  return drift;
+}
+
+/**
+ * Create the missing topics (waiting for their leaders) and compare the others with their spec.
+ * Idempotent: a second run reports `ok` for all. More partitions than configured is not drift.
+ */
+export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<TopicReport[]> {
+  const before = await describeTopics(admin, specs);
+  const missing = specs.filter((s) => !before.find((d) => d.topic === s.topic)?.exists);
+  if (missing.length) {
+    try {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((s) => ({
+          topic: s.topic,
+          numPartitions: s.partitions,
+          replicationFactor: s.replicationFactor,
+          configEntries: Object.entries(s.configs).map(([name, value]) => ({ name, value })),
+        })),
+      });
+    } catch (err) {
+      // Another process created one of them first; the description below tells what is there.
+      if ((err as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS' && !/already exists/i.test((err as Error).message)) throw err;
+    }
+  }
+  const after = await describeTopics(admin, specs);
+  return specs.map((spec, i) => {
+    const actual = after[i]!;
+    const drift = actual.exists ? driftOf(spec, actual) : ['missing after create'];
+    const created = missing.includes(spec);
+    return {
+      topic: spec.topic,
+      role: spec.role,
+      status: drift.length ? 'drift' : created ? 'created' : 'ok',
+      partitions: actual.partitions,
+      replicationFactor: actual.replicationFactor,
+      configs: actual.configs,
+      drift,
+    };
+  });
+}
