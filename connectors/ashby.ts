@@ -1,0 +1,177 @@
+/**
+ * Ashby: RPC over POST (https://api.ashbyhq.com/{category.method}), Basic auth (API key as user).
+ * Business errors come back as HTTP 200 with `success: false` and a code (`errorInfo.code`, or the
+ * older `errors[]`), mapped below. Each step looks before it writes, so a retry resumes where the
+ * last attempt stopped:
+ *   candidate.search {email} → (candidate.create) → resume: file.createFileUploadHandle → PUT bytes
+ *   → candidate.uploadResume {resumeHandle} (skipped when the candidate already has a resume)
+ *   → application.create (skipped when an application for the job exists: that is a delivered one).
+ */
+import type { ApplicationSubmitted } from '../lib/application.ts';
+import type { AshbySettings, Integration } from '../lib/integration.ts';
+import { AtsError, scrubSecrets, type AtsErrorCode } from './ats-error.ts';
+import type { HttpResponse } from './http.ts';
+import { loadResume, type Resume } from './resume.ts';
+import type { Connector, ConnectorDeps, DeliveryResult } from './types.ts';
+import { baseUrl, basicKeyAuth, isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
+
+const ASHBY_URL = 'https://api.ashbyhq.com';
+
+interface AshbyCandidate {
+  id: string;
+  applicationIds?: string[];
+  resumeFileHandle?: { handle?: string } | null;
+}
+interface AshbyApplication {
+  id: string;
+  job?: { id: string };
+  jobId?: string;
+}
+interface Envelope {
+  success?: boolean;
+  results?: unknown;
+  errors?: unknown[];
+  errorInfo?: { code?: string; message?: string };
+}
+
+/** Ashby error code → our code. Codes not listed (or unknown) are unexpected_response. */
+export function ashbyCode(code: string): AtsErrorCode {
+  if (/job_not_found|jobposting_not_found|job_posting_not_found/i.test(code)) return 'job_not_found';
+  if (/already_exists|duplicate/i.test(code)) return 'duplicate';
+  if (/permission|forbidden|not_allowed/i.test(code)) return 'forbidden';
+  if (/invalid|missing|required|_not_found|too_large|unsupported/i.test(code)) return 'validation_failed';
+  if (/rate_limit/i.test(code)) return 'rate_limited';
+  return 'unexpected_response';
+}
+
+function messageOf(body: unknown): string | undefined {
+  const b = body as Envelope | undefined;
+  if (!b || typeof b !== 'object') return undefined;
+  if (b.errorInfo) return [b.errorInfo.code, b.errorInfo.message].filter(Boolean).join(': ');
+  return Array.isArray(b.errors) ? b.errors.map(String).join('; ') : undefined;
+}
+
+export class AshbyConnector implements Connector {
+  readonly platform = 'ashby' as const;
+
+  constructor(private readonly deps: ConnectorDeps) {}
+
+  async deliver(a: ApplicationSubmitted, integration: Integration, signal?: AbortSignal): Promise<DeliveryResult> {
+    const settings = integration.settings as AshbySettings;
+    const client = new VendorClient(this.deps, { platform: 'ashby', integration, signal, messageOf });
+    const c = a.candidate;
+
+    const found = await this.rpc<AshbyCandidate[]>(client, 'candidate.search', { email: c.email });
+    let candidate = found[0];
+    if (candidate) {
+      for (const applicationId of candidate.applicationIds ?? []) {
+        const app = await this.rpc<AshbyApplication>(client, 'application.info', { applicationId });
+        if ((app.job?.id ?? app.jobId) === a.atsJobId) {
+          return { externalCandidateId: candidate.id, externalApplicationId: app.id, deduplicated: true };
+        }
+      }
+    }
+
+    // An existing candidate keeps the resume Ashby already has (uploading parses only into empty fields anyway).
+    const needsResume = !candidate?.resumeFileHandle;
+    const { resume, omitted } = needsResume
+      ? await loadResume(a, integration, this.deps.http, this.deps.resumeMaxBytes, signal)
+      : { resume: null, omitted: null };
+
+    if (!candidate) {
+      const linkOf = (type: string): string | undefined => c.links.find((l) => l.type.toLowerCase() === type)?.url;
+      candidate = await this.rpc<AshbyCandidate>(client, 'candidate.create', {
+        name: `${c.firstName} ${c.lastName}`.trim(),
+        email: c.email,
+        ...(c.phone ? { phoneNumber: c.phone } : {}),
+        ...(linkOf('linkedin') ? { linkedInUrl: linkOf('linkedin') } : {}),
+        ...(linkOf('github') ? { githubUrl: linkOf('github') } : {}),
+        ...(linkOf('website') ? { website: linkOf('website') } : {}),
+        ...(c.location ? { location: { city: c.location.city, region: c.location.region, country: c.location.country } } : {}),
+        ...(settings.sourceId ? { sourceId: settings.sourceId } : {}),
+      });
+      if (!candidate?.id) throw new AtsError('unexpected_response', 'ashby candidate.create returned no id', { context: client.context('candidate.create') });
+    }
+
+    if (resume) await this.uploadResume(client, candidate.id, resume);
+
+    const app = await this.rpc<AshbyApplication>(client, 'application.create', {
+      candidateId: candidate.id,
+      jobId: a.atsJobId,
+      ...(settings.sourceId ? { sourceId: settings.sourceId } : {}),
+    });
+    if (!app?.id) throw new AtsError('unexpected_response', 'ashby application.create returned no id', { context: client.context('application.create') });
+    return { externalCandidateId: candidate.id, externalApplicationId: app.id, deduplicated: false, resumeOmitted: omitted };
+  }
+
+  async testConnection(integration: Integration, signal?: AbortSignal): Promise<void> {
+    const client = new VendorClient(this.deps, { platform: 'ashby', integration, signal, messageOf });
+    await this.rpc(client, 'apiKey.info', {});
+  }
+
+  private async uploadResume(client: VendorClient, candidateId: string, resume: Resume): Promise<void> {
+    // Assumption (unconfirmed): the handle request takes filename/contentType/contentLength and answers {handle, url} for a PUT.
+    const upload = await this.rpc<{ handle?: string; url?: string }>(client, 'file.createFileUploadHandle', {
+      fileUploadContext: 'CandidateResume',
+      filename: resume.fileName,
+      contentType: resume.contentType,
+      contentLength: resume.bytes.length,
+    });
+    if (!upload?.handle || !upload.url) {
+      throw new AtsError('unexpected_response', 'ashby file.createFileUploadHandle returned no handle/url', { context: client.context('file.createFileUploadHandle') });
+    }
+    const step = 'resume.put';
+    const put = await client.request({
+      method: 'PUT',
+      url: upload.url,
+      headers: { 'content-type': resume.contentType },
+      body: resume.bytes,
+      step,
+    });
+    // An upload URL that expired or was refused is fixed by a retry, which asks for a fresh one.
+    if (!isSuccess(put.status)) throw client.fail(put, step, put.status < 500 && put.status !== 429 ? 'unavailable' : undefined);
+    await this.rpc(client, 'candidate.uploadResume', { candidateId, resumeHandle: upload.handle });
+  }
+
+  private async rpc<T>(client: VendorClient, method: string, body: Record<string, unknown>): Promise<T> {
+    const integration = client.integration;
+    const res = await client.request({
+      method: 'POST',
+      url: `${baseUrl(integration, ASHBY_URL)}/${method}`,
+      headers: {
+        authorization: basicKeyAuth(requireCredential(integration, 'apiKey')),
+        'content-type': 'application/json',
+        accept: 'application/json; version=1',
+      },
+      body: JSON.stringify(body),
+      step: method,
+    });
+    return this.unwrap<T>(client, res, method);
+  }
+
+  private unwrap<T>(client: VendorClient, res: HttpResponse, method: string): T {
+    const envelope = res.json() as Envelope | undefined;
+    if (!isSuccess(res.status)) {
+      // Missing key → 401; a wrong or deactivated key → 403; a key without the module permission → 403 + missing_endpoint_permission.
+      if (res.status === 403) {
+        const code = envelope?.errorInfo?.code ?? String(envelope?.errors?.[0] ?? '');
+        return this.throw(client.fail(res, method, /permission/i.test(code) ? 'forbidden' : 'auth_failed'));
+      }
+      return this.throw(client.fail(res, method, res.status === 404 ? 'unexpected_response' : undefined));
+    }
+    if (envelope?.success === true) return envelope.results as T;
+    if (envelope?.success === false) {
+      const code = envelope.errorInfo?.code ?? String(envelope.errors?.[0] ?? 'unknown');
+      const ours = ashbyCode(code);
+      const vendorMessage = scrubSecrets(messageOf(envelope) ?? code, Object.values(client.integration.credentials));
+      return this.throw(
+        new AtsError(ours, `ashby ${method} failed: ${ours}`, { status: res.status, vendorMessage, context: { ...client.context(method), ashbyCode: code } }),
+      );
+    }
+    return this.throw(client.unexpected(res, method, 'response is not an Ashby envelope'));
+  }
+
+  private throw(err: AtsError): never {
+    throw err;
+  }
+}

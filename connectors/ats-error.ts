@@ -1,0 +1,91 @@
+/**
+ * The one error a connector throws. Its `code` comes from a fixed list so the dispatcher can route
+ * by table; the connector that failed decides `retriable` (from the code); `retryAfterMs` is set
+ * only when the ATS (or our own rate limiter) said when to come back.
+ */
+import { RelayError, truncate } from '../lib/errors.ts';
+
+export const ATS_ERROR_CODES = [
+  'auth_failed',
+  'forbidden',
+  'validation_failed',
+  'job_not_found',
+  'duplicate',
+  'rate_limited',
+  'unavailable',
+  'timeout',
+  'network',
+  'unexpected_response',
+] as const;
+export type AtsErrorCode = (typeof ATS_ERROR_CODES)[number];
+
+/** Whether a later attempt can succeed without anyone changing anything. */
+export const RETRIABLE: Readonly<Record<AtsErrorCode, boolean>> = {
+  auth_failed: false,
+  forbidden: false,
+  validation_failed: false,
+  job_not_found: false,
+  duplicate: false,
+  rate_limited: true,
+  unavailable: true,
+  timeout: true,
+  network: true,
+  unexpected_response: false,
+};
+
+export interface AtsErrorOptions {
+  status?: number | undefined;
+  retryAfterMs?: number | undefined;
+  /** What the ATS said, already stripped of secrets; truncated here. */
+  vendorMessage?: string | undefined;
+  cause?: unknown;
+  context?: Record<string, unknown>;
+}
+
+export class AtsError extends RelayError<AtsErrorCode> {
+  override name = 'AtsError';
+  readonly retryAfterMs: number | undefined;
+  readonly vendorMessage: string | undefined;
+
+  constructor(code: AtsErrorCode, message: string, opts: AtsErrorOptions = {}) {
+    const vendorMessage = opts.vendorMessage === undefined ? undefined : truncate(opts.vendorMessage, 300);
+    super(code, message, {
+      retriable: RETRIABLE[code],
+      status: opts.status,
+      cause: opts.cause,
+      context: {
+        ...opts.context,
+        ...(opts.retryAfterMs === undefined ? {} : { retryAfterMs: opts.retryAfterMs }),
+        ...(vendorMessage === undefined ? {} : { vendorMessage }),
+      },
+    });
+    this.retryAfterMs = opts.retryAfterMs;
+    this.vendorMessage = vendorMessage;
+  }
+}
+
+/**
+ * HTTP status → code, for vendors that use status codes honestly. A connector overrides a row when
+ * its vendor says otherwise (Ashby's 200 + success:false, Greenhouse's 422 for an unknown job…).
+ * 404 means job_not_found because connectors only let a 404 through on calls naming the job.
+ */
+export function codeForStatus(status: number): AtsErrorCode {
+  if (status === 401) return 'auth_failed';
+  if (status === 403) return 'forbidden';
+  if (status === 404) return 'job_not_found';
+  if (status === 408) return 'timeout';
+  if (status === 409) return 'duplicate';
+  if (status === 429) return 'rate_limited';
+  if (status === 425 || status >= 500) return 'unavailable';
+  if (status === 400 || status === 422) return 'validation_failed';
+  return 'unexpected_response';
+}
+
+/** Replace any credential value that a vendor echoed back before the text leaves the connector. */
+export function scrubSecrets(text: string, secrets: Iterable<string | undefined>): string {
+  let out = text;
+  for (const s of secrets) {
+    if (s && s.length >= 4) out = out.split(s).join('****');
+  }
+  return out;
+}
