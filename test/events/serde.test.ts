@@ -1,0 +1,104 @@
+/**
+ * The Avro contract through the real registry: subject and compatibility, round trips, the
+ * Confluent wire format read by an independent decoder, schema evolution both ways, and the
+ * retriable / non-retriable error split.
+ */
+import type avro from 'avsc';
+import { describe, expect, it } from 'vitest';
+import type { ApplicationSubmitted } from '../../lib/application.ts';
+import { RelayError } from '../../lib/errors.ts';
+import { createEventCodec, loadApplicationSchema } from '../../lib/serde.ts';
+import { testConfig, uniqueName } from '../support/config.ts';
+import { independentDecode, sampleEvent } from './support.ts';
+
+const config = testConfig();
+const registryUrl = config.schemaRegistry.url;
+
+/** v2 of the contract: one more optional field, as the evolution rule allows. */
+function v2Schema(): avro.Schema {
+  const v1 = loadApplicationSchema() as { fields: object[] };
+  return { ...v1, fields: [...v1.fields, { name: 'referrerEmail', type: ['null', 'string'], default: null, doc: 'Who referred the candidate.' }] } as avro.Schema;
+}
+
+describe('ApplicationSubmitted serde', () => {
+  it('registers under <topic>-value with BACKWARD compatibility and round-trips an event', async () => {
+    const topic = uniqueName('apps');
+    const codec = createEventCodec({ registryUrl, topic });
+    const id = await codec.register();
+    expect(codec.subject).toBe(`${topic}-value`);
+    expect(await codec.register()).toBe(id); // cached
+
+    const config = (await (await fetch(`${registryUrl}/config/${topic}-value`)).json()) as { compatibilityLevel: string };
+    expect(config.compatibilityLevel).toBe('BACKWARD');
+
+    const event = sampleEvent();
+    const bytes = await codec.encode(event);
+    expect(bytes[0]).toBe(0);
+    expect(bytes.readInt32BE(1)).toBe(id);
+    expect(await codec.decode(bytes)).toEqual(event);
+    // A second codec (another process) decodes with the schema it fetches by id.
+    expect(await createEventCodec({ registryUrl, topic }).decode(bytes)).toEqual(event);
+  });
+
+  it('writes bytes an independent decoder reads: magic byte, schema id, Avro body', async () => {
+    const codec = createEventCodec({ registryUrl, topic: uniqueName('apps') });
+    const event = sampleEvent({ coverLetter: null, resume: null, extras: {}, candidate: { ...sampleEvent().candidate, phone: null, location: null, links: [] } });
+    const bytes = await codec.encode(event);
+    const decoded = await independentDecode(registryUrl, bytes);
+    expect(decoded.schemaId).toBe(await codec.register());
+    expect(decoded.value).toEqual(event);
+  });
+
+  it('evolves: v2 adds an optional field; a v1 consumer reads v2 records and a v2 consumer reads v1 records', async () => {
+    const topic = uniqueName('apps');
+    const v1 = createEventCodec({ registryUrl, topic });
+    const v2 = createEventCodec<ApplicationSubmitted & { referrerEmail: string | null }>({ registryUrl, topic, schema: v2Schema() });
+    const v1Id = await v1.register();
+    const v2Id = await v2.register();
+    expect(v2Id).not.toBe(v1Id);
+    const versions = (await (await fetch(`${registryUrl}/subjects/${topic}-value/versions`)).json()) as number[];
+    expect(versions).toHaveLength(2);
+
+    const event = sampleEvent();
+    const v2Bytes = await v2.encode({ ...event, referrerEmail: 'max@example.com' });
+    const v1Bytes = await v1.encode(event);
+    expect(v2Bytes.readInt32BE(1)).toBe(v2Id);
+
+    // Old consumer, new record: the new field is dropped, everything else intact.
+    expect(await v1.decode(v2Bytes)).toEqual(event);
+    // New consumer, old record: the new field takes its default.
+    expect(await v2.decode(v1Bytes)).toEqual({ ...event, referrerEmail: null });
+    expect(await v2.decode(v2Bytes)).toEqual({ ...event, referrerEmail: 'max@example.com' });
+  });
+
+  it('refuses a breaking change: a new field without a default is rejected by the registry', async () => {
+    const topic = uniqueName('apps');
+    await createEventCodec({ registryUrl, topic }).register();
+    const v1 = loadApplicationSchema() as { fields: object[] };
+    const breaking = { ...v1, fields: [...v1.fields, { name: 'mandatory', type: 'string' }] } as avro.Schema;
+    const err = await createEventCodec({ registryUrl, topic, schema: breaking }).register().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RelayError);
+    expect(err).toMatchObject({ code: 'schema_rejected', retriable: false });
+  });
+
+  it('tells undecodable bytes (not retriable) from an unreachable registry (retriable)', async () => {
+    const codec = createEventCodec({ registryUrl, topic: uniqueName('apps') });
+    await expect(codec.decode(Buffer.from('{"json":"not avro"}'))).rejects.toMatchObject({ code: 'decode_failed', retriable: false });
+    const bytes = await codec.encode(sampleEvent());
+    const truncated = bytes.subarray(0, 20);
+    await expect(codec.decode(truncated)).rejects.toMatchObject({ code: 'decode_failed', retriable: false });
+    const unknownId = Buffer.from(bytes);
+    unknownId.writeInt32BE(2_000_000_000, 1);
+    await expect(codec.decode(unknownId)).rejects.toMatchObject({ code: 'decode_failed', retriable: false });
+
+    const down = createEventCodec({ registryUrl: 'http://127.0.0.1:9/apis/ccompat/v7', topic: uniqueName('apps'), retry: { retries: 1, maxRetryTimeInSecs: 0.2 } });
+    await expect(down.encode(sampleEvent())).rejects.toMatchObject({ code: 'registry_unavailable', retriable: true });
+    await expect(down.decode(bytes)).rejects.toMatchObject({ code: 'registry_unavailable', retriable: true });
+  });
+
+  it('names the fields of an event that does not match the schema', async () => {
+    const codec = createEventCodec({ registryUrl, topic: uniqueName('apps') });
+    const bad = { ...sampleEvent(), occurredAt: 'yesterday' } as unknown as ApplicationSubmitted;
+    await expect(codec.encode(bad)).rejects.toMatchObject({ code: 'encode_failed', retriable: false, context: { fields: ['occurredAt'] } });
+  });
+});
