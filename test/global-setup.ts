@@ -3,7 +3,7 @@
  * ones named in the environment), migrates a database of the tests' own, and hands every test file
  * the environment to build its config from. What it started, it stops at the end.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
 import { envFromConfig, loadConfig } from '../lib/config.ts';
 import { childEnv } from '../lib/process-env.ts';
@@ -13,8 +13,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const env = childEnv();
   // Tests get their own database so they never touch the demo's data.
   env.DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/ats_relay_test';
-  // A throwaway keyring: tests prove encryption, not a particular key.
-  env.ATS_RELAY_ENCRYPTION_KEYS ??= `test2:${randomBytes(32).toString('base64')},test1:${randomBytes(32).toString('base64')}`;
+  // A test-only keyring, the same every run so rows left by earlier runs in the test database stay
+  // readable (consumers check every stored credential at start-up). Tests prove encryption, not a key.
+  env.ATS_RELAY_ENCRYPTION_KEYS ??= ['test2', 'test1'].map((id) => `${id}:${createHash('sha256').update(`ats-relay test key ${id}`).digest('base64')}`).join(',');
   env.ATS_ALLOW_PRIVATE_NETWORKS ??= 'true';
   env.LOG_LEVEL ??= 'warn';
   const config = loadConfig(env);

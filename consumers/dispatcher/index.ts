@@ -1,0 +1,132 @@
+/**
+ * Wires a delivery consumer: the dispatcher (group `ats-relay.dispatcher`, reads the main topic)
+ * or one retry tier (group `ats-relay.<tier>`, reads that tier's topic and holds each partition
+ * until its head record is due). Both run the same handler; start() joins the group, close()
+ * shuts down gracefully.
+ */
+import type { Config, RetryTier } from '../../lib/config.ts';
+import { Keyring } from '../../lib/crypto/keyring.ts';
+import { createPool } from '../../lib/db.ts';
+import { HEADER, headerInt } from '../../lib/headers.ts';
+import { createIntegrationCache } from '../../lib/integrations/cache.ts';
+import { createIntegrationRepository } from '../../lib/integrations/repository.ts';
+import { createKafka, createProducer } from '../../lib/kafka.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { createEventCodec } from '../../lib/serde.ts';
+import { createConnectors } from '../../connectors/index.ts';
+import { CircuitBreakers } from '../circuit-breaker.ts';
+import { StreamConsumer } from '../engine/stream-consumer.ts';
+import { createConsumerMetrics, type ConsumerMetrics } from '../metrics.ts';
+import { createRetryRouter } from '../retry-router.ts';
+import { createDeliveryHandler } from './handler.ts';
+
+export const GROUP_PREFIX = 'ats-relay';
+
+export type DeliveryRole = { role: 'dispatcher' } | { role: 'retry'; tier: string };
+
+export interface DeliveryConsumerOptions {
+  config: Config;
+  logger: Logger;
+  role: DeliveryRole;
+  /** Consumer group (default `ats-relay.dispatcher` / `ats-relay.<tier>`); tests pass unique ones. */
+  groupId?: string;
+  metrics?: ConsumerMetrics;
+  /** Time allowed for in-flight deliveries at shutdown before they are handed to the next tier. */
+  drainTimeoutMs?: number;
+}
+
+export interface DeliveryConsumer {
+  readonly groupId: string;
+  readonly metrics: ConsumerMetrics;
+  readonly ready: boolean;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function groupIdFor(role: DeliveryRole): string {
+  return role.role === 'dispatcher' ? `${GROUP_PREFIX}.dispatcher` : `${GROUP_PREFIX}.${role.tier}`;
+}
+
+export function tierByName(config: Config, name: string): RetryTier {
+  const tier = config.topics.retryTiers.find((t) => t.name === name || t.topic === name);
+  if (!tier) throw new Error(`unknown retry tier "${name}" (configured: ${config.topics.retryTiers.map((t) => t.name).join(', ')})`);
+  return tier;
+}
+
+export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryConsumer {
+  const { config, role } = opts;
+  const groupId = opts.groupId ?? groupIdFor(role);
+  const topic = role.role === 'dispatcher' ? config.topics.applications : tierByName(config, role.tier).topic;
+  const logger = opts.logger.child({ component: role.role === 'dispatcher' ? 'dispatcher' : `retry:${role.tier}`, group: groupId });
+  const metrics = opts.metrics ?? createConsumerMetrics(role.role === 'dispatcher' ? 'dispatcher' : role.tier);
+
+  const keyring = new Keyring(config.crypto.encryptionKeys);
+  const pool = createPool(config.database, { max: Math.min(20, Math.max(4, Math.ceil(config.dispatcher.maxInFlight / 8))), applicationName: `ats-relay ${groupId}` });
+  const repository = createIntegrationRepository({ pool, keyring });
+  const cache = createIntegrationCache({ repository, listen: pool });
+  const kafka = createKafka(config.kafka, logger, { clientIdSuffix: groupId });
+  const producer = createProducer(kafka);
+  const codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
+  const connectors = createConnectors({
+    requestTimeoutMs: config.ats.requestTimeoutMs,
+    allowPrivateNetworks: config.ats.allowPrivateNetworks,
+    resumeMaxBytes: config.ats.resumeMaxBytes,
+  });
+  const handle = createDeliveryHandler({
+    group: groupId,
+    dlqTopic: config.topics.dlq,
+    codec,
+    integrations: cache,
+    deliveries: repository,
+    connectors,
+    producer,
+    route: createRetryRouter({ tiers: config.topics.retryTiers, jitter: config.retry.jitter }),
+    breakers: new CircuitBreakers({ failureThreshold: config.dispatcher.circuitFailureThreshold, openMs: config.dispatcher.circuitOpenMs }),
+    metrics,
+    logger,
+  });
+  const stream = new StreamConsumer({
+    kafka,
+    groupId,
+    topics: [topic],
+    logger,
+    maxInFlight: config.dispatcher.maxInFlight,
+    drainTimeoutMs: opts.drainTimeoutMs ?? Math.max(1_000, config.http.shutdownTimeoutMs - 10_000),
+    handle,
+    ...(role.role === 'retry' ? { dueAt: (record) => headerInt(record.headers, HEADER.dueAt) } : {}),
+    hooks: {
+      inFlight: (delta) => metrics.inFlight.inc(delta),
+      lag: (t, p, lag) => metrics.lag.set({ topic: t, partition: String(p) }, lag),
+      handlerRetry: () => metrics.handlerRetries.inc(),
+    },
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    groupId,
+    metrics,
+    get ready() {
+      return stream.ready;
+    },
+    async start() {
+      await repository.assertCredentialsReadable();
+      await cache.start();
+      await producer.connect();
+      await codec.register();
+      await stream.start();
+      logger.info({ topic, maxInFlight: config.dispatcher.maxInFlight }, 'consuming');
+    },
+    close() {
+      // Order matters: stop fetching and drain (handlers still need the producer and the pool).
+      closing ??= (async () => {
+        await stream.close();
+        await connectors.close();
+        await producer.disconnect();
+        await cache.close();
+        await pool.end();
+        logger.info('stopped');
+      })();
+      return closing;
+    },
+  };
+}

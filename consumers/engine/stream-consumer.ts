@@ -1,0 +1,313 @@
+/**
+ * The consumption engine shared by the dispatcher and the retry tiers.
+ *
+ * - Records of one key run in order; different keys of a partition run concurrently, up to
+ *   `maxInFlight` handlers per process — so partitions do not cap throughput.
+ * - `eachBatch` only accepts records and returns at once, so heartbeats keep flowing however slow
+ *   an ATS is. The committed offset is each partition's contiguous watermark (OffsetTracker).
+ * - A partition whose buffer is full is paused (bounded memory) and resumed when it drains.
+ * - `dueAt(record)` (retry tiers): a record not yet due pauses only its partition until it is; it
+ *   is fetched again then, so the wait is re-derived from headers after any rebalance.
+ * - A handler that throws could not make the outcome durable (Kafka or Postgres down): it is run
+ *   again with backoff and its offset stays uncommitted meanwhile. Business failures never throw.
+ */
+import type { Consumer, Kafka } from '../../lib/kafka.ts';
+import { createConsumer } from '../../lib/kafka.ts';
+import { readHeaders, type HeaderMap } from '../../lib/headers.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { OffsetTracker } from './offset-tracker.ts';
+
+export interface InboundRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: HeaderMap;
+  timestamp: string;
+}
+
+export interface StreamHooks {
+  inFlight?(delta: number): void;
+  lag?(topic: string, partition: number, lag: number): void;
+  handlerRetry?(record: InboundRecord, err: unknown): void;
+}
+
+export interface StreamConsumerOptions {
+  kafka: Kafka;
+  groupId: string;
+  topics: string[];
+  logger: Logger;
+  /** Handlers running at once in this process. */
+  maxInFlight: number;
+  /** Records held per partition before it is paused (default 4 × maxInFlight). */
+  maxBufferedPerPartition?: number;
+  commitIntervalMs?: number;
+  /** Time allowed at shutdown for in-flight handlers before they are aborted (and hand off). */
+  drainTimeoutMs?: number;
+  fromBeginning?: boolean;
+  sessionTimeoutMs?: number;
+  /** Resolve once the record's outcome is durable; throw only if it could not be made durable. */
+  handle(record: InboundRecord, signal: AbortSignal): Promise<void>;
+  /** Epoch ms before which the record must not be handled (retry tiers). */
+  dueAt?(record: InboundRecord): number | undefined;
+  hooks?: StreamHooks;
+  now?: () => number;
+}
+
+const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+class Semaphore {
+  private waiting: Array<() => void> = [];
+  private active = 0;
+  constructor(private readonly limit: number) {}
+  async acquire(): Promise<void> {
+    if (this.active < this.limit) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.active--;
+  }
+}
+
+export class StreamConsumer {
+  private readonly consumer: Consumer;
+  private readonly trackers = new Map<string, OffsetTracker>();
+  private readonly keyTails = new Map<string, Promise<void>>();
+  private readonly dueTimers = new Map<string, NodeJS.Timeout>();
+  private readonly fullPartitions = new Set<string>();
+  private readonly semaphore: Semaphore;
+  private readonly abort = new AbortController();
+  private readonly maxBuffered: number;
+  private readonly now: () => number;
+  private readonly active = new Set<Promise<void>>();
+  private assigned = new Set<string>();
+  private commitTimer: NodeJS.Timeout | undefined;
+  private committing: Promise<void> = Promise.resolve();
+  private running = false;
+  private joined = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly opts: StreamConsumerOptions) {
+    this.semaphore = new Semaphore(opts.maxInFlight);
+    this.maxBuffered = opts.maxBufferedPerPartition ?? Math.max(16, opts.maxInFlight * 4);
+    this.now = opts.now ?? Date.now;
+    this.consumer = createConsumer(opts.kafka, {
+      groupId: opts.groupId,
+      sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: 3_000,
+      // Fetch generously: accepting records is cheap, and a full partition pauses itself.
+      maxBytesPerPartition: 1_048_576,
+      maxWaitTimeInMs: 250,
+    });
+  }
+
+  /** True once the consumer has joined its group and is fetching. */
+  get ready(): boolean {
+    return this.running && this.joined;
+  }
+
+  get inFlight(): number {
+    return this.active.size;
+  }
+
+  async start(): Promise<void> {
+    const { consumer } = this;
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      this.joined = true;
+      const next = new Set<string>();
+      for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) for (const p of partitions) next.add(tpKey(topic, p));
+      for (const key of this.trackers.keys()) if (!next.has(key)) this.trackers.delete(key);
+      for (const [key, timer] of this.dueTimers) {
+        if (!next.has(key)) {
+          clearTimeout(timer);
+          this.dueTimers.delete(key);
+        }
+      }
+      for (const key of this.fullPartitions) if (!next.has(key)) this.fullPartitions.delete(key);
+      this.assigned = next;
+      this.opts.logger.info({ group: this.opts.groupId, assignment: e.payload.memberAssignment }, 'joined consumer group');
+    });
+    consumer.on(consumer.events.CRASH, (e) => {
+      this.opts.logger.error({ group: this.opts.groupId, err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
+    });
+    await consumer.connect();
+    for (const topic of this.opts.topics) await consumer.subscribe({ topic, fromBeginning: this.opts.fromBeginning ?? true });
+    this.running = true;
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        const { topic, partition } = batch;
+        const key = tpKey(topic, partition);
+        let tracker = this.trackers.get(key);
+        if (!tracker) {
+          tracker = new OffsetTracker();
+          this.trackers.set(key, tracker);
+        }
+        for (const message of batch.messages) {
+          if (!isRunning() || isStale() || this.closing) break;
+          const offset = Number(message.offset);
+          if (offset <= tracker.highest) {
+            // Fetched again after a rebalance while still ours: already accepted, don't run it twice.
+            resolveOffset(message.offset);
+            continue;
+          }
+          const record: InboundRecord = {
+            topic,
+            partition,
+            offset: message.offset,
+            key: message.key,
+            value: message.value,
+            headers: readHeaders(message.headers),
+            timestamp: message.timestamp,
+          };
+          const due = this.opts.dueAt?.(record);
+          if (due !== undefined && due > this.now()) {
+            this.pauseUntilDue(topic, partition, due);
+            break;
+          }
+          tracker.accept(offset);
+          resolveOffset(message.offset);
+          this.schedule(record, tracker);
+          if (tracker.buffered >= this.maxBuffered) {
+            this.fullPartitions.add(key);
+            this.consumer.pause([{ topic, partitions: [partition] }]);
+            break;
+          }
+        }
+        const last = batch.messages[batch.messages.length - 1];
+        if (last) this.opts.hooks?.lag?.(topic, partition, Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1));
+        await heartbeat();
+      },
+    });
+    this.commitTimer = setInterval(() => void this.commit(), this.opts.commitIntervalMs ?? 1_000);
+  }
+
+  private pauseUntilDue(topic: string, partition: number, due: number): void {
+    const key = tpKey(topic, partition);
+    this.consumer.pause([{ topic, partitions: [partition] }]);
+    clearTimeout(this.dueTimers.get(key));
+    const timer = setTimeout(
+      () => {
+        this.dueTimers.delete(key);
+        if (!this.closing && this.assigned.has(key) && !this.fullPartitions.has(key)) this.consumer.resume([{ topic, partitions: [partition] }]);
+      },
+      Math.max(0, due - this.now()) + 5,
+    );
+    this.dueTimers.set(key, timer);
+  }
+
+  private schedule(record: InboundRecord, tracker: OffsetTracker): void {
+    const chainKey = `${record.topic}\u0000${record.partition}\u0000${record.key?.toString('base64') ?? `#${record.offset}`}`;
+    const previous = this.keyTails.get(chainKey) ?? Promise.resolve();
+    const run = previous.then(async () => {
+      await this.semaphore.acquire();
+      this.opts.hooks?.inFlight?.(1);
+      try {
+        await this.handleUntilDurable(record);
+      } finally {
+        this.opts.hooks?.inFlight?.(-1);
+        this.semaphore.release();
+      }
+    });
+    const tail = run.then(
+      () => this.completed(record, tracker),
+      () => undefined, // abandoned at shutdown: left uncommitted, replayed later
+    );
+    this.keyTails.set(chainKey, tail);
+    this.active.add(tail);
+    void tail.finally(() => {
+      this.active.delete(tail);
+      if (this.keyTails.get(chainKey) === tail) this.keyTails.delete(chainKey);
+    });
+  }
+
+  private async handleUntilDurable(record: InboundRecord): Promise<void> {
+    let delay = 500;
+    for (;;) {
+      try {
+        await this.opts.handle(record, this.abort.signal);
+        return;
+      } catch (err) {
+        if (this.abort.signal.aborted) throw err;
+        this.opts.hooks?.handlerRetry?.(record, err);
+        this.opts.logger.error(
+          { err, topic: record.topic, partition: record.partition, offset: record.offset },
+          'could not make the outcome durable; retrying, offset stays uncommitted',
+        );
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 30_000);
+      }
+    }
+  }
+
+  private completed(record: InboundRecord, tracker: OffsetTracker): void {
+    tracker.complete(Number(record.offset));
+    const key = tpKey(record.topic, record.partition);
+    if (this.fullPartitions.has(key) && tracker.buffered <= this.maxBuffered / 2 && !this.closing) {
+      this.fullPartitions.delete(key);
+      if (!this.dueTimers.has(key) && this.assigned.has(key)) this.consumer.resume([{ topic: record.topic, partitions: [record.partition] }]);
+    }
+  }
+
+  /** Commit every owned partition's watermark that moved. Serialised; failures retry next tick. */
+  commit(): Promise<void> {
+    this.committing = this.committing.then(async () => {
+      const offsets: Array<{ topic: string; partition: number; offset: string }> = [];
+      const moved: Array<[OffsetTracker, number]> = [];
+      for (const [key, tracker] of this.trackers) {
+        if (!this.assigned.has(key)) continue;
+        const next = tracker.committable();
+        if (next === undefined) continue;
+        const [topic, partition] = key.split('\u0000') as [string, string];
+        offsets.push({ topic, partition: Number(partition), offset: String(next) });
+        moved.push([tracker, next]);
+      }
+      if (offsets.length === 0) return;
+      try {
+        await this.consumer.commitOffsets(offsets);
+        for (const [tracker, next] of moved) tracker.committed = next;
+      } catch (err) {
+        this.opts.logger.warn({ err, group: this.opts.groupId }, 'offset commit failed; will retry');
+      }
+    });
+    return this.committing;
+  }
+
+  /**
+   * Graceful stop: stop fetching, let in-flight work finish (or, past the drain time, abort it so
+   * handlers hand it to the next tier), commit, leave the group. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.commitTimer);
+      for (const timer of this.dueTimers.values()) clearTimeout(timer);
+      this.dueTimers.clear();
+      if (this.running) {
+        try {
+          this.consumer.pause(this.opts.topics.map((topic) => ({ topic })));
+        } catch {
+          // not running any more
+        }
+      }
+      const drain = Promise.allSettled([...this.active]);
+      const drained = await Promise.race([drain.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), this.opts.drainTimeoutMs ?? 10_000))]);
+      if (!drained) {
+        this.opts.logger.warn({ inFlight: this.active.size }, 'drain time over: aborting in-flight deliveries (they hand off to the next tier)');
+        this.abort.abort();
+        await Promise.race([Promise.allSettled([...this.active]), new Promise((r) => setTimeout(r, 5_000))]);
+      }
+      await this.commit();
+      await this.consumer.disconnect();
+      this.running = false;
+    })();
+    return this.closing;
+  }
+}

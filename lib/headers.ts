@@ -1,0 +1,97 @@
+/**
+ * The header contract on retry-tier and DLQ records: UTF-8 strings, short, and only the latest
+ * error, so headers do not grow per hop. Key and value bytes are never touched on the way; other
+ * headers (e.g. a producer's trace id) travel unchanged. This is what people read in Kafka UI.
+ */
+import type { IHeaders } from './kafka.ts';
+
+export const HEADER = {
+  tryCount: 'ats-try-count',
+  dueAt: 'ats-due-at',
+  firstFailureAt: 'ats-first-failure-at',
+  errorCode: 'ats-error-code',
+  errorMessage: 'ats-error-message',
+  errorStatus: 'ats-error-status',
+  originalTopic: 'ats-original-topic',
+  originalPartition: 'ats-original-partition',
+  originalOffset: 'ats-original-offset',
+  originalTimestamp: 'ats-original-timestamp',
+  failedBy: 'ats-failed-by',
+  redriveId: 'ats-redrive-id',
+  redriveCount: 'ats-redrive-count',
+  redrivenAt: 'ats-redriven-at',
+} as const;
+
+/** Longest error message kept in a header (bytes of UTF-8). */
+export const ERROR_MESSAGE_MAX_BYTES = 1024;
+
+export type HeaderMap = Record<string, string>;
+
+/** kafkajs headers (Buffer | string | arrays) as plain strings; the last value of a repeated header wins. */
+export function readHeaders(headers: IHeaders | undefined): HeaderMap {
+  const out: HeaderMap = {};
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v === undefined) continue;
+    const last = Array.isArray(v) ? v[v.length - 1] : v;
+    if (last !== undefined) out[k] = Buffer.isBuffer(last) ? last.toString('utf8') : String(last);
+  }
+  return out;
+}
+
+export function headerInt(headers: HeaderMap, name: string): number | undefined {
+  const v = headers[name];
+  if (v === undefined || !/^-?\d+$/.test(v)) return undefined;
+  return Number(v);
+}
+
+export function tryCountOf(headers: HeaderMap): number {
+  return Math.max(0, headerInt(headers, HEADER.tryCount) ?? 0);
+}
+
+/** Cut a UTF-8 string to at most `maxBytes` without splitting a character. */
+export function clipUtf8(text: string, maxBytes = ERROR_MESSAGE_MAX_BYTES): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  let out = Buffer.from(text).subarray(0, maxBytes - 3).toString('utf8');
+  // A split multi-byte character decodes to U+FFFD; drop it.
+  out = out.replace(/\uFFFD+$/, '');
+  return `${out}...`;
+}
+
+export interface FailureInfo {
+  code: string;
+  message: string;
+  status: number | undefined;
+}
+
+export interface SourceRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  timestamp: string;
+  headers: HeaderMap;
+}
+
+/**
+ * Headers for the next hop: the source's own headers, the original coordinates from the first
+ * failure (kept on later hops), the latest error replacing the previous one.
+ */
+export function failureHeaders(source: SourceRecord, failure: FailureInfo, next: { tryCount: number; dueAt?: number; failedBy: string; now: number }): HeaderMap {
+  const h = { ...source.headers };
+  const first = h[HEADER.originalTopic] === undefined;
+  if (first) {
+    h[HEADER.originalTopic] = source.topic;
+    h[HEADER.originalPartition] = String(source.partition);
+    h[HEADER.originalOffset] = source.offset;
+    h[HEADER.originalTimestamp] = source.timestamp;
+  }
+  h[HEADER.firstFailureAt] ??= String(next.now);
+  h[HEADER.tryCount] = String(next.tryCount);
+  if (next.dueAt === undefined) delete h[HEADER.dueAt];
+  else h[HEADER.dueAt] = String(next.dueAt);
+  h[HEADER.errorCode] = failure.code;
+  h[HEADER.errorMessage] = clipUtf8(failure.message);
+  if (failure.status === undefined) delete h[HEADER.errorStatus];
+  else h[HEADER.errorStatus] = String(failure.status);
+  h[HEADER.failedBy] = next.failedBy;
+  return h;
+}

@@ -1,0 +1,172 @@
+/**
+ * A delivery pipeline of the test's own: unique topics with short tier delays, a Greenhouse
+ * integration pointing at an in-process ATS sandbox, and helpers to publish events and read
+ * records back from a topic.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ApplicationSubmitted } from '../../lib/application.ts';
+import type { Config } from '../../lib/config.ts';
+import { Keyring } from '../../lib/crypto/keyring.ts';
+import { createPool, type Pool } from '../../lib/db.ts';
+import { readHeaders, type HeaderMap } from '../../lib/headers.ts';
+import { createIntegrationRepository, type IntegrationRecord, type IntegrationRepository } from '../../lib/integrations/repository.ts';
+import { ACKS_ALL, createKafka, createProducer, withAdmin, type Kafka, type Producer } from '../../lib/kafka.ts';
+import { createLogger, type Logger } from '../../lib/logger.ts';
+import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
+import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
+import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
+import { testConfig, uniqueName } from '../support/config.ts';
+
+export interface Pipeline {
+  config: Config;
+  logger: Logger;
+  kafka: Kafka;
+  producer: Producer;
+  codec: EventCodec;
+  pool: Pool;
+  repo: IntegrationRepository;
+  sandbox: Sandbox;
+  integration: IntegrationRecord;
+  tenant: string;
+  jobId: string;
+  event(overrides?: Partial<ApplicationSubmitted>): ApplicationSubmitted;
+  publish(event: ApplicationSubmitted, topic?: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const GREENHOUSE_USER = '4080';
+
+export async function startPipeline(overrides: Record<string, string> = {}): Promise<Pipeline> {
+  const config = testConfig({
+    TOPIC_APPLICATIONS: uniqueName('apps'),
+    TOPIC_PARTITIONS: '3',
+    RETRY_TIERS: 'retry-a:1000,retry-b:1500,retry-c:2000',
+    CIRCUIT_FAILURE_THRESHOLD: '1000',
+    ATS_REQUEST_TIMEOUT_MS: '3000',
+    SHUTDOWN_TIMEOUT_MS: '15000',
+    ...overrides,
+  });
+  const logger = createLogger({ level: config.log.level, name: 'test' });
+  const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'test' });
+  await withAdmin(kafka, (admin) => ensureTopics(admin, topicSpecs(config.topics)));
+  const producer = createProducer(kafka);
+  await producer.connect();
+  const codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
+  await codec.register();
+  const pool = createPool(config.database, { max: 4 });
+  const repo = createIntegrationRepository({ pool, keyring: new Keyring(config.crypto.encryptionKeys) });
+  const sandbox = await startSandbox({ port: 0 });
+  const tenant = uniqueName('acme');
+  const jobId = String(100_000 + Math.floor(Math.random() * 800_000));
+  sandbox.addTenant({ platform: 'greenhouse', tenant, credentials: { apiKey: `key-${randomUUID()}` }, users: [GREENHOUSE_USER], jobs: [jobId], rateLimit: null });
+  const apiKey = [...sandbox.state.tenants.values()].find((t) => t.spec.tenant === tenant)!.spec.credentials.apiKey!;
+  const companyId = uniqueName('company');
+  const integration = await repo.createIntegration(companyId, {
+    platform: 'greenhouse',
+    name: 'Greenhouse (sandbox)',
+    settings: { apiVersion: 'v1', onBehalfOf: GREENHOUSE_USER },
+    credentials: { apiKey },
+    apiBaseUrl: sandbox.urlFor('greenhouse', tenant),
+    enabled: true,
+    allowMissingResume: false,
+  });
+  const resume = sandbox.addFile(`${tenant}-cv.pdf`, Buffer.from('%PDF-1.4\nsandbox resume\n%%EOF\n'), 'application/pdf');
+
+  return {
+    config,
+    logger,
+    kafka,
+    producer,
+    codec,
+    pool,
+    repo,
+    sandbox,
+    integration,
+    tenant,
+    jobId,
+    event(o = {}) {
+      const applicationId = randomUUID();
+      return {
+        eventId: randomUUID(),
+        occurredAt: Date.now(),
+        applicationId,
+        companyId,
+        integrationId: integration.id,
+        platform: 'greenhouse',
+        jobId: 'job-1',
+        atsJobId: jobId,
+        candidate: {
+          firstName: 'Ada',
+          lastName: 'Byron',
+          email: `ada+${applicationId}@example.org`,
+          phone: null,
+          location: null,
+          links: [],
+        },
+        resume,
+        coverLetter: null,
+        screeningAnswers: [],
+        source: 'ats-relay tests',
+        consent: { dataProcessing: true, marketing: false },
+        extras: {},
+        ...o,
+      };
+    },
+    async publish(event, topic = config.topics.applications) {
+      await producer.send({ topic, acks: ACKS_ALL, messages: [{ key: event.applicationId, value: await codec.encode(event) }] });
+    },
+    async close() {
+      await producer.disconnect();
+      await sandbox.close();
+      await pool.end();
+    },
+  };
+}
+
+export interface ReadRecord {
+  key: string | null;
+  value: Buffer | null;
+  headers: HeaderMap;
+  partition: number;
+  offset: string;
+}
+
+/** Everything currently in `topic` (all partitions), read without a consumer group. */
+export async function readTopic(kafka: Kafka, topic: string): Promise<ReadRecord[]> {
+  const offsets = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic));
+  const wanted = offsets.filter((o) => Number(o.high) > Number(o.low));
+  if (wanted.length === 0) return [];
+  const consumer = kafka.consumer({ groupId: uniqueName('reader') });
+  const out: ReadRecord[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    const remaining = new Map(wanted.map((o) => [o.partition, Number(o.high)]));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out reading ${topic}`)), 20_000);
+      void consumer.run({
+        eachMessage: async ({ partition, message }) => {
+          out.push({ key: message.key?.toString() ?? null, value: message.value, headers: readHeaders(message.headers), partition, offset: message.offset });
+          if (Number(message.offset) + 1 >= (remaining.get(partition) ?? 0)) remaining.delete(partition);
+          if (remaining.size === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      });
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return out;
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
