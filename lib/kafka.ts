@@ -60,12 +60,12 @@ function kafkaLogLevel(logger: Logger): logLevel {
 }
 
 function pinoLogCreator(logger: Logger) {
-  const kafkaLogger = logger.child({ component: 'kafkajs' });
+  // kafkajs adds `logger: 'kafkajs'` to every entry itself.
   return () =>
     ({ namespace, level, log }: LogEntry): void => {
       const { message, timestamp: _timestamp, ...extra } = log;
       const pinoLevel = EXPECTED_WARNINGS.includes(message) ? 'debug' : (PINO_LEVEL[level] ?? 'info');
-      kafkaLogger[pinoLevel]({ namespace, ...extra }, message);
+      logger[pinoLevel]({ namespace, ...extra }, message);
     };
 }
 

@@ -1,0 +1,58 @@
+/**
+ * A valid application + the company's integrations → the events to publish: one per enabled
+ * integration whose job mapping knows the job. Shared by the direct publisher and the outbox, so
+ * both produce the same events for the same input.
+ */
+import { createHash } from 'node:crypto';
+import type { ApplicationSubmitted } from '../lib/application.ts';
+import { findDeliveryTargets, type Queryable } from '../lib/integrations/lookups.ts';
+import type { ValidApplication } from './application-input.ts';
+
+/** Namespace of ats-relay's name-based event ids (RFC 9562 UUIDv5). */
+const EVENT_ID_NAMESPACE = Buffer.from('5f0c6a3e9d8b4c1e8a7f2b3c4d5e6f70', 'hex');
+
+/**
+ * The event id of an application for one integration: a UUIDv5 of both ids. Stable, so a backend
+ * that retries a publish (or an outbox row published twice) yields the same id and consumers drop
+ * the duplicate.
+ */
+export function eventIdFor(applicationId: string, integrationId: string): string {
+  const hash = createHash('sha1').update(EVENT_ID_NAMESPACE).update(`${applicationId}\u0000${integrationId}`, 'utf8').digest();
+  hash[6] = (hash[6]! & 0x0f) | 0x50; // version 5
+  hash[8] = (hash[8]! & 0x3f) | 0x80; // RFC variant
+  const hex = hash.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+export type Enrichment =
+  | { status: 'ok'; events: ApplicationSubmitted[]; /** Enabled integrations with no mapping for the job (skipped). */ unmapped: string[] }
+  | { status: 'no-integration' }
+  | { status: 'no-job-mapping'; integrationIds: string[] };
+
+export async function enrichApplication(db: Queryable, app: ValidApplication): Promise<Enrichment> {
+  const targets = await findDeliveryTargets(db, app.companyId, app.jobId);
+  if (targets.length === 0) return { status: 'no-integration' };
+  const mapped = targets.filter((t) => t.atsJobId !== null);
+  const unmapped = targets.filter((t) => t.atsJobId === null).map((t) => t.integrationId);
+  if (mapped.length === 0) return { status: 'no-job-mapping', integrationIds: unmapped };
+  const events = mapped.map(
+    (t): ApplicationSubmitted => ({
+      eventId: eventIdFor(app.applicationId, t.integrationId),
+      occurredAt: app.occurredAt,
+      applicationId: app.applicationId,
+      companyId: app.companyId,
+      integrationId: t.integrationId,
+      platform: t.platform,
+      jobId: app.jobId,
+      atsJobId: t.atsJobId!,
+      candidate: app.candidate,
+      resume: app.resume,
+      coverLetter: app.coverLetter,
+      screeningAnswers: app.screeningAnswers,
+      source: app.source,
+      consent: app.consent,
+      extras: app.extras,
+    }),
+  );
+  return { status: 'ok', events, unmapped };
+}

@@ -1,0 +1,159 @@
+/**
+ * Direct publishing for backend services: validate → enrich from the registry → encode (Avro via the
+ * Schema Registry) → produce with key = application id, idempotent, acks=all.
+ *
+ * Outcomes are data: `published` (with topic/partition/offset per event), `no-integration` and
+ * `no-job-mapping` (nothing sent). Failures throw RelayError: `invalid_input` (never retriable),
+ * `registry_unavailable` / `kafka_unavailable` (retriable, after bounded retries) — never a silent
+ * drop. A caller that cannot afford to lose an event on a crash uses the outbox instead
+ * (producers/outbox/enqueue.ts).
+ */
+import type { ApplicationSubmitted } from '../lib/application.ts';
+import type { Config } from '../lib/config.ts';
+import type { Pool } from '../lib/db.ts';
+import { ACKS_ALL, createKafka, createProducer, kafkaError, type Kafka, type Message, type Producer, type RetryOptions } from '../lib/kafka.ts';
+import type { Logger } from '../lib/logger.ts';
+import { createEventCodec, type EventCodec, type RegistryRetry } from '../lib/serde.ts';
+import type { Platform } from '../lib/integration.ts';
+import { assertValidApplication, type ApplicationInput } from './application-input.ts';
+import { enrichApplication } from './enrichment.ts';
+
+export interface PublisherOptions {
+  kafka: Config['kafka'];
+  registryUrl: string;
+  /** The main applications topic (config.topics.applications). */
+  topic: string;
+  /** Reads the integration registry (enabled integrations, job mappings). */
+  pool: Pool;
+  logger: Logger;
+  /** Bounded send retries (default lib/kafka.ts DEFAULT_SEND_RETRY, ≈25 s). */
+  sendRetry?: RetryOptions;
+  /** Connection retries (connect, metadata); default kafkajs' (≈10 s). */
+  connectRetry?: RetryOptions;
+  registryRetry?: Partial<RegistryRetry>;
+}
+
+export interface PublishedEvent {
+  eventId: string;
+  integrationId: string;
+  platform: Platform;
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+export type PublishResult =
+  | { status: 'published'; events: PublishedEvent[]; /** Enabled integrations without a mapping for the job. */ unmapped: string[] }
+  | { status: 'no-integration'; companyId: string }
+  | { status: 'no-job-mapping'; companyId: string; jobId: string; integrationIds: string[] };
+
+export interface ApplicationPublisher {
+  /** Connect and register the schema now instead of on the first publish. */
+  start(): Promise<void>;
+  publishApplication(input: ApplicationInput): Promise<PublishResult>;
+  /** Idempotent; waits for sends in flight. */
+  close(): Promise<void>;
+}
+
+/** Header carrying the event id, so consumers can drop duplicates before decoding. */
+export const EVENT_ID_HEADER = 'ats-event-id';
+
+/** One Kafka message per event: key = application id (per-application order), the event id as a header. */
+export function toMessage(event: ApplicationSubmitted, value: Buffer): Message {
+  return { key: event.applicationId, value, headers: { [EVENT_ID_HEADER]: event.eventId } };
+}
+
+export function createApplicationPublisher(opts: PublisherOptions): ApplicationPublisher {
+  const logger = opts.logger.child({ component: 'publisher', topic: opts.topic });
+  const kafka: Kafka = createKafka(opts.kafka, logger, { clientIdSuffix: 'publisher', ...(opts.connectRetry ? { retry: opts.connectRetry } : {}) });
+  const codec: EventCodec = createEventCodec({ registryUrl: opts.registryUrl, topic: opts.topic, ...(opts.registryRetry ? { retry: opts.registryRetry } : {}) });
+  let producer: Producer | undefined;
+  let connecting: Promise<Producer> | undefined;
+  let closing: Promise<void> | undefined;
+  const inFlight = new Set<Promise<unknown>>();
+
+  /** A connected producer; after a failed send it is replaced, so a fresh producer id restarts the sequence numbers. */
+  function connected(): Promise<Producer> {
+    connecting ??= (async () => {
+      const p = createProducer(kafka, opts.sendRetry ? { retry: opts.sendRetry } : {});
+      try {
+        await p.connect();
+      } catch (err) {
+        connecting = undefined;
+        await p.disconnect().catch(() => undefined);
+        throw kafkaError(err, 'cannot connect to Kafka', { topic: opts.topic });
+      }
+      producer = p;
+      return p;
+    })();
+    return connecting;
+  }
+
+  async function reset(): Promise<void> {
+    const old = producer;
+    producer = undefined;
+    connecting = undefined;
+    await old?.disconnect().catch(() => undefined);
+  }
+
+  async function publish(input: ApplicationInput): Promise<PublishResult> {
+    const app = assertValidApplication(input);
+    const enrichment = await enrichApplication(opts.pool, app);
+    if (enrichment.status === 'no-integration') return { status: 'no-integration', companyId: app.companyId };
+    if (enrichment.status === 'no-job-mapping') {
+      return { status: 'no-job-mapping', companyId: app.companyId, jobId: app.jobId, integrationIds: enrichment.integrationIds };
+    }
+    const { events, unmapped } = enrichment;
+    const values = await Promise.all(events.map((e) => codec.encode(e)));
+    const p = await connected();
+    let metadata;
+    try {
+      metadata = await p.send({ topic: opts.topic, acks: ACKS_ALL, messages: events.map((e, i) => toMessage(e, values[i]!)) });
+    } catch (err) {
+      const error = kafkaError(err, 'publish failed', { topic: opts.topic, applicationId: app.applicationId });
+      if (error.retriable) await reset();
+      throw error;
+    }
+    // Same key → same partition: the events are consecutive offsets from the partition's base offset.
+    const meta = metadata[0]!;
+    const base = BigInt(meta.baseOffset ?? meta.offset ?? '0');
+    const published = events.map(
+      (e, i): PublishedEvent => ({
+        eventId: e.eventId,
+        integrationId: e.integrationId,
+        platform: e.platform,
+        topic: meta.topicName,
+        partition: meta.partition,
+        offset: String(base + BigInt(i)),
+      }),
+    );
+    logger.debug({ applicationId: app.applicationId, events: published.length, partition: meta.partition }, 'application published');
+    return { status: 'published', events: published, unmapped };
+  }
+
+  return {
+    async start() {
+      await codec.register();
+      await connected();
+    },
+
+    publishApplication(input) {
+      if (closing) return Promise.reject(new Error('publisher is closed'));
+      const run = publish(input);
+      inFlight.add(run);
+      void run.then(
+        () => inFlight.delete(run),
+        () => inFlight.delete(run),
+      );
+      return run;
+    },
+
+    close() {
+      closing ??= (async () => {
+        await Promise.allSettled([...inFlight]);
+        await reset();
+      })();
+      return closing;
+    },
+  };
+}
