@@ -67,6 +67,8 @@ describe('integration repository (real PostgreSQL)', () => {
       [b.id, a.id],
     );
     await expect(h.repo.getIntegration(b.id)).rejects.toMatchObject({ code: 'decrypt_failed' });
+    // Leave no unreadable row behind in the shared test database.
+    await h.pool.query('DELETE FROM integrations WHERE id = $1', [b.id]);
   });
 
   it('rejects a stale version with a conflict and bumps the version on every write', async () => {
