@@ -3,6 +3,7 @@
  * stored credential, listens on API_PORT, and on SIGTERM stops accepting requests, lets in-flight
  * ones finish, then closes the database pool.
  */
+import { createConnectors } from '../connectors/index.ts';
 import { runMain, UsageError } from '../lib/cli.ts';
 import { Keyring } from '../lib/crypto/keyring.ts';
 import { createPool } from '../lib/db.ts';
@@ -14,35 +15,46 @@ await runMain({
   name: 'api',
   usage: `Usage: npm run api [-- --port <port>] [-- --host <address>]
 
-Serves the integrations HTTP API (see api/README.md for the routes).
+Serves the integrations HTTP API (see api/README.md for the routes). POST /integrations/:id/test
+calls the platform's connector (a cheap authenticated read against the ATS).
 
 Options:
   --port <port>     Port to listen on (default: API_PORT, 3000; 0 = any free port)
   --host <address>  Address to bind (default: 0.0.0.0)
   -h, --help        Show this help
 
-Environment: DATABASE_URL, ATS_RELAY_ENCRYPTION_KEYS (required), API_PORT, LOG_LEVEL, SHUTDOWN_TIMEOUT_MS.
+Environment: DATABASE_URL, ATS_RELAY_ENCRYPTION_KEYS (required), API_PORT, LOG_LEVEL, SHUTDOWN_TIMEOUT_MS,
+ATS_REQUEST_TIMEOUT_MS, ATS_ALLOW_PRIVATE_NETWORKS.
 Tokens: create one with \`npm run integrations -- create-token --admin\` (or --company <id>).`,
   options: {
     port: { type: 'string' },
     host: { type: 'string' },
   },
   async run({ config, values, onShutdown, shutdownRequested }) {
+    const port = values.port === undefined ? config.http.apiPort : Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`--port must be a port number, got "${values.port}"`);
     const keyring = new Keyring(config.crypto.encryptionKeys);
     const log = createLogger({ level: config.log.level, name: 'ats-relay-api' });
+    onShutdown(() => new Promise<void>((resolve) => log.flush(() => resolve())));
     const pool = createPool(config.database, { applicationName: 'ats-relay-api' });
     onShutdown(() => pool.end());
     const repository = createIntegrationRepository({ pool, keyring });
     // A wrong or missing key is a start-up error, not a 500 on the first request.
     await repository.assertCredentialsReadable();
 
-    const app = buildApi({ config, pool, keyring, log, repository });
+    const connectors = createConnectors({
+      requestTimeoutMs: config.ats.requestTimeoutMs,
+      allowPrivateNetworks: config.ats.allowPrivateNetworks,
+      resumeMaxBytes: config.ats.resumeMaxBytes,
+    });
+    onShutdown(() => connectors.close());
+
+    // Cleanups run last-registered first: stop serving and drain, then connectors, then the pool.
+    const app = buildApi({ config, pool, keyring, log, repository, connectors });
     onShutdown(async () => {
       log.info('api shutting down');
       await app.close();
     });
-    const port = values.port === undefined ? config.http.apiPort : Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`--port must be a port number, got "${values.port}"`);
     const address = await app.listen({ port, host: values.host ?? '0.0.0.0' });
     log.info({ address, keyId: keyring.primaryKeyId }, 'api listening');
     await shutdownRequested;

@@ -1,6 +1,8 @@
 import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApi, type ConnectionTester } from '../../api/server.ts';
+import { createConnectors } from '../../connectors/index.ts';
+import { startSandbox } from '../../sandbox/server.ts';
 import { RelayError } from '../../lib/errors.ts';
 import type { LeverSettings } from '../../lib/integration.ts';
 import { createLogger } from '../../lib/logger.ts';
@@ -267,5 +269,31 @@ describe('integrations HTTP API', () => {
     const text = logged.join('');
     expect(text).toContain(created.id);
     for (const secret of [...Object.values(input.credentials), 'generic-token-second-secret', admin]) expect(text).not.toContain(secret);
+  });
+});
+
+describe('connection test through the real connectors', () => {
+  it('passes with working credentials and reports the ATS error otherwise (sandbox)', async () => {
+    const sb = await startSandbox({ port: 0 });
+    const connectors = createConnectors({ requestTimeoutMs: 5_000, allowPrivateNetworks: true, resumeMaxBytes: h.config.ats.resumeMaxBytes });
+    const wired = buildApi({ config: h.config, pool: h.pool, keyring: h.keyring, log, connectors });
+    try {
+      sb.addTenant({ platform: 'lever', tenant: 'acme', credentials: { apiKey: 'lv-key-1' }, users: ['u-1'], jobs: ['p-1'] });
+      const company = companyId();
+      const body = { platform: 'lever', name: 'Lever sandbox', apiBaseUrl: sb.urlFor('lever', 'acme'), settings: { performAs: 'u-1' }, credentials: { apiKey: 'lv-key-1' } };
+      const headers = { authorization: `Bearer ${admin}` };
+      const created = (await wired.inject({ method: 'POST', url: `/companies/${company}/integrations`, headers, payload: body })).json<{ id: string }>();
+      const ok = await wired.inject({ method: 'POST', url: `/integrations/${created.id}/test`, headers });
+      expect(ok.json()).toMatchObject({ ok: true, platform: 'lever' });
+
+      await wired.inject({ method: 'PATCH', url: `/integrations/${created.id}`, headers, payload: { version: 1, credentials: { apiKey: 'wrong-key-000000' } } });
+      const bad = await wired.inject({ method: 'POST', url: `/integrations/${created.id}/test`, headers });
+      expect(bad.json()).toMatchObject({ ok: false, error: { status: 401, retriable: false } });
+      expect(bad.body).not.toContain('wrong-key-000000');
+    } finally {
+      await wired.close();
+      await connectors.close();
+      await sb.close();
+    }
   });
 });
