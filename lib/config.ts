@@ -74,12 +74,17 @@ const V = {
   S3_FORCE_PATH_STYLE: declare({ env: 'S3_FORCE_PATH_STYLE', default: 'true', doc: 'Path-style S3 addressing (needed by S3Mock/MinIO).' }),
   S3_ACCESS_KEY_ID: declare({ env: 'S3_ACCESS_KEY_ID', default: 'local', doc: 'S3 access key id (empty = AWS default credential chain).' }),
   S3_SECRET_ACCESS_KEY: declare({ env: 'S3_SECRET_ACCESS_KEY', default: 'local-secret', doc: 'S3 secret access key.', secret: true }),
+  DLQ_ARCHIVE_MAX_RECORDS: declare({ env: 'DLQ_ARCHIVE_MAX_RECORDS', default: '500', doc: 'DLQ → S3 sink: records per archive object (per partition) before it is written.' }),
+  DLQ_ARCHIVE_MAX_BYTES: declare({ env: 'DLQ_ARCHIVE_MAX_BYTES', default: '5242880', doc: 'DLQ → S3 sink: buffered record bytes per partition before an object is written (5 MiB).' }),
+  DLQ_ARCHIVE_MAX_AGE_MS: declare({ env: 'DLQ_ARCHIVE_MAX_AGE_MS', default: '60000', doc: 'DLQ → S3 sink: longest a dead letter waits in memory before its object is written.' }),
 
   // Alerts
   SMTP_URL: declare({ env: 'SMTP_URL', default: 'smtp://127.0.0.1:1025', doc: 'SMTP server for alert digests (smtp:// or smtps://, credentials in the URL).', secret: true }),
   ALERT_EMAIL_FROM: declare({ env: 'ALERT_EMAIL_FROM', default: 'ats-relay <ats-relay@localhost>', doc: 'Sender of alert digests.' }),
   ALERT_EMAIL_TO: declare({ env: 'ALERT_EMAIL_TO', default: 'ops@localhost', doc: 'Comma-separated recipients of every alert digest.' }),
   ALERT_WINDOW_MS: declare({ env: 'ALERT_WINDOW_MS', default: '300000', doc: 'Alert digest window (5 minutes).' }),
+  ALERT_MAX_EMAILS_PER_HOUR: declare({ env: 'ALERT_MAX_EMAILS_PER_HOUR', default: '12', doc: 'Rate cap on alert digests; past it, failures keep aggregating into the next digest (counts carry over).' }),
+  ALERT_COMPANY_RECIPIENTS: declare({ env: 'ALERT_COMPANY_RECIPIENTS', doc: 'Optional extra recipients per company, who get a digest of their own company\'s failures only: "companyA=a@x.com;b@x.com,companyB=c@y.com".' }),
   MAIL_API_URL: declare({ env: 'MAIL_API_URL', default: 'http://127.0.0.1:1080', doc: 'Web/REST API of the local mail catcher (maildev; Mailpit under docker compose) used by the demo and tests to read digests.' }),
 
   // Processes
@@ -139,7 +144,17 @@ export interface Config {
     accessKeyId: string | undefined;
     secretAccessKey: string | undefined;
   };
-  alerts: { smtpUrl: string; from: string; to: string[]; windowMs: number; mailApiUrl: string };
+  archive: { maxRecords: number; maxBytes: number; maxAgeMs: number };
+  alerts: {
+    smtpUrl: string;
+    from: string;
+    to: string[];
+    windowMs: number;
+    mailApiUrl: string;
+    maxEmailsPerHour: number;
+    /** companyId → extra recipients of that company's own digest. */
+    companyRecipients: Record<string, string[]>;
+  };
   log: { level: string };
   http: { port: number; apiPort: number; sandboxPort: number; shutdownTimeoutMs: number };
   stack: {
@@ -279,6 +294,20 @@ function parseRetryTiers(r: Reader, mainTopic: string): RetryTier[] {
   }, []);
 }
 
+function parseCompanyRecipients(r: Reader): Record<string, string[]> {
+  return r.guard(() => {
+    const out: Record<string, string[]> = {};
+    for (const part of r.list(V.ALERT_COMPANY_RECIPIENTS)) {
+      const m = /^([^=\s]+)\s*=\s*(.+)$/.exec(part);
+      if (!m) r.fail(V.ALERT_COMPANY_RECIPIENTS, `each entry is companyId=addr;addr, got "${part}"`);
+      const addresses = m[2]!.split(';').map((a) => a.trim()).filter(Boolean);
+      for (const a of addresses) if (!/^[^@\s]+@[^@\s]+$/.test(a)) r.fail(V.ALERT_COMPANY_RECIPIENTS, `"${a}" is not an e-mail address`);
+      out[m[1]!] = [...(out[m[1]!] ?? []), ...addresses];
+    }
+    return out;
+  }, {});
+}
+
 function expandHome(p: string): string {
   return p.startsWith('~') ? path.join(os.homedir(), p.slice(1)) : p;
 }
@@ -345,12 +374,19 @@ export function loadConfig(env: Env = process.env): Config {
       accessKeyId: r.optional(V.S3_ACCESS_KEY_ID),
       secretAccessKey: r.optional(V.S3_SECRET_ACCESS_KEY),
     },
+    archive: {
+      maxRecords: r.int(V.DLQ_ARCHIVE_MAX_RECORDS, 1, 1_000_000),
+      maxBytes: r.int(V.DLQ_ARCHIVE_MAX_BYTES, 1_024, 1_073_741_824),
+      maxAgeMs: r.int(V.DLQ_ARCHIVE_MAX_AGE_MS, 100),
+    },
     alerts: {
       smtpUrl,
       from: r.str(V.ALERT_EMAIL_FROM),
       to: alertTo,
       windowMs: r.int(V.ALERT_WINDOW_MS, 100),
       mailApiUrl,
+      maxEmailsPerHour: r.int(V.ALERT_MAX_EMAILS_PER_HOUR, 1, 10_000),
+      companyRecipients: parseCompanyRecipients(r),
     },
     log: { level: r.str(V.LOG_LEVEL) },
     http: {
@@ -416,11 +452,18 @@ export function envFromConfig(config: Config): Record<string, string> {
     S3_FORCE_PATH_STYLE: String(config.s3.forcePathStyle),
     S3_ACCESS_KEY_ID: config.s3.accessKeyId ?? '',
     S3_SECRET_ACCESS_KEY: config.s3.secretAccessKey ?? '',
+    DLQ_ARCHIVE_MAX_RECORDS: String(config.archive.maxRecords),
+    DLQ_ARCHIVE_MAX_BYTES: String(config.archive.maxBytes),
+    DLQ_ARCHIVE_MAX_AGE_MS: String(config.archive.maxAgeMs),
     SMTP_URL: config.alerts.smtpUrl,
     ALERT_EMAIL_FROM: config.alerts.from,
     ALERT_EMAIL_TO: config.alerts.to.join(','),
     ALERT_WINDOW_MS: String(config.alerts.windowMs),
     MAIL_API_URL: config.alerts.mailApiUrl,
+    ALERT_MAX_EMAILS_PER_HOUR: String(config.alerts.maxEmailsPerHour),
+    ALERT_COMPANY_RECIPIENTS: Object.entries(config.alerts.companyRecipients)
+      .map(([company, to]) => `${company}=${to.join(';')}`)
+      .join(','),
     LOG_LEVEL: config.log.level,
     HTTP_PORT: String(config.http.port),
     API_PORT: String(config.http.apiPort),
