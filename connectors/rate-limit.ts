@@ -70,10 +70,13 @@ export function retryAfterMsFrom(headers: Headers, status: number, nowMs = Date.
 }
 
 interface Bucket {
+  capacity: number;
   tokens: number;
   updatedAt: number;
   /** Nothing goes out before this time (the ATS told us to wait). */
   blockedUntil: number;
+  /** Bumped by every pause: reservations made before it are void and taken again afterwards. */
+  generation: number;
 }
 
 export interface AcquireOptions {
@@ -82,43 +85,73 @@ export interface AcquireOptions {
   maxWaitMs: number;
 }
 
+function tooLong(waitMs: number): AtsError {
+  return new AtsError('rate_limited', `client-side rate limit: next slot in ${Math.ceil(waitMs)} ms`, {
+    retryAfterMs: Math.ceil(waitMs),
+    context: { clientSide: true },
+  });
+}
+
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   constructor(private readonly now: () => number = Date.now) {}
 
-  /**
-   * Take one token for `key`, waiting for it when the bucket is empty. Tokens are reserved up front
-   * (the bucket may go negative), so concurrent callers queue fairly without polling.
-   */
-  async acquire(key: string, spec: BucketSpec | null, opts: AcquireOptions): Promise<void> {
-    if (!spec) return;
-    const now = this.now();
+  private bucket(key: string, capacity: number): Bucket {
     let b = this.buckets.get(key);
     if (!b) {
-      b = { tokens: spec.capacity, updatedAt: now, blockedUntil: 0 };
+      b = { capacity, tokens: capacity, updatedAt: this.now(), blockedUntil: 0, generation: 0 };
       this.buckets.set(key, b);
     }
-    b.tokens = Math.min(spec.capacity, b.tokens + ((now - b.updatedAt) / 1000) * spec.refillPerSecond);
-    b.updatedAt = now;
-    b.tokens -= 1;
-    const waitMs = Math.max(b.tokens < 0 ? (-b.tokens / spec.refillPerSecond) * 1000 : 0, b.blockedUntil - now);
-    if (waitMs <= 0) return;
-    if (waitMs > opts.maxWaitMs) {
-      b.tokens += 1;
-      throw new AtsError('rate_limited', `client-side rate limit: next slot in ${Math.ceil(waitMs)} ms`, {
-        retryAfterMs: Math.ceil(waitMs),
-        context: { clientSide: true },
-      });
-    }
-    await sleep(waitMs, undefined, { signal: opts.signal });
+    return b;
   }
 
-  /** The ATS said to wait (429, or its window is exhausted): hold every request for `key` until then. */
+  /**
+   * Take one token for `key`, waiting for it when the bucket is empty. Tokens are reserved up front
+   * (the bucket may go negative), so concurrent callers queue fairly without polling. While the ATS
+   * has asked us to pause, everyone waits; afterwards they queue for tokens again, so the end of a
+   * pause is not a thundering herd.
+   */
+  async acquire(key: string, spec: BucketSpec | null, opts: AcquireOptions): Promise<void> {
+    const b = this.bucket(key, spec?.capacity ?? 0);
+    for (;;) {
+      const now = this.now();
+      const pausedMs = b.blockedUntil - now;
+      if (pausedMs > 0) {
+        if (pausedMs > opts.maxWaitMs) throw tooLong(pausedMs);
+        await sleep(pausedMs, undefined, { signal: opts.signal });
+        continue;
+      }
+      if (!spec) return;
+      b.capacity = spec.capacity;
+      if (now > b.updatedAt) {
+        b.tokens = Math.min(spec.capacity, b.tokens + ((now - b.updatedAt) / 1000) * spec.refillPerSecond);
+        b.updatedAt = now;
+      }
+      b.tokens -= 1;
+      const waitMs = b.tokens < 0 ? (-b.tokens / spec.refillPerSecond) * 1000 : 0;
+      if (waitMs <= 0) return;
+      if (waitMs > opts.maxWaitMs) {
+        b.tokens += 1;
+        throw tooLong(waitMs);
+      }
+      const generation = b.generation;
+      await sleep(waitMs, undefined, { signal: opts.signal });
+      if (b.generation === generation) return;
+    }
+  }
+
+  /**
+   * The ATS said to wait (429, or its window is exhausted): hold every request for `key` until
+   * then; the bucket starts full again when the pause ends (a fresh vendor window).
+   */
   pause(key: string, forMs: number): void {
-    const now = this.now();
-    const b = this.buckets.get(key) ?? { tokens: 0, updatedAt: now, blockedUntil: 0 };
-    b.blockedUntil = Math.max(b.blockedUntil, now + forMs);
-    this.buckets.set(key, b);
+    const b = this.bucket(key, 0);
+    const until = this.now() + forMs;
+    if (until <= b.blockedUntil) return;
+    b.blockedUntil = until;
+    b.tokens = b.capacity;
+    b.updatedAt = until;
+    b.generation++;
   }
 
   forget(key: string): void {

@@ -18,7 +18,7 @@ function fail(code: string, message: string): SandboxReply {
 const ok = (results: unknown): SandboxReply => reply(200, { success: true, results });
 
 function candidateView(tenant: Tenant, c: SandboxRecord): Record<string, unknown> {
-  const applicationIds = [...tenant.applications.values()].filter((a) => a.candidateId === c.id).map((a) => a.id);
+  const applicationIds = tenant.indexed(`apps:${c.id}`).map((a) => a.id);
   return { ...c, applicationIds };
 }
 
@@ -30,9 +30,7 @@ const methods: Record<string, Rpc> = {
   'candidate.search': (b, tenant) => {
     if (b.email === undefined && b.name === undefined) return fail('invalid_input', 'email or name is required');
     const email = typeof b.email === 'string' ? b.email.toLowerCase() : undefined;
-    const list = [...tenant.candidates.values()].filter(
-      (c) => (!email || (c.primaryEmailAddress as { value: string } | null)?.value === email) && (b.name === undefined || c.name === b.name),
-    );
+    const list = (email ? tenant.indexed(`email:${email}`) : [...tenant.candidates.values()]).filter((c) => b.name === undefined || c.name === b.name);
     return ok(list.slice(0, 100).map((c) => candidateView(tenant, c)));
   },
 
@@ -55,6 +53,7 @@ const methods: Record<string, Rpc> = {
       createdAt: new Date().toISOString(),
     };
     tenant.candidates.set(String(c.id), c);
+    if (email) tenant.addToIndex(`email:${email}`, c);
     return ok(candidateView(tenant, c));
   },
 
@@ -86,7 +85,7 @@ const methods: Record<string, Rpc> = {
     if (typeof b.candidateId !== 'string' || typeof b.jobId !== 'string') return fail('invalid_input', 'candidateId and jobId are required');
     if (!tenant.candidates.has(b.candidateId)) return fail('candidate_not_found', 'No candidate with that id');
     if (!tenant.hasJob(b.jobId)) return fail('requested_job_not_found', 'The requested job was not found');
-    const exists = [...tenant.applications.values()].some((a) => a.candidateId === b.candidateId && a.jobId === b.jobId);
+    const exists = tenant.indexed(`apps:${b.candidateId}`).some((a) => a.jobId === b.jobId);
     // Assumption (unconfirmed): applying the same candidate to the same job twice is refused with this code.
     if (exists) return fail('application_already_exists', 'The candidate already has an application for this job');
     const app: SandboxRecord = {
@@ -101,6 +100,7 @@ const methods: Record<string, Rpc> = {
       createdAt: new Date().toISOString(),
     };
     tenant.applications.set(String(app.id), app);
+    tenant.addToIndex(`apps:${b.candidateId}`, app);
     return ok(app);
   },
 

@@ -55,7 +55,7 @@ function validateAttachment(a: unknown, prefix: string, types: string[]): FieldE
 function storeAttachment(state: SandboxState, tenant: Tenant, applicationId: number, a: Record<string, unknown>): SandboxRecord {
   if (a.type === 'resume') {
     // A new resume reclassifies the previous one as "other".
-    for (const old of tenant.attachments.values()) if (old.application_id === applicationId && old.type === 'resume') old.type = 'other';
+    for (const old of tenant.indexed(`atts:${applicationId}`)) if (old.type === 'resume') old.type = 'other';
   }
   const bytes = typeof a.content === 'string' ? Buffer.from(a.content, 'base64') : Buffer.alloc(0);
   const rec: SandboxRecord = {
@@ -68,6 +68,7 @@ function storeAttachment(state: SandboxState, tenant: Tenant, applicationId: num
     ...fileSummary(String(a.filename), a.content_type as string | undefined, bytes),
   };
   tenant.attachments.set(String(rec.id), rec);
+  tenant.addToIndex(`atts:${applicationId}`, rec);
   return rec;
 }
 
@@ -76,12 +77,12 @@ function applicationView(tenant: Tenant, app: SandboxRecord): Record<string, unk
   return {
     ...app,
     jobs: [{ id: jobId, name: `Job ${jobId}` }],
-    attachments: [...tenant.attachments.values()].filter((x) => x.application_id === app.id).map(({ id, filename, type }) => ({ id, filename, type })),
+    attachments: tenant.indexed(`atts:${app.id}`).map(({ id, filename, type }) => ({ id, filename, type })),
   };
 }
 
 function candidateView(tenant: Tenant, c: SandboxRecord): Record<string, unknown> {
-  const apps = [...tenant.applications.values()].filter((a) => a.candidate_id === c.id);
+  const apps = tenant.indexed(`apps:${c.id}`);
   return { ...c, application_ids: apps.map((a) => a.id), applications: apps.map((a) => applicationView(tenant, a)) };
 }
 
@@ -100,6 +101,7 @@ function createApplication(state: SandboxState, tenant: Tenant, candidateId: num
     applied_at: new Date().toISOString(),
   };
   tenant.applications.set(String(app.id), app);
+  tenant.addToIndex(`apps:${candidateId}`, app);
   for (const a of (body.attachments as Array<Record<string, unknown>> | undefined) ?? []) storeAttachment(state, tenant, app.id as number, a);
   return app;
 }
@@ -113,7 +115,7 @@ function checkJob(tenant: Tenant, jobId: unknown, field: string): SandboxReply |
 }
 
 function alreadyApplied(tenant: Tenant, candidateId: number, jobId: number): boolean {
-  return [...tenant.applications.values()].some((a) => a.candidate_id === candidateId && a.job_id === jobId);
+  return tenant.indexed(`apps:${candidateId}`).some((a) => a.job_id === jobId);
 }
 
 function candidateErrors(body: Record<string, unknown>): FieldError[] {
@@ -139,6 +141,7 @@ function createCandidate(state: SandboxState, tenant: Tenant, body: Record<strin
     created_at: new Date().toISOString(),
   };
   tenant.candidates.set(String(c.id), c);
+  for (const e of emailOf(c)) tenant.addToIndex(`email:${e}`, c);
   return c;
 }
 
@@ -156,9 +159,8 @@ function v1(req: SandboxRequest, state: SandboxState, tenant: Tenant): SandboxRe
   if (req.method === 'GET' && path === '/v1/candidates') {
     const email = req.query.get('email')?.toLowerCase();
     const jobId = req.query.get('job_id');
-    let list = [...tenant.candidates.values()];
-    if (email) list = list.filter((c) => emailOf(c).includes(email));
-    if (jobId) list = list.filter((c) => [...tenant.applications.values()].some((a) => a.candidate_id === c.id && String(a.job_id) === jobId));
+    let list = email ? tenant.indexed(`email:${email}`) : [...tenant.candidates.values()];
+    if (jobId) list = list.filter((c) => tenant.indexed(`apps:${c.id}`).some((a) => String(a.job_id) === jobId));
     return reply(200, list.map((c) => candidateView(tenant, c)));
   }
   const one = /^\/v1\/candidates\/(\d+)$/.exec(path);
@@ -213,8 +215,7 @@ function v3(req: SandboxRequest, state: SandboxState, tenant: Tenant): SandboxRe
   }
   if (req.method === 'GET' && path === '/v3/candidates') {
     const email = q.get('email')?.toLowerCase();
-    const list = [...tenant.candidates.values()].filter((c) => !email || emailOf(c).includes(email));
-    return reply(200, list);
+    return reply(200, email ? tenant.indexed(`email:${email}`) : [...tenant.candidates.values()]);
   }
   if (req.method === 'POST' && path === '/v3/candidates') {
     const body = jsonBody(req);
@@ -224,9 +225,8 @@ function v3(req: SandboxRequest, state: SandboxState, tenant: Tenant): SandboxRe
     return reply(201, createCandidate(state, tenant, body));
   }
   if (req.method === 'GET' && path === '/v3/applications') {
-    const list = [...tenant.applications.values()].filter(
-      (a) => (!q.get('candidate_id') || String(a.candidate_id) === q.get('candidate_id')) && (!q.get('job_id') || String(a.job_id) === q.get('job_id')),
-    );
+    const candidateId = q.get('candidate_id');
+    const list = (candidateId ? tenant.indexed(`apps:${candidateId}`) : [...tenant.applications.values()]).filter((a) => !q.get('job_id') || String(a.job_id) === q.get('job_id'));
     return reply(200, list);
   }
   if (req.method === 'POST' && path === '/v3/applications') {
@@ -244,7 +244,7 @@ function v3(req: SandboxRequest, state: SandboxState, tenant: Tenant): SandboxRe
   }
   if (req.method === 'GET' && path === '/v3/attachments') {
     const appId = q.get('application_id');
-    return reply(200, [...tenant.attachments.values()].filter((a) => !appId || String(a.application_id) === appId));
+    return reply(200, appId ? tenant.indexed(`atts:${appId}`) : [...tenant.attachments.values()]);
   }
   if (req.method === 'POST' && path === '/v3/attachments') {
     const body = jsonBody(req);

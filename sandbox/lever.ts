@@ -61,10 +61,6 @@ function fromJson(req: SandboxRequest): OpportunityInput | undefined {
   };
 }
 
-function view(o: SandboxRecord): Record<string, unknown> {
-  return o;
-}
-
 function createOpportunity(req: SandboxRequest, tenant: Tenant) {
   if (!tenant.isUser(req.query.get('perform_as') ?? undefined)) {
     return error(400, 'BadRequestError', 'perform_as must be the id of a Lever user');
@@ -83,10 +79,11 @@ function createOpportunity(req: SandboxRequest, tenant: Tenant) {
   if (posting !== undefined && !tenant.hasJob(posting)) return error(404, 'ResourceNotFound', `Posting ${posting} not found`);
 
   const emails = input.emails.map((e) => e.toLowerCase());
-  let contact = [...tenant.candidates.values()].find((c) => (c.emails as string[]).some((e) => emails.includes(e)));
+  let contact = emails.map((e) => tenant.indexed(`email:${e}`)[0]).find(Boolean);
   if (!contact) {
     contact = { id: randomUUID(), name: input.name, emails, phones: input.phones };
     tenant.candidates.set(String(contact.id), contact);
+    for (const e of emails) tenant.addToIndex(`email:${e}`, contact);
   }
   const applicationId = randomUUID();
   const opportunity: SandboxRecord = {
@@ -107,8 +104,9 @@ function createOpportunity(req: SandboxRequest, tenant: Tenant) {
     resume: input.resume ?? null,
   };
   tenant.applications.set(String(opportunity.id), opportunity);
+  tenant.addToIndex(`apps:${String(contact.id)}`, opportunity);
   // Assumption (unconfirmed): create answers 201.
-  return reply(201, { data: view(opportunity) });
+  return reply(201, { data: opportunity });
 }
 
 export const lever: VendorEmulation = {
@@ -133,10 +131,10 @@ export const lever: VendorEmulation = {
     if (req.method === 'GET' && req.path === '/v1/opportunities') {
       const email = req.query.get('email')?.toLowerCase();
       const posting = req.query.get('posting_id');
-      const list = [...tenant.applications.values()].filter(
-        (o) => (!email || (o.emails as string[]).includes(email)) && (!posting || (o.postings as string[]).includes(posting)),
-      );
-      return reply(200, { data: list.map(view), hasNext: false });
+      const contact = email ? tenant.indexed(`email:${email}`)[0] : undefined;
+      const pool = email ? (contact ? tenant.indexed(`apps:${String(contact.id)}`) : []) : [...tenant.applications.values()];
+      const list = pool.filter((o) => (!email || (o.emails as string[]).includes(email)) && (!posting || (o.postings as string[]).includes(posting)));
+      return reply(200, { data: list, hasNext: false });
     }
     if (req.method === 'POST' && req.path === '/v1/opportunities') return createOpportunity(req, tenant);
     if (req.method === 'GET' && req.path === '/v1/postings') {

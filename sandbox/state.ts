@@ -45,6 +45,8 @@ export class Tenant {
   /** Generic receivers: Idempotency-Key → the first answer. */
   readonly idempotency = new Map<string, { status: number; body: unknown }>();
   window = { startedAt: 0, count: 0 };
+  /** Secondary indexes (`email:…`, `apps:<candidateId>`, `atts:<applicationId>`) so lookups stay O(1) under benchmark load. */
+  private readonly index = new Map<string, SandboxRecord[]>();
 
   constructor(readonly spec: TenantSpec) {}
 
@@ -54,6 +56,16 @@ export class Tenant {
 
   hasJob(id: string | number): boolean {
     return (this.spec.jobs ?? []).includes(String(id));
+  }
+
+  indexed(key: string): SandboxRecord[] {
+    return this.index.get(key) ?? [];
+  }
+
+  addToIndex(key: string, rec: SandboxRecord): void {
+    const list = this.index.get(key);
+    if (list) list.push(rec);
+    else this.index.set(key, [rec]);
   }
 
   isUser(id: string | undefined): boolean {

@@ -39,7 +39,7 @@ function createCandidate(req: SandboxRequest, tenant: Tenant, shortcode: string)
     resume = fileSummary(r.name, undefined, Buffer.from(r.data, 'base64'));
   }
   const email = c.email.toLowerCase();
-  const dup = [...tenant.candidates.values()].some((x) => x.shortcode === shortcode && x.email === email);
+  const dup = tenant.indexed(`email:${email}`).some((x) => x.shortcode === shortcode);
   // Assumption (unconfirmed): a candidate already in the job answers 409.
   if (dup) return error(409, 'Candidate already exists in this job');
   const sourced = body.sourced ?? true;
@@ -61,6 +61,7 @@ function createCandidate(req: SandboxRequest, tenant: Tenant, shortcode: string)
   };
   tenant.candidates.set(String(rec.id), rec);
   tenant.applications.set(String(rec.id), rec);
+  tenant.addToIndex(`email:${email}`, rec);
   // 201 per a 3rd-party source; the official status is unconfirmed.
   return reply(201, { status: 'created', candidate: rec });
 }
@@ -92,7 +93,7 @@ export const workable: VendorEmulation = {
     if (req.method === 'GET' && r.path === '/candidates') {
       const email = req.query.get('email')?.toLowerCase();
       const shortcode = req.query.get('shortcode');
-      const list = [...tenant.candidates.values()].filter((c) => (!email || c.email === email) && (!shortcode || c.shortcode === shortcode));
+      const list = (email ? tenant.indexed(`email:${email}`) : [...tenant.candidates.values()]).filter((c) => !shortcode || c.shortcode === shortcode);
       return reply(200, { candidates: list, paging: {} });
     }
     const create = /^\/jobs\/([^/]+)\/candidates$/.exec(r.path);

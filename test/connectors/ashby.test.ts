@@ -1,0 +1,53 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixture, startHarness, type Harness } from './support.ts';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(() => h.close());
+
+describe('ashby', () => {
+  it('search → candidate.create → resume upload handle → application.create', async () => {
+    const f = fixture(h, 'ashby', { settings: { sourceId: 'src-1' } });
+    const result = await h.connectors.deliver(f.app(), f.integration);
+
+    expect(result.deduplicated).toBe(false);
+    const [candidate] = h.sandbox.candidates('ashby', f.tenant);
+    expect(candidate).toMatchObject({
+      id: result.externalCandidateId,
+      name: 'Ada Byron',
+      linkedInUrl: 'https://www.linkedin.com/in/ada',
+      resumeFileHandle: { name: 'ada-cv.pdf', sha256: h.resume.sha256 },
+    });
+    const [app] = h.sandbox.applications('ashby', f.tenant);
+    expect(app).toMatchObject({ id: result.externalApplicationId, jobId: f.jobId, candidateId: candidate!.id, sourceId: 'src-1' });
+  });
+
+  it('a second delivery of the same application creates nothing new', async () => {
+    const f = fixture(h, 'ashby');
+    const app = f.app();
+    const first = await h.connectors.deliver(app, f.integration);
+    const second = await h.connectors.deliver(app, f.integration);
+    expect(second).toEqual({ externalCandidateId: first.externalCandidateId, externalApplicationId: first.externalApplicationId, deduplicated: true });
+    expect(h.sandbox.candidates('ashby', f.tenant)).toHaveLength(1);
+    expect(h.sandbox.applications('ashby', f.tenant)).toHaveLength(1);
+  });
+
+  it('resumes from the failed step: a retry after application.create failed reuses candidate and resume', async () => {
+    const f = fixture(h, 'ashby');
+    const app = f.app();
+    h.sandbox.addFault({ kind: 'error', status: 502, tenant: f.tenant, path: 'application.create', times: 1 });
+    await expect(h.connectors.deliver(app, f.integration)).rejects.toMatchObject({ code: 'unavailable', retriable: true });
+    expect(h.sandbox.candidates('ashby', f.tenant)).toHaveLength(1);
+    expect(h.sandbox.applications('ashby', f.tenant)).toHaveLength(0);
+
+    const uploadsBefore = h.sandbox.state.stats.byPlatform.ashby ?? 0;
+    const retry = await h.connectors.deliver(app, f.integration);
+    expect(retry.deduplicated).toBe(false);
+    expect(h.sandbox.candidates('ashby', f.tenant)).toHaveLength(1);
+    expect(h.sandbox.applications('ashby', f.tenant)).toHaveLength(1);
+    // search + application.create only: no second candidate, no second resume upload.
+    expect((h.sandbox.state.stats.byPlatform.ashby ?? 0) - uploadsBefore).toBe(2);
+  });
+});
