@@ -2,9 +2,12 @@
  * `ats-relay consume --role <role>`: one consumer process. Scale a role by running more of it
  * (up to the partition count of its topic); each role has its own consumer group.
  */
+import type { Registry } from 'prom-client';
 import { runMain, UsageError } from '../lib/cli.ts';
 import { createLogger } from '../lib/logger.ts';
+import { createAlertConsumer } from './alerts/index.ts';
 import { createDeliveryConsumer, groupIdFor, tierByName, type DeliveryRole } from './dispatcher/index.ts';
+import { createDlqS3Sink } from './dlq-s3-sink/index.ts';
 import { startHealthServer } from './health-server.ts';
 
 const usage = `Usage: ats-relay consume --role <role> [--tier <name>]
@@ -14,6 +17,10 @@ Roles:
   dispatcher          reads ats.applications, delivers to each customer's ATS   (group ats-relay.dispatcher)
   retry --tier <t>    reads one retry tier (retry-30s, retry-2m, retry-5m by default) and delivers
                       each record once it is due                                (group ats-relay.<tier>)
+  dlq-s3              archives the DLQ to S3 as gzipped JSON lines, committing only what is
+                      stored                                                    (group ats-relay.dlq-s3)
+  alerts              e-mails one digest of dead letters per ALERT_WINDOW_MS, grouped by company,
+                      platform and error code                                   (group ats-relay.alerts)
 
 Options:
   --role <role>       which consumer to run (required)
@@ -23,15 +30,26 @@ Options:
 
 Each process serves /healthz, /readyz and /metrics on HTTP_PORT. SIGTERM/SIGINT stop fetching,
 finish (or hand to the next tier) what is in flight, commit and leave the group within
-SHUTDOWN_TIMEOUT_MS. Configuration comes from the environment: see the README.`;
+SHUTDOWN_TIMEOUT_MS; dlq-s3 writes what it buffered first, alerts finishes a digest being sent
+(records not yet in a sent digest stay uncommitted and are counted by the next run).
+Configuration comes from the environment: see the README.`;
+
+interface RunningConsumer {
+  readonly ready: boolean;
+  readonly metrics: { registry: Registry };
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
 
 await runMain({
   name: 'consume',
   usage,
   options: { role: { type: 'string' }, tier: { type: 'string' }, group: { type: 'string' } },
   async run({ config, values, onShutdown, shutdownRequested }) {
-    let role: DeliveryRole;
-    if (values.role === 'dispatcher') role = { role: 'dispatcher' };
+    const group = values.group ? { groupId: values.group } : {};
+    let role: DeliveryRole | undefined;
+    if (values.role === 'dlq-s3' || values.role === 'alerts') role = undefined;
+    else if (values.role === 'dispatcher') role = { role: 'dispatcher' };
     else if (values.role === 'retry') {
       if (!values.tier) throw new UsageError(`--role retry needs --tier (one of ${config.topics.retryTiers.map((t) => t.name).join(', ')})`);
       try {
@@ -42,7 +60,12 @@ await runMain({
     } else throw new UsageError(values.role ? `unknown role "${values.role}"\n\n${usage}` : `--role is required\n\n${usage}`);
 
     const logger = createLogger({ level: config.log.level, name: `ats-relay:${values.role}${values.tier ? `:${values.tier}` : ''}` });
-    const consumer = createDeliveryConsumer({ config, logger, role, ...(values.group ? { groupId: values.group } : { groupId: groupIdFor(role) }) });
+    const consumer: RunningConsumer =
+      role !== undefined
+        ? createDeliveryConsumer({ config, logger, role, groupId: values.group ?? groupIdFor(role) })
+        : values.role === 'dlq-s3'
+          ? createDlqS3Sink({ config, logger, options: group })
+          : createAlertConsumer({ config, logger, options: group });
     const health = await startHealthServer({ port: config.http.port, registry: consumer.metrics.registry, ready: () => consumer.ready });
     onShutdown(() => health.close());
     onShutdown(() => consumer.close());

@@ -60,6 +60,7 @@ const V = {
   CIRCUIT_OPEN_MS: declare({ env: 'CIRCUIT_OPEN_MS', default: '30000', doc: 'How long an open circuit waits before a half-open probe.' }),
   ATS_REQUEST_TIMEOUT_MS: declare({ env: 'ATS_REQUEST_TIMEOUT_MS', default: '15000', doc: 'Per-request timeout for calls to an ATS (headers and body).' }),
   ATS_ALLOW_PRIVATE_NETWORKS: declare({ env: 'ATS_ALLOW_PRIVATE_NETWORKS', default: 'false', doc: 'Allow ATS base URLs that resolve to private/loopback addresses (SSRF guard off; tests and the sandbox only).' }),
+  ATS_RATE_LIMITS: declare({ env: 'ATS_RATE_LIMITS', default: '', doc: 'Per-platform client-side rate limits overriding the vendor defaults, e.g. "greenhouse=100/10s,workable=none" (requests/window, or none).' }),
   RESUME_MAX_BYTES: declare({ env: 'RESUME_MAX_BYTES', default: '10485760', doc: 'Largest resume fetched and forwarded (10 MiB).' }),
 
   // PostgreSQL
@@ -132,7 +133,13 @@ export interface Config {
   topics: TopicsConfig;
   retry: { jitter: number };
   dispatcher: { maxInFlight: number; circuitFailureThreshold: number; circuitOpenMs: number };
-  ats: { requestTimeoutMs: number; allowPrivateNetworks: boolean; resumeMaxBytes: number };
+  ats: {
+    requestTimeoutMs: number;
+    allowPrivateNetworks: boolean;
+    resumeMaxBytes: number;
+    /** Per platform: a token bucket (burst = requests per window) or null for no client-side limit. */
+    rateLimits: Partial<Record<string, { capacity: number; refillPerSecond: number } | null>>;
+  };
   database: { url: string };
   crypto: { encryptionKeys: string | undefined };
   s3: {
@@ -308,6 +315,25 @@ function parseCompanyRecipients(r: Reader): Record<string, string[]> {
   }, {});
 }
 
+const PLATFORM_NAMES = ['greenhouse', 'lever', 'workable', 'ashby', 'generic'];
+
+function parseRateLimits(r: Reader): Config['ats']['rateLimits'] {
+  return r.guard(() => {
+    const out: Config['ats']['rateLimits'] = {};
+    for (const part of r.list(V.ATS_RATE_LIMITS)) {
+      const m = /^([a-z]+)=(?:(none)|(\d+)\/(\d+)s)$/.exec(part);
+      if (!m || !PLATFORM_NAMES.includes(m[1]!)) {
+        r.fail(V.ATS_RATE_LIMITS, `each entry is <platform>=<requests>/<seconds>s or <platform>=none (platforms: ${PLATFORM_NAMES.join(', ')}), got "${part}"`);
+      }
+      const requests = Number(m[3]);
+      const seconds = Number(m[4]);
+      if (!m[2] && (requests < 1 || seconds < 1)) r.fail(V.ATS_RATE_LIMITS, `"${part}" needs at least 1 request per at least 1 s`);
+      out[m[1]!] = m[2] ? null : { capacity: requests, refillPerSecond: requests / seconds };
+    }
+    return out;
+  }, {});
+}
+
 function expandHome(p: string): string {
   return p.startsWith('~') ? path.join(os.homedir(), p.slice(1)) : p;
 }
@@ -362,6 +388,7 @@ export function loadConfig(env: Env = process.env): Config {
       requestTimeoutMs: r.int(V.ATS_REQUEST_TIMEOUT_MS, 100, 600_000),
       allowPrivateNetworks: r.bool(V.ATS_ALLOW_PRIVATE_NETWORKS),
       resumeMaxBytes: r.int(V.RESUME_MAX_BYTES, 1),
+      rateLimits: parseRateLimits(r),
     },
     database: { url: databaseUrl },
     crypto: { encryptionKeys: r.optional(V.ATS_RELAY_ENCRYPTION_KEYS) },
@@ -443,6 +470,9 @@ export function envFromConfig(config: Config): Record<string, string> {
     CIRCUIT_OPEN_MS: String(config.dispatcher.circuitOpenMs),
     ATS_REQUEST_TIMEOUT_MS: String(config.ats.requestTimeoutMs),
     ATS_ALLOW_PRIVATE_NETWORKS: String(config.ats.allowPrivateNetworks),
+    ATS_RATE_LIMITS: Object.entries(config.ats.rateLimits)
+      .map(([platform, spec]) => (spec ? `${platform}=${spec.capacity}/${Math.round(spec.capacity / spec.refillPerSecond)}s` : `${platform}=none`))
+      .join(','),
     RESUME_MAX_BYTES: String(config.ats.resumeMaxBytes),
     DATABASE_URL: config.database.url,
     S3_ENDPOINT: config.s3.endpoint ?? '',

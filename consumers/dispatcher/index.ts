@@ -71,6 +71,7 @@ export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryC
     requestTimeoutMs: config.ats.requestTimeoutMs,
     allowPrivateNetworks: config.ats.allowPrivateNetworks,
     resumeMaxBytes: config.ats.resumeMaxBytes,
+    rateLimits: config.ats.rateLimits,
   });
   const handle = createDeliveryHandler({
     group: groupId,

@@ -11,6 +11,7 @@
  * - A handler that throws could not make the outcome durable (Kafka or Postgres down): it is run
  *   again with backoff and its offset stays uncommitted meanwhile. Business failures never throw.
  */
+import { setMaxListeners } from 'node:events';
 import type { Consumer, Kafka } from '../../lib/kafka.ts';
 import { createConsumer } from '../../lib/kafka.ts';
 import { readHeaders, type HeaderMap } from '../../lib/headers.ts';
@@ -95,6 +96,8 @@ export class StreamConsumer {
 
   constructor(private readonly opts: StreamConsumerOptions) {
     this.semaphore = new Semaphore(opts.maxInFlight);
+    // Every in-flight handler listens on the one shutdown signal.
+    setMaxListeners(0, this.abort.signal);
     this.maxBuffered = opts.maxBufferedPerPartition ?? Math.max(16, opts.maxInFlight * 4);
     this.now = opts.now ?? Date.now;
     this.consumer = createConsumer(opts.kafka, {

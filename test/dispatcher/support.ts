@@ -44,6 +44,8 @@ export async function startPipeline(overrides: Record<string, string> = {}): Pro
     CIRCUIT_FAILURE_THRESHOLD: '1000',
     ATS_REQUEST_TIMEOUT_MS: '3000',
     SHUTDOWN_TIMEOUT_MS: '15000',
+    // The sandbox tenant has no limit; the vendor default (50 per 10 s) would make these tests slow.
+    ATS_RATE_LIMITS: 'greenhouse=none',
     ...overrides,
   });
   const logger = createLogger({ level: config.log.level, name: 'test' });
