@@ -6,7 +6,7 @@ import { startSandbox } from '../../sandbox/server.ts';
 import { RelayError } from '../../lib/errors.ts';
 import type { LeverSettings } from '../../lib/integration.ts';
 import { createLogger } from '../../lib/logger.ts';
-import { companyId, registryHarness, sampleIntegration } from './support.ts';
+import { companyId, registryHarness, RUN_TAG, sampleIntegration } from './support.ts';
 
 const h = registryHarness();
 const logStream = new PassThrough();
@@ -20,7 +20,7 @@ afterAll(async () => {
   await h.close();
 });
 
-const admin = (await h.repo.createApiToken({ name: 'api-test admin', scope: { kind: 'admin' } })).token;
+const admin = (await h.repo.createApiToken({ name: `${RUN_TAG} admin`, scope: { kind: 'admin' } })).token;
 async function companyToken(company: string): Promise<string> {
   return (await h.repo.createApiToken({ name: 'api-test company', scope: { kind: 'company', companyId: company } })).token;
 }

@@ -20,12 +20,29 @@ export interface RegistryHarness {
   close(): Promise<void>;
 }
 
+/** Prefix of every company id (and token name) this test file creates, so it can clean up after itself. */
+export const RUN_TAG = uniqueName('reg');
+
 export function registryHarness(overrides: Record<string, string> = {}): RegistryHarness {
   const config = testConfig(overrides);
   const pool = createPool(config.database, { max: 12 });
   const keyring = new Keyring(config.crypto.encryptionKeys);
   const repo = createIntegrationRepository({ pool, keyring });
-  return { config, pool, keyring, repo, close: () => pool.end() };
+  return {
+    config,
+    pool,
+    keyring,
+    repo,
+    async close() {
+      try {
+        // Job mappings and deliveries go with their integration (ON DELETE CASCADE).
+        await pool.query('DELETE FROM integrations WHERE company_id LIKE $1', [`${RUN_TAG}-%`]);
+        await pool.query('DELETE FROM api_tokens WHERE name LIKE $1 OR scope LIKE $2', [`${RUN_TAG}%`, `company:${RUN_TAG}-%`]);
+      } finally {
+        await pool.end();
+      }
+    },
+  };
 }
 
 /** A keyring spec of fresh keys, first one encrypting: keyringSpec('k2', 'k1'). */
@@ -57,7 +74,7 @@ export async function isolatedDatabase(): Promise<{ url: string; drop(): Promise
 }
 
 export function companyId(): string {
-  return uniqueName('company');
+  return uniqueName(RUN_TAG);
 }
 
 /** A valid create body per platform, with secrets unique to the call (to search for them later). */
