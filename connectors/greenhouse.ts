@@ -8,6 +8,7 @@
  * With an apiBaseUrl override both Harvest and the token endpoint live under it
  * (`{base}/v1/…`, `{base}/v3/…`, `{base}/auth/token`).
  */
+import { createHash } from 'node:crypto';
 import type { ApplicationSubmitted } from '../lib/application.ts';
 import type { GreenhouseSettings, Integration } from '../lib/integration.ts';
 import { AtsError } from './ats-error.ts';
@@ -277,8 +278,10 @@ export class GreenhouseConnector implements Connector {
     }
   }
 
+  /** Tokens are cached per integration, credentials and user: new credentials never reuse an old token. */
   private tokenKey(integration: Integration, settings: GreenhouseSettings): string {
-    return `${integration.id}:${integration.version}:${settings.onBehalfOf}`;
+    const creds = createHash('sha256').update(`${integration.credentials.clientId}:${integration.credentials.clientSecret}`).digest('hex').slice(0, 16);
+    return `${integration.id}:${creds}:${settings.onBehalfOf}`;
   }
 
   private async token(client: VendorClient, settings: GreenhouseSettings): Promise<CachedToken> {
