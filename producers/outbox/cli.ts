@@ -1,0 +1,83 @@
+/**
+ * `npm run outbox-relay`: publishes the outbox rows of TOPIC_APPLICATIONS until SIGTERM, then
+ * finishes the batch in flight, flushes and disconnects. Run as many as you like (SKIP LOCKED).
+ */
+import { runMain, UsageError } from '../../lib/cli.ts';
+import { createPool } from '../../lib/db.ts';
+import { createKafka, createProducer, kafkaError } from '../../lib/kafka.ts';
+import { createLogger } from '../../lib/logger.ts';
+import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
+import { DEFAULT_RELAY_TUNING } from './options.ts';
+import { createOutboxRelay } from './relay.ts';
+
+function positiveInt(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} must be a whole number ≥ 1, got "${value}"`);
+  return Number(value);
+}
+
+const d = DEFAULT_RELAY_TUNING;
+
+await runMain({
+  name: 'outbox-relay',
+  usage: `Usage: npm run outbox-relay -- [options]
+
+Publishes pending outbox rows of TOPIC_APPLICATIONS in order (Avro via the Schema Registry, idempotent
+producer, acks=all) and marks them sent. Woken by NOTIFY, polls as a fallback. Several relays may run.
+
+Options:
+  --batch-size N        rows per batch / transaction (default ${d.batchSize})
+  --poll-interval-ms N  polling fallback (default ${d.pollIntervalMs})
+  --retention-ms N      delete sent rows older than this (default ${d.retentionMs}, 7 days)
+  --prune-interval-ms N how often to prune (default ${d.pruneIntervalMs})
+  --all-topics          relay rows of every topic, not only TOPIC_APPLICATIONS`,
+  options: {
+    'batch-size': { type: 'string' },
+    'poll-interval-ms': { type: 'string' },
+    'retention-ms': { type: 'string' },
+    'prune-interval-ms': { type: 'string' },
+    'all-topics': { type: 'boolean' },
+  },
+  async run({ config, values, onShutdown, shutdownRequested }) {
+    const logger = createLogger({ level: config.log.level, name: 'outbox-relay' });
+    const pool = createPool(config.database, { max: 4, applicationName: 'ats-relay-outbox' });
+    onShutdown(() => pool.end());
+    const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'outbox-relay' });
+    const producer = createProducer(kafka);
+    try {
+      await producer.connect();
+    } catch (err) {
+      throw kafkaError(err, 'cannot connect to Kafka');
+    }
+    onShutdown(() => producer.disconnect());
+
+    const codecs = new Map<string, EventCodec>();
+    const codecFor = (topic: string): EventCodec => {
+      let codec = codecs.get(topic);
+      if (!codec) codecs.set(topic, (codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic })));
+      return codec;
+    };
+    // Fail fast on a registry that is not there or rejects the schema, before taking rows.
+    await codecFor(config.topics.applications).register();
+
+    const relay = createOutboxRelay({
+      pool,
+      databaseUrl: config.database.url,
+      producer,
+      codecFor,
+      logger,
+      ...(values['all-topics'] ? {} : { topics: [config.topics.applications] }),
+      batchSize: positiveInt('batch-size', values['batch-size'], d.batchSize),
+      pollIntervalMs: positiveInt('poll-interval-ms', values['poll-interval-ms'], d.pollIntervalMs),
+      retentionMs: positiveInt('retention-ms', values['retention-ms'], d.retentionMs),
+      pruneIntervalMs: positiveInt('prune-interval-ms', values['prune-interval-ms'], d.pruneIntervalMs),
+    });
+    // Registered last, so it runs first: stop claiming and finish the batch before the producer goes.
+    onShutdown(() => relay.close());
+    await relay.start();
+    logger.info({ topics: values['all-topics'] ? 'all' : [config.topics.applications] }, 'outbox relay started');
+    const signal = await shutdownRequested;
+    logger.info({ signal, ...relay.stats() }, 'outbox relay stopping');
+    return 0; // runMain runs the cleanups (relay → producer → pool) once, then exits
+  },
+});

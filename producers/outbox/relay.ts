@@ -1,0 +1,301 @@
+/**
+ * The read side of the transactional outbox: publishes pending rows in id order and marks them sent.
+ *
+ * One batch = one transaction: claim up to `batchSize` pending rows `FOR UPDATE SKIP LOCKED` (other
+ * relays skip them), encode, send (idempotent producer, acks=all), mark them sent, commit. A crash
+ * anywhere before the commit rolls the claim back and another relay (or this one, restarted) sends the
+ * rows again: at-least-once, and the event id lets consumers drop the duplicates.
+ *
+ * Order: one relay sends batches one after the other, rows in id order, so events of one key keep
+ * their order. With several relays, two pending rows of the same key could land in batches of
+ * different relays; since the backend writes one event per application and integration, that only
+ * concerns re-enqueued duplicates (same event id).
+ *
+ * Woken by NOTIFY on insert (a dedicated LISTEN connection that reconnects), with polling as the
+ * fallback; drains without waiting while batches come back full. Sent rows are pruned after
+ * `retentionMs`. A row whose payload can never be encoded is set aside (`failed_at`) instead of
+ * blocking the rows behind it.
+ */
+import pg from 'pg';
+import type { ApplicationSubmitted } from '../../lib/application.ts';
+import type { Pool, PoolClient } from '../../lib/db.ts';
+import { RelayError, truncate } from '../../lib/errors.ts';
+import { ACKS_ALL, kafkaError, type Message, type Producer } from '../../lib/kafka.ts';
+import type { Logger } from '../../lib/logger.ts';
+import type { EventCodec } from '../../lib/serde.ts';
+import { EVENT_ID_HEADER } from '../publisher.ts';
+import { OUTBOX_CHANNEL } from './enqueue.ts';
+import { DEFAULT_RELAY_TUNING, type RelayTuning } from './options.ts';
+
+export interface OutboxRelayOptions extends Partial<RelayTuning> {
+  /** Claims and marks rows; one connection per batch in flight. */
+  pool: Pool;
+  /** For the LISTEN connection (a pooled client cannot hold LISTEN). */
+  databaseUrl: string;
+  /** Connected by the caller, who disconnects it after `close()`. */
+  producer: Producer;
+  /** The codec of a topic (rows carry their topic; the subject is `<topic>-value`). */
+  codecFor(topic: string): EventCodec;
+  /** Relay only rows of these topics (a relay per topic, or tests sharing a database); default: all. */
+  topics?: readonly string[];
+  logger: Logger;
+  /** Called after each committed batch (benchmarks, metrics). */
+  onBatch?(batch: { rows: number; failed: number; ms: number }): void;
+}
+
+export interface RelayStats {
+  published: number;
+  batches: number;
+  failedRows: number;
+  errors: number;
+  pruned: number;
+}
+
+export interface OutboxRelay {
+  start(): Promise<void>;
+  /** Stop claiming, finish the batch in flight (send + mark sent), close the LISTEN connection. Idempotent. */
+  close(): Promise<void>;
+  stats(): RelayStats;
+}
+
+interface OutboxRow {
+  id: string;
+  event_id: string;
+  topic: string;
+  key: string;
+  payload: ApplicationSubmitted;
+}
+
+export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
+  const tuning: RelayTuning = {
+    batchSize: opts.batchSize ?? DEFAULT_RELAY_TUNING.batchSize,
+    maxSendBytes: opts.maxSendBytes ?? DEFAULT_RELAY_TUNING.maxSendBytes,
+    pollIntervalMs: opts.pollIntervalMs ?? DEFAULT_RELAY_TUNING.pollIntervalMs,
+    retentionMs: opts.retentionMs ?? DEFAULT_RELAY_TUNING.retentionMs,
+    pruneIntervalMs: opts.pruneIntervalMs ?? DEFAULT_RELAY_TUNING.pruneIntervalMs,
+    maxBackoffMs: opts.maxBackoffMs ?? DEFAULT_RELAY_TUNING.maxBackoffMs,
+  };
+  const logger = opts.logger.child({ component: 'outbox-relay' });
+  const stats: RelayStats = { published: 0, batches: 0, failedRows: 0, errors: 0, pruned: 0 };
+
+  let stopping = false;
+  let running: Promise<void> | undefined;
+  let closing: Promise<void> | undefined;
+
+  // --- waking: NOTIFY, the poll timer, or close() -------------------------------------------------
+
+  let notified = false;
+  let wakeSleeper: (() => void) | undefined;
+  const wake = (): void => {
+    notified = true;
+    wakeSleeper?.();
+  };
+  /**
+   * Resolve after `ms`, or at once on close(). With `untilNotified`, also when a notification arrives
+   * (or arrived since the last sleep); a backoff after a failure ignores notifications.
+   */
+  function sleep(ms: number, untilNotified: boolean): Promise<void> {
+    if (stopping || (untilNotified && notified)) {
+      notified = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        wakeSleeper = undefined;
+        if (untilNotified) notified = false;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      wakeSleeper = untilNotified ? done : undefined;
+      stopSleeper = done;
+    });
+  }
+  let stopSleeper: (() => void) | undefined;
+
+  let listener: pg.Client | undefined;
+  let reconnectTimer: NodeJS.Timeout | undefined;
+  async function listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: opts.databaseUrl, application_name: 'ats-relay-outbox-listen' });
+    const retry = (err?: Error): void => {
+      if (listener !== client) return;
+      listener = undefined;
+      client.removeAllListeners();
+      client.on('error', () => undefined);
+      void client.end().catch(() => undefined);
+      if (stopping) return;
+      logger.warn({ err: err?.message }, 'LISTEN connection lost; polling until it is back');
+      reconnectTimer = setTimeout(() => void listen().catch(() => undefined), tuning.pollIntervalMs);
+    };
+    listener = client;
+    client.on('notification', wake);
+    client.on('error', retry);
+    client.on('end', () => retry());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
+    } catch (err) {
+      retry(err as Error);
+    }
+  }
+
+  // --- one batch ----------------------------------------------------------------------------------
+
+  /** Messages in row order, split so that no send exceeds maxSendBytes. */
+  function chunk(messages: Array<{ topic: string; message: Message }>): Array<Array<{ topic: string; messages: Message[] }>> {
+    const sends: Array<Array<{ topic: string; messages: Message[] }>> = [];
+    let current: Array<{ topic: string; messages: Message[] }> = [];
+    let bytes = 0;
+    for (const { topic, message } of messages) {
+      const size = (message.value as Buffer).length + 100;
+      if (bytes + size > tuning.maxSendBytes && bytes > 0) {
+        sends.push(current);
+        current = [];
+        bytes = 0;
+      }
+      const last = current[current.length - 1];
+      if (last?.topic === topic) last.messages.push(message);
+      else current.push({ topic, messages: [message] });
+      bytes += size;
+    }
+    if (current.length) sends.push(current);
+    return sends;
+  }
+
+  async function encodeRows(client: PoolClient, rows: OutboxRow[]): Promise<{ messages: Array<{ topic: string; message: Message }>; failed: number }> {
+    const encoded = await Promise.allSettled(rows.map((r) => opts.codecFor(r.topic).encode(r.payload)));
+    const messages: Array<{ topic: string; message: Message }> = [];
+    const poison: Array<{ id: string; error: string }> = [];
+    encoded.forEach((result, i) => {
+      const row = rows[i]!;
+      if (result.status === 'fulfilled') {
+        messages.push({ topic: row.topic, message: { key: row.key, value: result.value, headers: { [EVENT_ID_HEADER]: row.event_id } } });
+        return;
+      }
+      const err = result.reason as unknown;
+      // Registry down and the like fail the whole batch (retried); only a payload that can never encode is set aside.
+      if (err instanceof RelayError && !err.retriable) poison.push({ id: row.id, error: truncate(`${err.code}: ${err.message}`) });
+      else throw err;
+    });
+    if (poison.length) {
+      await client.query(
+        `UPDATE outbox SET failed_at = now(), attempts = attempts + 1, last_error = p.error
+           FROM unnest($1::bigint[], $2::text[]) AS p(id, error) WHERE outbox.id = p.id`,
+        [poison.map((p) => p.id), poison.map((p) => p.error)],
+      );
+      logger.error({ outboxIds: poison.map((p) => p.id) }, 'outbox rows set aside: their payload cannot be encoded');
+    }
+    return { messages, failed: poison.length };
+  }
+
+  /** Claim, send and mark one batch. Returns the number of rows claimed (0 = nothing pending). */
+  async function relayBatch(): Promise<number> {
+    const t0 = performance.now();
+    const client = await opts.pool.connect();
+    let ids: string[] = [];
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<OutboxRow>(
+        `SELECT id, event_id, topic, key, payload FROM outbox
+          WHERE sent_at IS NULL AND failed_at IS NULL AND ($2::text[] IS NULL OR topic = ANY($2::text[]))
+          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [tuning.batchSize, opts.topics ?? null],
+      );
+      ids = rows.map((r) => r.id);
+      if (rows.length === 0) {
+        await client.query('COMMIT');
+        return 0;
+      }
+      const { messages, failed } = await encodeRows(client, rows);
+      for (const topicMessages of chunk(messages)) {
+        try {
+          await opts.producer.sendBatch({ acks: ACKS_ALL, topicMessages });
+        } catch (err) {
+          throw kafkaError(err, 'outbox send failed', { outboxIds: `${ids[0]}..${ids[ids.length - 1]}` });
+        }
+      }
+      await client.query('UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]) AND failed_at IS NULL', [ids]);
+      await client.query('COMMIT');
+      stats.published += messages.length;
+      stats.failedRows += failed;
+      stats.batches += 1;
+      opts.onBatch?.({ rows: messages.length, failed, ms: performance.now() - t0 });
+      return rows.length;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (ids.length) {
+        const message = truncate(err instanceof RelayError ? `${err.code}: ${err.message}` : (err as Error).message ?? String(err));
+        await opts.pool
+          .query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])', [ids, message])
+          .catch(() => undefined);
+      }
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async function prune(): Promise<void> {
+    // In slices, so a large backlog of sent rows never holds long locks.
+    for (;;) {
+      const { rowCount } = await opts.pool.query(
+        `DELETE FROM outbox WHERE id IN (
+           SELECT id FROM outbox WHERE sent_at < now() - make_interval(secs => $1::double precision / 1000) LIMIT 5000)`,
+        [tuning.retentionMs],
+      );
+      stats.pruned += rowCount ?? 0;
+      if ((rowCount ?? 0) < 5000 || stopping) return;
+    }
+  }
+
+  // --- the loop -----------------------------------------------------------------------------------
+
+  async function run(): Promise<void> {
+    let backoffMs = 0;
+    let lastPrune = 0;
+    while (!stopping) {
+      try {
+        if (Date.now() - lastPrune >= tuning.pruneIntervalMs) {
+          lastPrune = Date.now();
+          await prune();
+        }
+        const claimed = await relayBatch();
+        backoffMs = 0;
+        if (claimed < tuning.batchSize) await sleep(tuning.pollIntervalMs, true);
+      } catch (err) {
+        stats.errors += 1;
+        backoffMs = Math.min(tuning.maxBackoffMs, backoffMs ? backoffMs * 2 : Math.max(100, tuning.pollIntervalMs / 2));
+        const retriable = (err as { retriable?: boolean }).retriable !== false;
+        logger[retriable ? 'warn' : 'error']({ err, retryInMs: backoffMs }, 'outbox batch failed; rows stay pending');
+        await sleep(backoffMs, false);
+      }
+    }
+  }
+
+  return {
+    async start() {
+      if (running) return;
+      await listen();
+      running = run();
+    },
+
+    close() {
+      closing ??= (async () => {
+        stopping = true;
+        stopSleeper?.();
+        await running;
+        clearTimeout(reconnectTimer);
+        const client = listener;
+        listener = undefined;
+        if (client) {
+          client.removeAllListeners();
+          client.on('error', () => undefined);
+          await client.end().catch(() => undefined);
+        }
+      })();
+      return closing;
+    },
+
+    stats: () => ({ ...stats }),
+  };
+}
