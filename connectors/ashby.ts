@@ -155,23 +155,17 @@ export class AshbyConnector implements Connector {
       // Missing key → 401; a wrong or deactivated key → 403; a key without the module permission → 403 + missing_endpoint_permission.
       if (res.status === 403) {
         const code = envelope?.errorInfo?.code ?? String(envelope?.errors?.[0] ?? '');
-        return this.throw(client.fail(res, method, /permission/i.test(code) ? 'forbidden' : 'auth_failed'));
+        throw client.fail(res, method, /permission/i.test(code) ? 'forbidden' : 'auth_failed');
       }
-      return this.throw(client.fail(res, method, res.status === 404 ? 'unexpected_response' : undefined));
+      throw client.fail(res, method, res.status === 404 ? 'unexpected_response' : undefined);
     }
     if (envelope?.success === true) return envelope.results as T;
     if (envelope?.success === false) {
       const code = envelope.errorInfo?.code ?? String(envelope.errors?.[0] ?? 'unknown');
       const ours = ashbyCode(code);
       const vendorMessage = scrubSecrets(messageOf(envelope) ?? code, Object.values(client.integration.credentials));
-      return this.throw(
-        new AtsError(ours, `ashby ${method} failed: ${ours}`, { status: res.status, vendorMessage, context: { ...client.context(method), ashbyCode: code } }),
-      );
+      throw new AtsError(ours, `ashby ${method} failed: ${ours}`, { status: res.status, vendorMessage, context: { ...client.context(method), ashbyCode: code } });
     }
-    return this.throw(client.unexpected(res, method, 'response is not an Ashby envelope'));
-  }
-
-  private throw(err: AtsError): never {
-    throw err;
+    throw client.unexpected(res, method, 'response is not an Ashby envelope');
   }
 }
