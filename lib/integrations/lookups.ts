@@ -32,8 +32,12 @@ export async function findDeliveryTargets(db: Queryable, companyId: string, jobI
   return rows.map((r) => ({ integrationId: r.id, platform: r.platform, atsJobId: r.external_job_id }));
 }
 
-/** Any job id of the integration that has a mapping (the sample publisher applies to those). */
-export async function listMappedJobIds(db: Queryable, integrationId: string): Promise<string[]> {
-  const { rows } = await db.query<{ job_id: string }>('SELECT job_id FROM job_mappings WHERE integration_id = $1 ORDER BY job_id', [integrationId]);
+/** Job ids mapped in any enabled integration of the company (the sample publisher applies to those). */
+export async function mappedJobIds(db: Queryable, companyId: string): Promise<string[]> {
+  const { rows } = await db.query<{ job_id: string }>(
+    `SELECT DISTINCT m.job_id FROM job_mappings m JOIN integrations i ON i.id = m.integration_id
+      WHERE i.company_id = $1 AND i.enabled AND i.deleted_at IS NULL ORDER BY m.job_id`,
+    [companyId],
+  );
   return rows.map((r) => r.job_id);
 }
