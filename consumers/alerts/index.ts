@@ -90,6 +90,8 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
   let running = false;
   let joined = false;
   let windowTimer: NodeJS.Timeout | undefined;
+  /** Set first thing in close() (the closing promise is only assigned after its synchronous part ran). */
+  let stopping = false;
   let closing: Promise<void> | undefined;
 
   const sleep = (ms: number): Promise<void> =>
@@ -123,7 +125,7 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
   /** At a window end: seal the digest being built and send it, unless one is in flight or the cap holds it. */
   function onWindowEnd(): void {
     armWindowTimer();
-    if (closing || outgoing || building.empty) return;
+    if (stopping || outgoing || building.empty) return;
     const t = now();
     while (sentAt.length && sentAt[0]! <= t - opts.rateWindowMs) sentAt.shift();
     if (sentAt.length >= opts.maxDigests) {
@@ -151,6 +153,7 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
   /** Send every mail of the digest (each at most once), then commit its offsets. Never gives up on SMTP. */
   async function send(out: Outgoing): Promise<void> {
     let delay = opts.initialBackoffMs;
+    let failures = 0;
     for (const mail of out.mails) {
       while (!mail.sent) {
         if (abort.signal.aborted) return;
@@ -159,8 +162,12 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
           mail.sent = true;
           metrics.digestMails.inc({ audience: mail.audience });
         } catch (err) {
+          failures++;
           metrics.smtpFailures.inc();
-          logger.warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, retryInMs: delay, records: out.digest.total }, 'SMTP did not accept the digest; retrying (kept, offsets uncommitted)');
+          logger[failures === 1 || failures % 10 === 0 ? 'warn' : 'debug'](
+            { err: { message: (err as Error).message, code: (err as { code?: string }).code }, failures, retryInMs: delay, records: out.digest.total },
+            'SMTP did not accept the digest; retrying (kept, offsets uncommitted)',
+          );
           await sleep(delay);
           delay = Math.min(delay * 2, opts.maxBackoffMs);
         }
@@ -243,7 +250,7 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
           const { topic, partition } = batch;
           const key = tpKey(topic, partition);
           for (const message of batch.messages) {
-            if (!isRunning() || isStale() || closing) break;
+            if (!isRunning() || isStale() || stopping) break;
             const offset = Number(message.offset);
             if (offset < (nextOffset.get(key) ?? -1)) {
               resolveOffset(message.offset);
@@ -261,7 +268,7 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
                 key,
                 setTimeout(() => {
                   decodeRetryTimers.delete(key);
-                  if (!closing && assigned.has(key)) consumer.resume([{ topic, partitions: [partition] }]);
+                  if (!stopping && assigned.has(key)) consumer.resume([{ topic, partitions: [partition] }]);
                 }, 5_000),
               );
               break;
@@ -281,6 +288,7 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
     },
 
     close() {
+      stopping = true;
       closing ??= (async () => {
         clearTimeout(windowTimer);
         for (const timer of decodeRetryTimers.values()) clearTimeout(timer);

@@ -93,6 +93,8 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
   let running = false;
   let joined = false;
   let tick: NodeJS.Timeout | undefined;
+  /** Set first thing in close() (the closing promise is only assigned after its synchronous part ran). */
+  let stopping = false;
   let closing: Promise<void> | undefined;
 
   const sleep = (ms: number): Promise<void> =>
@@ -120,7 +122,7 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
 
   function resumeIfRoom(b: PartitionBatcher): void {
     const key = tpKey(b.topic, b.partition);
-    if (!paused.has(key) || b.full || closing || !assigned.has(key)) return;
+    if (!paused.has(key) || b.full || stopping || !assigned.has(key)) return;
     paused.delete(key);
     consumer.resume([{ topic: b.topic, partitions: [b.partition] }]);
   }
@@ -129,7 +131,7 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
   function kick(key: string): void {
     const b = batchers.get(key);
     if (!b || writes.has(key)) return;
-    const batch = b.seal(now(), closing !== undefined);
+    const batch = b.seal(now(), stopping);
     if (!batch) return;
     const write = writeBatch(b, batch).finally(() => {
       writes.delete(key);
@@ -177,6 +179,7 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
     const objectKey = archiveKey({ ...parts, lastOffset: last.offset });
     const log = logger.child({ partition: batch.partition, firstOffset: first.offset, lastOffset: last.offset });
     let stored = false;
+    let failures = 0;
     let delay = opts.initialBackoffMs;
     let operation = 'put';
     for (;;) {
@@ -214,9 +217,14 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
         log.debug({ key: objectKey, records: batch.records.length }, 'archived and committed');
         return;
       } catch (err) {
+        failures++;
         if (operation === 'commit') metrics.commitFailures.inc();
         else if (operation !== 'render') metrics.s3Failures.inc({ operation });
-        log.warn({ err, operation, retryInMs: delay }, stored ? 'offset commit failed; retrying' : 'could not archive the batch; retrying, offsets stay uncommitted');
+        // The first failure and every 10th after it at warn: an outage is visible without flooding the log.
+        log[failures === 1 || failures % 10 === 0 ? 'warn' : 'debug'](
+          { err, operation, failures, retryInMs: delay },
+          stored ? 'offset commit failed; retrying' : 'could not archive the batch; retrying, offsets stay uncommitted',
+        );
         await sleep(delay);
         delay = Math.min(delay * 2, opts.maxBackoffMs);
       }
@@ -272,7 +280,7 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
             batchers.set(key, b);
           }
           for (const message of batch.messages) {
-            if (!isRunning() || isStale() || closing) break;
+            if (!isRunning() || isStale() || stopping) break;
             const record: DeadLetterRecord = {
               topic,
               partition,
@@ -308,6 +316,7 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
     },
 
     close() {
+      stopping = true;
       closing ??= (async () => {
         clearInterval(tick);
         if (running) {

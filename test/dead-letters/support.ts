@@ -1,0 +1,183 @@
+/**
+ * A dead-letter pipeline of the test's own: unique topics (so a unique DLQ), a unique S3 prefix and
+ * mail recipient, a producer that writes dead letters carrying the dispatcher's header contract, and
+ * helpers to read the archive, committed offsets and the mailbox back.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { ApplicationSubmitted } from '../../lib/application.ts';
+import type { Config } from '../../lib/config.ts';
+import { envFromConfig } from '../../lib/config.ts';
+import { parseArchiveKey, parseArchiveObject, type ArchivedRecord, type ArchiveKeyParts } from '../../lib/dlq-archive.ts';
+import { failureHeaders } from '../../lib/headers.ts';
+import { ACKS_ALL, createKafka, createProducer, withAdmin, type Kafka, type Message, type Producer } from '../../lib/kafka.ts';
+import { createLogger, type Logger } from '../../lib/logger.ts';
+import { childEnv } from '../../lib/process-env.ts';
+import type { Platform } from '../../lib/integration.ts';
+import { createS3Client } from '../../lib/s3.ts';
+import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
+import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
+import { testConfig, uniqueName } from '../support/config.ts';
+
+export interface DeadLetterStack {
+  config: Config;
+  logger: Logger;
+  kafka: Kafka;
+  producer: Producer;
+  codec: EventCodec;
+  s3: S3Client;
+  event(companyId: string, platform?: Platform): ApplicationSubmitted;
+  /** Dead letters as the dispatcher writes them (value = the encoded event, failure headers). */
+  deadLetters(items: DeadLetterSpec[]): Promise<Message[]>;
+  publish(messages: Message[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DeadLetterSpec {
+  event: ApplicationSubmitted;
+  code: string;
+  message?: string;
+  status?: number;
+}
+
+export async function startDeadLetterStack(overrides: Record<string, string> = {}): Promise<DeadLetterStack> {
+  const config = testConfig({
+    TOPIC_APPLICATIONS: uniqueName('apps'),
+    TOPIC_PARTITIONS: '3',
+    S3_PREFIX: uniqueName('dlq-test'),
+    ALERT_EMAIL_TO: `${uniqueName('ops')}@localhost`,
+    SHUTDOWN_TIMEOUT_MS: '15000',
+    ...overrides,
+  });
+  const logger = createLogger({ level: config.log.level, name: 'test' });
+  const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'test' });
+  await withAdmin(kafka, (admin) => ensureTopics(admin, topicSpecs(config.topics)));
+  const producer = createProducer(kafka);
+  await producer.connect();
+  const codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
+  await codec.register();
+  const s3 = createS3Client(config.s3);
+  return {
+    config,
+    logger,
+    kafka,
+    producer,
+    codec,
+    s3,
+    event(companyId, platform = 'greenhouse') {
+      const applicationId = randomUUID();
+      return {
+        eventId: randomUUID(),
+        occurredAt: Date.now(),
+        applicationId,
+        companyId,
+        integrationId: randomUUID(),
+        platform,
+        jobId: 'job-1',
+        atsJobId: '4242',
+        candidate: { firstName: 'Ada', lastName: 'Byron', email: `ada+${applicationId}@example.org`, phone: null, location: null, links: [] },
+        resume: null,
+        coverLetter: null,
+        screeningAnswers: [],
+        source: 'ats-relay tests',
+        consent: { dataProcessing: true, marketing: false },
+        extras: {},
+      };
+    },
+    async deadLetters(items) {
+      const t = Date.now();
+      return Promise.all(
+        items.map(async (item, i) => {
+          const headers = failureHeaders(
+            { topic: config.topics.applications, partition: 0, offset: String(i), timestamp: String(t - 60_000), headers: { 'trace-id': randomUUID() } },
+            { code: item.code, message: item.message ?? `${item.code}: the ATS said no`, status: item.status },
+            { tryCount: 4, failedBy: 'ats-relay.retry-5m', now: t - 30_000 },
+          );
+          return { key: item.event.applicationId, value: await codec.encode(item.event), headers };
+        }),
+      );
+    },
+    async publish(messages) {
+      for (let i = 0; i < messages.length; i += 2_000) {
+        await producer.send({ topic: config.topics.dlq, acks: ACKS_ALL, messages: messages.slice(i, i + 2_000) });
+      }
+    },
+    async close() {
+      await producer.disconnect();
+      s3.destroy();
+    },
+  };
+}
+
+export interface ArchiveObject {
+  key: string;
+  parts: ArchiveKeyParts;
+  records: ArchivedRecord[];
+  body: Buffer;
+}
+
+/** Every archive object under the config's prefix, parsed. */
+export async function readArchive(s3: S3Client, config: Config): Promise<ArchiveObject[]> {
+  const out: ArchiveObject[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: config.s3.bucket, Prefix: `${config.s3.prefix}/`, ...(token ? { ContinuationToken: token } : {}) }));
+    for (const obj of page.Contents ?? []) {
+      const got = await s3.send(new GetObjectCommand({ Bucket: config.s3.bucket, Key: obj.Key! }));
+      const body = Buffer.from(await got.Body!.transformToByteArray());
+      out.push({ key: obj.Key!, parts: parseArchiveKey(obj.Key!)!, records: parseArchiveObject(body), body });
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return out;
+}
+
+/** Committed offsets of a group on a topic, by partition (-1 = none). */
+export async function committedOffsets(kafka: Kafka, groupId: string, topic: string): Promise<Map<number, number>> {
+  const [t] = await withAdmin(kafka, (admin) => admin.fetchOffsets({ groupId, topics: [topic] }));
+  return new Map((t?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+}
+
+/** A free TCP port on 127.0.0.1 (nothing listens there once this resolves). */
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** `ats-relay consume --role <role>` as a child process with the config's environment. */
+export function spawnConsumer(config: Config, role: string, extraEnv: Record<string, string> = {}, args: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'consumers/cli.ts', '--role', role, ...args], {
+    env: childEnv({ ...envFromConfig(config), HTTP_PORT: '0', ...extraEnv }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.resume();
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.once('exit', (code, signal) => {
+    if (code && code !== 0) process.stderr.write(`[${role}] exited ${code} ${signal ?? ''}\n${stderr}\n`);
+  });
+  return child;
+}
+
+export function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
