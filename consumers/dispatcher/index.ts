@@ -10,14 +10,15 @@ import { createPool } from '../../lib/db.ts';
 import { HEADER, headerInt } from '../../lib/headers.ts';
 import { createIntegrationCache } from '../../lib/integrations/cache.ts';
 import { createIntegrationRepository } from '../../lib/integrations/repository.ts';
-import { createKafka, createProducer } from '../../lib/kafka.ts';
+import { createKafka, createProducer, type Kafka } from '../../lib/kafka.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createEventCodec } from '../../lib/serde.ts';
 import { createConnectors } from '../../connectors/index.ts';
 import { CircuitBreakers } from '../circuit-breaker.ts';
-import { StreamConsumer } from '../engine/stream-consumer.ts';
+import { StreamConsumer, type InboundRecord } from '../engine/stream-consumer.ts';
 import { createConsumerMetrics, type ConsumerMetrics } from '../metrics.ts';
 import { createRetryRouter } from '../retry-router.ts';
+import { createDeliveryLog } from './delivery-log.ts';
 import { createDeliveryHandler } from './handler.ts';
 
 export const GROUP_PREFIX = 'ats-relay';
@@ -53,13 +54,18 @@ export function tierByName(config: Config, name: string): RetryTier {
   return tier;
 }
 
-export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryConsumer {
-  const { config, role } = opts;
-  const groupId = opts.groupId ?? groupIdFor(role);
-  const topic = role.role === 'dispatcher' ? config.topics.applications : tierByName(config, role.tier).topic;
-  const logger = opts.logger.child({ component: role.role === 'dispatcher' ? 'dispatcher' : `retry:${role.tier}`, group: groupId });
-  const metrics = opts.metrics ?? createConsumerMetrics(role.role === 'dispatcher' ? 'dispatcher' : role.tier);
+export interface DeliveryServices {
+  kafka: Kafka;
+  metrics: ConsumerMetrics;
+  handle: (record: InboundRecord, signal: AbortSignal) => Promise<void>;
+  /** Check credentials, subscribe to registry changes, connect the producer, register the schema. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
 
+/** Everything the delivery handler needs (pool, cache, connectors, producer, codec), built from config. */
+export function createDeliveryServices(opts: { config: Config; logger: Logger; groupId: string; metrics: ConsumerMetrics }): DeliveryServices {
+  const { config, logger, groupId, metrics } = opts;
   const keyring = new Keyring(config.crypto.encryptionKeys);
   const pool = createPool(config.database, { max: Math.min(20, Math.max(4, Math.ceil(config.dispatcher.maxInFlight / 8))), applicationName: `ats-relay ${groupId}` });
   const repository = createIntegrationRepository({ pool, keyring });
@@ -78,7 +84,7 @@ export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryC
     dlqTopic: config.topics.dlq,
     codec,
     integrations: cache,
-    deliveries: repository,
+    deliveries: createDeliveryLog(repository),
     connectors,
     producer,
     route: createRetryRouter({ tiers: config.topics.retryTiers, jitter: config.retry.jitter }),
@@ -86,15 +92,41 @@ export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryC
     metrics,
     logger,
   });
-  const stream = new StreamConsumer({
+  return {
     kafka,
+    metrics,
+    handle,
+    async start() {
+      await repository.assertCredentialsReadable();
+      await cache.start();
+      await producer.connect();
+      await codec.register();
+    },
+    async close() {
+      await connectors.close();
+      await producer.disconnect();
+      await cache.close();
+      await pool.end();
+    },
+  };
+}
+
+export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryConsumer {
+  const { config, role } = opts;
+  const groupId = opts.groupId ?? groupIdFor(role);
+  const topic = role.role === 'dispatcher' ? config.topics.applications : tierByName(config, role.tier).topic;
+  const logger = opts.logger.child({ component: role.role === 'dispatcher' ? 'dispatcher' : `retry:${role.tier}`, group: groupId });
+  const metrics = opts.metrics ?? createConsumerMetrics(role.role === 'dispatcher' ? 'dispatcher' : role.tier);
+  const services = createDeliveryServices({ config, logger, groupId, metrics });
+  const stream = new StreamConsumer({
+    kafka: services.kafka,
     groupId,
     topics: [topic],
     logger,
     maxInFlight: config.dispatcher.maxInFlight,
     drainTimeoutMs: opts.drainTimeoutMs ?? Math.max(1_000, config.http.shutdownTimeoutMs - 10_000),
-    handle,
-    ...(role.role === 'retry' ? { dueAt: (record) => headerInt(record.headers, HEADER.dueAt) } : {}),
+    handle: services.handle,
+    ...(role.role === 'retry' ? { dueAt: (record: InboundRecord) => headerInt(record.headers, HEADER.dueAt) } : {}),
     hooks: {
       inFlight: (delta) => metrics.inFlight.inc(delta),
       lag: (t, p, lag) => metrics.lag.set({ topic: t, partition: String(p) }, lag),
@@ -110,21 +142,15 @@ export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryC
       return stream.ready;
     },
     async start() {
-      await repository.assertCredentialsReadable();
-      await cache.start();
-      await producer.connect();
-      await codec.register();
+      await services.start();
       await stream.start();
       logger.info({ topic, maxInFlight: config.dispatcher.maxInFlight }, 'consuming');
     },
     close() {
-      // Order matters: stop fetching and drain (handlers still need the producer and the pool).
+      // Order matters: stop fetching and drain first (handlers still need the producer and the pool).
       closing ??= (async () => {
         await stream.close();
-        await connectors.close();
-        await producer.disconnect();
-        await cache.close();
-        await pool.end();
+        await services.close();
         logger.info('stopped');
       })();
       return closing;

@@ -41,8 +41,8 @@ export interface StreamConsumerOptions {
   logger: Logger;
   /** Handlers running at once in this process. */
   maxInFlight: number;
-  /** Records held per partition before it is paused (default 4 × maxInFlight). */
-  maxBufferedPerPartition?: number;
+  /** Records held in memory across partitions before fetching pauses (default 4 × maxInFlight). */
+  maxBuffered?: number;
   commitIntervalMs?: number;
   /** Time allowed at shutdown for in-flight handlers before they are aborted (and hand off). */
   drainTimeoutMs?: number;
@@ -98,7 +98,7 @@ export class StreamConsumer {
     this.semaphore = new Semaphore(opts.maxInFlight);
     // Every in-flight handler listens on the one shutdown signal.
     setMaxListeners(0, this.abort.signal);
-    this.maxBuffered = opts.maxBufferedPerPartition ?? Math.max(16, opts.maxInFlight * 4);
+    this.maxBuffered = opts.maxBuffered ?? Math.max(64, opts.maxInFlight * 4);
     this.now = opts.now ?? Date.now;
     this.consumer = createConsumer(opts.kafka, {
       groupId: opts.groupId,
@@ -179,7 +179,7 @@ export class StreamConsumer {
           tracker.accept(offset);
           resolveOffset(message.offset);
           this.schedule(record, tracker);
-          if (tracker.buffered >= this.maxBuffered) {
+          if (tracker.buffered >= this.partitionBudget()) {
             this.fullPartitions.add(key);
             this.consumer.pause([{ topic, partitions: [partition] }]);
             break;
@@ -191,6 +191,11 @@ export class StreamConsumer {
       },
     });
     this.commitTimer = setInterval(() => void this.commit(), this.opts.commitIntervalMs ?? 1_000);
+  }
+
+  /** The memory budget shared by the partitions this member owns (bounded RSS however many it gets). */
+  private partitionBudget(): number {
+    return Math.max(16, Math.ceil(this.maxBuffered / Math.max(1, this.assigned.size)));
   }
 
   private pauseUntilDue(topic: string, partition: number, due: number): void {
@@ -254,7 +259,7 @@ export class StreamConsumer {
   private completed(record: InboundRecord, tracker: OffsetTracker): void {
     tracker.complete(Number(record.offset));
     const key = tpKey(record.topic, record.partition);
-    if (this.fullPartitions.has(key) && tracker.buffered <= this.maxBuffered / 2 && !this.closing) {
+    if (this.fullPartitions.has(key) && tracker.buffered <= this.partitionBudget() / 2 && !this.closing) {
       this.fullPartitions.delete(key);
       if (!this.dueTimers.has(key) && this.assigned.has(key)) this.consumer.resume([{ topic: record.topic, partitions: [record.partition] }]);
     }

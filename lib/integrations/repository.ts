@@ -109,6 +109,9 @@ export interface IntegrationRepository {
 
   /** Upsert the delivery's row; a delivered row is never changed again (`applied: false`). */
   recordDeliveryOutcome(outcome: DeliveryOutcome): Promise<{ delivery: DeliveryRecord; applied: boolean }>;
+  /** Many outcomes in one statement; keys unique per call. `delivery` is null where a delivered row stood. */
+  recordDeliveryOutcomes(outcomes: DeliveryOutcome[]): Promise<Array<{ delivery: DeliveryRecord | null; applied: boolean }>>;
+  findDeliveries(keys: Array<{ integrationId: string; applicationId: string }>): Promise<DeliveryRecord[]>;
   findDelivery(integrationId: string, applicationId: string): Promise<DeliveryRecord | null>;
   /** Newest first (by creation), `limit` 1–200 (default 50). */
   listDeliveries(integrationId: string, opts?: { status?: DeliveryStatus | undefined; limit?: number | undefined; cursor?: string | undefined }): Promise<DeliveryPage>;
@@ -311,6 +314,109 @@ export function createIntegrationRepository({ pool, keyring }: RepositoryOptions
     return rows[0] ? toDelivery(rows[0]) : null;
   }
 
+  /**
+   * One statement for many outcomes (the dispatcher coalesces concurrent deliveries): an upsert per
+   * (integration, application), never changing a delivered row, plus a throttled touch of each
+   * integration's status fields. Keys must be unique within a call; rows go in key order so two
+   * writers never lock the same rows in opposite orders.
+   */
+  async function recordDeliveryOutcomes(outcomes: DeliveryOutcome[]): Promise<Array<{ delivery: DeliveryRecord | null; applied: boolean }>> {
+    if (outcomes.length === 0) return [];
+    const keyOf = (integrationId: string, applicationId: string): string => `${integrationId}\u0000${applicationId}`;
+    const ordered = [...outcomes].sort((a, b) => (keyOf(a.integrationId, a.applicationId) < keyOf(b.integrationId, b.applicationId) ? -1 : 1));
+    if (new Set(ordered.map((o) => keyOf(o.integrationId, o.applicationId))).size !== ordered.length) {
+      throw new Error('recordDeliveryOutcomes: each (integration, application) at most once per call');
+    }
+    const cols = {
+      integration: [] as string[], application: [] as string[], event: [] as string[], status: [] as string[], tries: [] as number[],
+      code: [] as (string | null)[], message: [] as (string | null)[], errStatus: [] as (number | null)[], cand: [] as (string | null)[],
+      app: [] as (string | null)[], at: [] as Date[], lastError: [] as (string | null)[],
+    };
+    for (const o of ordered) {
+      const attempted = o.attempted ?? o.status !== 'pending';
+      cols.integration.push(o.integrationId);
+      cols.application.push(o.applicationId);
+      cols.event.push(o.eventId);
+      cols.status.push(o.status);
+      cols.tries.push(attempted ? 1 : 0);
+      cols.code.push(o.error?.code ?? null);
+      cols.message.push(o.error ? truncate(o.error.message, 1_000) : null);
+      cols.errStatus.push(o.error?.status ?? null);
+      cols.cand.push(o.externalCandidateId ?? null);
+      cols.app.push(o.externalApplicationId ?? null);
+      cols.at.push(o.at ?? new Date());
+      cols.lastError.push(o.error ? truncate(`${o.error.code}: ${o.error.message}`, 1_000) : null);
+    }
+    const { rows } = await pool.query<DeliveryRow>(
+      `WITH input AS (
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::int[],
+                              $9::text[], $10::text[], $11::timestamptz[], $12::text[])
+           AS t(integration_id, application_id, event_id, status, tries, error_code, error_message, error_status,
+                external_candidate_id, external_application_id, at, last_error)
+       ), d AS (
+         INSERT INTO deliveries AS cur (integration_id, application_id, event_id, status, try_count, error_code, error_message,
+           error_status, external_candidate_id, external_application_id, first_attempt_at, last_attempt_at, delivered_at)
+         SELECT integration_id, application_id, event_id, status, tries, error_code, error_message, error_status,
+           external_candidate_id, external_application_id,
+           CASE WHEN tries > 0 THEN at END, CASE WHEN tries > 0 THEN at END, CASE WHEN status = 'delivered' THEN at END
+         FROM input
+         ON CONFLICT (integration_id, application_id) DO UPDATE SET
+           event_id = EXCLUDED.event_id,
+           status = EXCLUDED.status,
+           try_count = cur.try_count + EXCLUDED.try_count,
+           error_code = EXCLUDED.error_code,
+           error_message = EXCLUDED.error_message,
+           error_status = EXCLUDED.error_status,
+           external_candidate_id = COALESCE(EXCLUDED.external_candidate_id, cur.external_candidate_id),
+           external_application_id = COALESCE(EXCLUDED.external_application_id, cur.external_application_id),
+           first_attempt_at = COALESCE(cur.first_attempt_at, EXCLUDED.first_attempt_at),
+           last_attempt_at = COALESCE(EXCLUDED.last_attempt_at, cur.last_attempt_at),
+           delivered_at = COALESCE(EXCLUDED.delivered_at, cur.delivered_at),
+           updated_at = now()
+         WHERE cur.status <> 'delivered'
+         RETURNING cur.*
+       ), per_integration AS (
+         SELECT i.integration_id,
+                max(i.at) FILTER (WHERE i.status = 'delivered') AS delivered_at,
+                max(i.at) FILTER (WHERE i.last_error IS NOT NULL) AS error_at,
+                (array_agg(i.last_error ORDER BY i.at DESC) FILTER (WHERE i.last_error IS NOT NULL))[1] AS last_error
+         FROM input i JOIN d ON d.integration_id = i.integration_id AND d.application_id = i.application_id
+         GROUP BY i.integration_id
+       ), touched AS (
+         -- Throttled: every delivery touching its integration's one row would serialise them all on
+         -- that row's lock; the status fields only need to be fresh to a few seconds.
+         UPDATE integrations SET
+           last_delivery_at = GREATEST(integrations.last_delivery_at, p.delivered_at),
+           last_error = COALESCE(p.last_error, integrations.last_error),
+           last_error_at = GREATEST(integrations.last_error_at, p.error_at)
+         FROM per_integration p
+         WHERE integrations.id = p.integration_id
+           AND ((p.delivered_at IS NOT NULL AND (integrations.last_delivery_at IS NULL OR integrations.last_delivery_at < p.delivered_at - interval '5 seconds'))
+             OR (p.error_at IS NOT NULL AND (integrations.last_error_at IS NULL OR integrations.last_error_at < p.error_at - interval '5 seconds')))
+       )
+       SELECT * FROM d`,
+      [cols.integration, cols.application, cols.event, cols.status, cols.tries, cols.code, cols.message, cols.errStatus, cols.cand, cols.app, cols.at, cols.lastError],
+    );
+    const applied = new Map(rows.map((r) => [keyOf(r.integration_id, r.application_id), toDelivery(r)]));
+    return outcomes.map((o) => {
+      const delivery = applied.get(keyOf(o.integrationId, o.applicationId)) ?? null;
+      return { delivery, applied: delivery !== null };
+    });
+  }
+
+  /** Many delivery-log rows in one query (unknown keys are simply absent). */
+  async function findDeliveries(keys: Array<{ integrationId: string; applicationId: string }>): Promise<DeliveryRecord[]> {
+    const valid = keys.filter((k) => UUID.test(k.integrationId));
+    if (valid.length === 0) return [];
+    const { rows } = await pool.query<DeliveryRow>(
+      `SELECT d.* FROM deliveries d
+       JOIN unnest($1::uuid[], $2::text[]) AS k(integration_id, application_id)
+         ON d.integration_id = k.integration_id AND d.application_id = k.application_id`,
+      [valid.map((k) => k.integrationId), valid.map((k) => k.applicationId)],
+    );
+    return rows.map(toDelivery);
+  }
+
   return {
     async createIntegration(companyId, input) {
       const id = randomUUID();
@@ -442,60 +548,15 @@ export function createIntegrationRepository({ pool, keyring }: RepositoryOptions
     },
 
     async recordDeliveryOutcome(o) {
-      const attempted = o.attempted ?? o.status !== 'pending';
-      const at = o.at ?? new Date();
-      const errorMessage = o.error ? truncate(o.error.message, 1_000) : null;
-      const lastError = o.error ? truncate(`${o.error.code}: ${o.error.message}`, 1_000) : null;
-      const { rows } = await pool.query<DeliveryRow>(
-        `WITH d AS (
-           INSERT INTO deliveries AS cur (integration_id, application_id, event_id, status, try_count, error_code, error_message,
-             error_status, external_candidate_id, external_application_id, first_attempt_at, last_attempt_at, delivered_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-             CASE WHEN $5 > 0 THEN $11::timestamptz END, CASE WHEN $5 > 0 THEN $11::timestamptz END,
-             CASE WHEN $4 = 'delivered' THEN $11::timestamptz END)
-           ON CONFLICT (integration_id, application_id) DO UPDATE SET
-             event_id = EXCLUDED.event_id,
-             status = EXCLUDED.status,
-             try_count = cur.try_count + EXCLUDED.try_count,
-             error_code = EXCLUDED.error_code,
-             error_message = EXCLUDED.error_message,
-             error_status = EXCLUDED.error_status,
-             external_candidate_id = COALESCE(EXCLUDED.external_candidate_id, cur.external_candidate_id),
-             external_application_id = COALESCE(EXCLUDED.external_application_id, cur.external_application_id),
-             first_attempt_at = COALESCE(cur.first_attempt_at, EXCLUDED.first_attempt_at),
-             last_attempt_at = COALESCE(EXCLUDED.last_attempt_at, cur.last_attempt_at),
-             delivered_at = COALESCE(EXCLUDED.delivered_at, cur.delivered_at),
-             updated_at = now()
-           WHERE cur.status <> 'delivered'
-           RETURNING cur.*
-         ), touched AS (
-           UPDATE integrations SET
-             last_delivery_at = CASE WHEN $4 = 'delivered' THEN $11::timestamptz ELSE last_delivery_at END,
-             last_error = COALESCE($12, last_error),
-             last_error_at = CASE WHEN $12::text IS NOT NULL THEN $11::timestamptz ELSE last_error_at END
-           WHERE id = $1 AND EXISTS (SELECT 1 FROM d)
-         )
-         SELECT * FROM d`,
-        [
-          o.integrationId,
-          o.applicationId,
-          o.eventId,
-          o.status,
-          attempted ? 1 : 0,
-          o.error?.code ?? null,
-          errorMessage,
-          o.error?.status ?? null,
-          o.externalCandidateId ?? null,
-          o.externalApplicationId ?? null,
-          at,
-          lastError,
-        ],
-      );
-      if (rows[0]) return { delivery: toDelivery(rows[0]), applied: true };
+      const [result] = await recordDeliveryOutcomes([o]);
+      if (result!.delivery) return { delivery: result!.delivery, applied: true };
       const existing = await findDelivery(o.integrationId, o.applicationId);
       if (!existing) throw new RegistryError('not_found', `delivery ${o.integrationId}/${o.applicationId} vanished while being recorded`, { retriable: true });
       return { delivery: existing, applied: false };
     },
+
+    recordDeliveryOutcomes,
+    findDeliveries,
 
     findDelivery,
 

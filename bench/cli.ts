@@ -1,0 +1,62 @@
+/**
+ * `npm run bench`: brings the stack up if needed, runs the dispatcher benchmark with its
+ * baselines, prints a table, and ends with one JSON line of every figure (for scripts to compare).
+ */
+import { runMain, UsageError } from '../lib/cli.ts';
+import { stackUp } from '../scripts/stack/stack.ts';
+import { runDispatchBench } from './dispatch.ts';
+
+await runMain({
+  name: 'bench',
+  usage: `Usage: npm run bench [-- --count N] [--partitions P] [--max-in-flight M] [--naive-seconds S]
+
+Measures, in one run and against each other:
+  dispatcher at 0 ms and 50 ms added ATS latency (a separate process, as deployed)
+  a naive kafkajs eachMessage consumer (one message at a time per partition), same handler
+  the ATS sandbox's raw capacity driven straight by undici (no Kafka)
+and prints deliveries/s, p50/p99 end-to-end latency, peak RSS and the ratios. The last line is JSON.
+
+Options:
+  --count N            applications per dispatcher run (default 20000)
+  --partitions P       partitions of the fresh topics (default 12)
+  --max-in-flight M    dispatcher deliveries in flight (default 512)
+  --naive-seconds S    how long each naive run lasts (default 15)
+  --raw-seconds S      how long the raw sandbox run lasts (default 10)`,
+  options: {
+    count: { type: 'string' },
+    partitions: { type: 'string' },
+    'max-in-flight': { type: 'string' },
+    'naive-seconds': { type: 'string' },
+    'raw-seconds': { type: 'string' },
+  },
+  async run({ config, values }) {
+    const num = (name: string, v: string | undefined, dflt: number): number => {
+      if (v === undefined) return dflt;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} takes a positive whole number`);
+      return n;
+    };
+    const say = (line: string): void => void process.stderr.write(`${line}\n`);
+    await stackUp(config, (m) => say(`[stack] ${m}`));
+    const result = await runDispatchBench(config, {
+      count: num('count', values.count, 20_000),
+      partitions: num('partitions', values.partitions, 12),
+      maxInFlight: num('max-in-flight', values['max-in-flight'], 512),
+      naiveSeconds: num('naive-seconds', values['naive-seconds'], 15),
+      rawSeconds: num('raw-seconds', values['raw-seconds'], 10),
+      say,
+    });
+    const rows: Array<[string, string]> = [
+      ['dispatcher, 0 ms ATS latency', `${result.deliveriesPerSec0ms} deliveries/s (p50 ${result.p50Ms0ms} ms, p99 ${result.p99Ms0ms} ms)`],
+      ['dispatcher, 50 ms ATS latency', `${result.deliveriesPerSec50ms} deliveries/s (p50 ${result.p50Ms50ms} ms, p99 ${result.p99Ms50ms} ms)`],
+      ['naive consumer, 0 ms / 50 ms', `${result.naivePerSec0ms} / ${result.naivePerSec50ms} deliveries/s`],
+      ['sandbox raw capacity (undici)', `${result.rawSandboxPerSec0ms} deliveries/s`],
+      ['ratio vs naive at 50 ms', `${result.ratioVsNaive50ms}× (target ≥ 20×)`],
+      ['ratio vs raw at 0 ms', `${result.ratioVsRaw0ms} (target ≥ 0.5)`],
+      ['dispatcher peak RSS', `${result.peakRssMb} MB (target < 300 MB)`],
+    ];
+    const w = Math.max(...rows.map((r) => r[0].length));
+    console.log(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n'));
+    console.log(JSON.stringify(result));
+  },
+});
