@@ -9,10 +9,14 @@ export interface MailMessage {
   text: string;
   html: string;
   to: string[];
+  /** When the server received it (epoch ms). */
+  date: number;
 }
 
 interface MaildevMail {
   id: string;
+  time?: string;
+  date?: string;
   subject: string;
   text?: string;
   html?: string;
@@ -22,6 +26,7 @@ interface MaildevMail {
 interface MailpitSummary {
   ID: string;
   Subject: string;
+  Created?: string;
   To?: Array<{ Address: string }>;
 }
 
@@ -38,7 +43,7 @@ export function mailbox(baseUrl: string): Mailbox {
     const res = await fetch(`${baseUrl}/api/email`);
     if (!res.ok) return undefined;
     const mails = (await res.json()) as MaildevMail[];
-    return mails.map((m) => ({ id: m.id, subject: m.subject, text: m.text ?? '', html: m.html ?? '', to: (m.to ?? []).map((t) => t.address) }));
+    return mails.map((m) => ({ id: m.id, subject: m.subject, text: m.text ?? '', html: m.html ?? '', to: (m.to ?? []).map((t) => t.address), date: Date.parse(m.time ?? m.date ?? '') }));
   }
 
   async function listMailpit(): Promise<MailMessage[] | undefined> {
@@ -48,7 +53,7 @@ export function mailbox(baseUrl: string): Mailbox {
     return Promise.all(
       messages.map(async (m) => {
         const full = (await (await fetch(`${baseUrl}/api/v1/message/${m.ID}`)).json()) as { Text?: string; HTML?: string };
-        return { id: m.ID, subject: m.Subject, text: full.Text ?? '', html: full.HTML ?? '', to: (m.To ?? []).map((t) => t.Address) };
+        return { id: m.ID, subject: m.Subject, text: full.Text ?? '', html: full.HTML ?? '', to: (m.To ?? []).map((t) => t.Address), date: Date.parse(m.Created ?? '') };
       }),
     );
   }
