@@ -1,0 +1,212 @@
+/**
+ * A DLQ of the test's own (unique topics, unique S3 prefix), seeded with dead letters that carry the
+ * dispatcher's header contract, and helpers to run `npm run redrive` as an operator would (a child
+ * process) and read what it produced, byte for byte.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ApplicationSubmitted } from '../../lib/application.ts';
+import { envFromConfig, type Config } from '../../lib/config.ts';
+import { createPool, type Pool } from '../../lib/db.ts';
+import { failureHeaders, HEADER, readHeaders, type HeaderMap } from '../../lib/headers.ts';
+import type { Platform } from '../../lib/integration.ts';
+import { ACKS_ALL, createKafka, createProducer, withAdmin, type IHeaders, type Kafka, type Producer } from '../../lib/kafka.ts';
+import { createLogger } from '../../lib/logger.ts';
+import { createS3Client } from '../../lib/s3.ts';
+import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
+import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { testConfig, uniqueName } from '../support/config.ts';
+import { spawnTs } from '../support/process.ts';
+
+export interface DeadLetterSeed {
+  companyId: string;
+  platform: Platform;
+  code: string;
+  /** Kafka timestamp on the DLQ (default now). */
+  timestamp?: number;
+  /** Previous redrives (header ats-redrive-count). */
+  redriveCount?: number;
+  /** Value bytes instead of the encoded event (an undecodable dead letter). */
+  rawValue?: Buffer;
+  partition?: number;
+}
+
+export interface Seeded {
+  seed: DeadLetterSeed;
+  event: ApplicationSubmitted;
+  key: string;
+  value: Buffer;
+  headers: HeaderMap;
+}
+
+export interface RawRecord {
+  partition: number;
+  offset: string;
+  timestamp: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  rawHeaders: IHeaders;
+  headers: HeaderMap;
+}
+
+export interface RedriveStack {
+  config: Config;
+  kafka: Kafka;
+  producer: Producer;
+  codec: EventCodec;
+  pool: Pool;
+  s3: S3Client;
+  event(companyId: string, platform: Platform): ApplicationSubmitted;
+  /** Produce dead letters to the DLQ, in order; resolves with what was sent. */
+  seed(items: DeadLetterSeed[]): Promise<Seeded[]>;
+  /** Run `npm run redrive -- <args>` against this stack. */
+  cli(args: string[]): Promise<CliResult>;
+  close(): Promise<void>;
+}
+
+export interface CliResult {
+  code: number | string;
+  output: string;
+  /** The run's redrive id, from the report. */
+  id: string | undefined;
+}
+
+export async function startRedriveStack(): Promise<RedriveStack> {
+  const config = testConfig({
+    TOPIC_APPLICATIONS: uniqueName('apps'),
+    TOPIC_PARTITIONS: '3',
+    RETRY_TIERS: 'retry-a:1000,retry-b:2000',
+    S3_PREFIX: uniqueName('redrive-test'),
+  });
+  const logger = createLogger({ level: config.log.level, name: 'test' });
+  const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'test' });
+  await withAdmin(kafka, (admin) => ensureTopics(admin, topicSpecs(config.topics)));
+  const producer = createProducer(kafka);
+  await producer.connect();
+  const codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
+  await codec.register();
+  const pool = createPool(config.database, { max: 2 });
+  const s3 = createS3Client(config.s3);
+
+  function event(companyId: string, platform: Platform): ApplicationSubmitted {
+    const applicationId = randomUUID();
+    return {
+      eventId: randomUUID(),
+      occurredAt: Date.now(),
+      applicationId,
+      companyId,
+      integrationId: randomUUID(),
+      platform,
+      jobId: 'job-1',
+      atsJobId: '4242',
+      candidate: { firstName: 'Ada', lastName: 'Byron', email: `ada+${applicationId}@example.org`, phone: null, location: null, links: [] },
+      resume: null,
+      coverLetter: null,
+      screeningAnswers: [],
+      source: 'ats-relay tests',
+      consent: { dataProcessing: true, marketing: false },
+      extras: {},
+    };
+  }
+
+  return {
+    config,
+    kafka,
+    producer,
+    codec,
+    pool,
+    s3,
+    event,
+    async seed(items) {
+      const now = Date.now();
+      const seeded = await Promise.all(
+        items.map(async (seed, i): Promise<Seeded> => {
+          const ev = event(seed.companyId, seed.platform);
+          const headers = failureHeaders(
+            { topic: config.topics.applications, partition: 0, offset: String(i), timestamp: String((seed.timestamp ?? now) - 60_000), headers: { 'trace-id': randomUUID() } },
+            { code: seed.code, message: `${seed.code}: the ATS said no`, status: seed.code === 'auth_failed' ? 401 : 503 },
+            { tryCount: 3, failedBy: 'ats-relay.retry-b', now: (seed.timestamp ?? now) - 30_000 },
+          );
+          if (seed.redriveCount !== undefined) headers[HEADER.redriveCount] = String(seed.redriveCount);
+          return { seed, event: ev, key: ev.applicationId, value: seed.rawValue ?? (await codec.encode(ev)), headers };
+        }),
+      );
+      await producer.send({
+        topic: config.topics.dlq,
+        acks: ACKS_ALL,
+        messages: seeded.map((s) => ({
+          key: s.key,
+          value: s.value,
+          headers: s.headers,
+          timestamp: String(s.seed.timestamp ?? now),
+          ...(s.seed.partition !== undefined ? { partition: s.seed.partition } : {}),
+        })),
+      });
+      return seeded;
+    },
+    async cli(args) {
+      const p = spawnTs('scripts/redrive/cli.ts', args, { ...envFromConfig(config), LOG_LEVEL: 'warn' });
+      const code = await p.exited;
+      const output = p.output();
+      return { code, output, id: /redrive id\s+([0-9a-f-]{36})/.exec(output)?.[1] };
+    },
+    async close() {
+      await producer.disconnect();
+      await pool.end();
+      s3.destroy();
+    },
+  };
+}
+
+/** Every record in `topic` (all partitions), raw bytes kept, read without committing (a throwaway group). */
+export async function readRaw(kafka: Kafka, topic: string): Promise<RawRecord[]> {
+  const offsets = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic));
+  const wanted = offsets.filter((o) => Number(o.high) > Number(o.low));
+  if (wanted.length === 0) return [];
+  const consumer = kafka.consumer({ groupId: uniqueName('test-reader') });
+  const out: RawRecord[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    const remaining = new Map(wanted.map((o) => [o.partition, Number(o.high)]));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out reading ${topic}`)), 20_000);
+      void consumer.run({
+        autoCommit: false,
+        eachMessage: async ({ partition, message }) => {
+          if (Number(message.offset) >= (remaining.get(partition) ?? 0)) return;
+          out.push({
+            partition,
+            offset: message.offset,
+            timestamp: message.timestamp,
+            key: message.key,
+            value: message.value,
+            rawHeaders: message.headers ?? {},
+            headers: readHeaders(message.headers),
+          });
+          if (Number(message.offset) + 1 >= (remaining.get(partition) ?? 0)) remaining.delete(partition);
+          if (remaining.size === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      });
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return out.sort((a, b) => a.partition - b.partition || Number(a.offset) - Number(b.offset));
+}
+
+/** Records of one redrive run on `topic`. */
+export async function redriven(kafka: Kafka, topic: string, redriveId: string): Promise<RawRecord[]> {
+  return (await readRaw(kafka, topic)).filter((r) => r.headers[HEADER.redriveId] === redriveId);
+}
+
+export async function highWatermarks(kafka: Kafka, topic: string): Promise<string> {
+  const offsets = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic));
+  return offsets
+    .sort((a, b) => a.partition - b.partition)
+    .map((o) => `${o.partition}:${o.high}`)
+    .join(',');
+}
