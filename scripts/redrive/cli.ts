@@ -57,8 +57,9 @@ Output and target:
 history:
   --limit <n>                  Runs listed, newest first (default 20).
 
-Exit codes: 0 done (refused records are reported, not an error), 1 the run failed or was cut short
-(counts say what was sent), 2 bad flags or configuration.
+Exit codes: 0 done (refused records are reported, not an error), 1 the run failed (counts say what
+was sent; re-running is safe), 2 bad flags or configuration. Ctrl-C/SIGTERM stops the run, sends what
+is buffered and records it as "interrupted" in the history.
 Environment: KAFKA_BROKERS, TOPIC_APPLICATIONS, RETRY_TIERS, SCHEMA_REGISTRY_URL, DATABASE_URL,
 S3_* (for --from-s3).`;
 
