@@ -60,16 +60,20 @@ export class WorkableConnector implements Connector {
     const base = spiBase(integration);
     const shortcode = encodeURIComponent(a.atsJobId);
 
-    const search = await client.request({
-      method: 'GET',
-      url: `${base}/candidates?email=${encodeURIComponent(a.candidate.email)}&shortcode=${shortcode}&limit=100`,
-      headers,
-      step: 'candidates.search',
-    });
-    if (!isSuccess(search.status)) throw client.fail(search, 'candidates.search');
-    const found = (search.json() as { candidates?: Array<{ id: string }> } | undefined)?.candidates;
-    if (!Array.isArray(found)) throw client.unexpected(search, 'candidates.search', 'response has no candidates array');
-    if (found[0]) return { externalCandidateId: found[0].id, externalApplicationId: found[0].id, deduplicated: true };
+    const findExisting = async (): Promise<DeliveryResult | undefined> => {
+      const search = await client.request({
+        method: 'GET',
+        url: `${base}/candidates?email=${encodeURIComponent(a.candidate.email)}&shortcode=${shortcode}&limit=100`,
+        headers,
+        step: 'candidates.search',
+      });
+      if (!isSuccess(search.status)) throw client.fail(search, 'candidates.search');
+      const found = (search.json() as { candidates?: Array<{ id: string }> } | undefined)?.candidates;
+      if (!Array.isArray(found)) throw client.unexpected(search, 'candidates.search', 'response has no candidates array');
+      return found[0] ? { externalCandidateId: found[0].id, externalApplicationId: found[0].id, deduplicated: true } : undefined;
+    };
+    const existing = await findExisting();
+    if (existing) return existing;
 
     const { resume, omitted } = await loadResume(a, integration, this.deps.http, this.deps.resumeMaxBytes, signal);
     const c = a.candidate;
@@ -96,6 +100,12 @@ export class WorkableConnector implements Connector {
       step,
     });
     // 404 = unknown shortcode (job_not_found). Assumption (unconfirmed): a candidate already in the job answers 409.
+    // A 409 after our search found nothing means a concurrent delivery (same person, same job) won the race:
+    // what it created is this application's candidate too.
+    if (res.status === 409) {
+      const raced = await findExisting();
+      if (raced) return raced;
+    }
     if (!isSuccess(res.status)) throw client.fail(res, step);
     const created = (res.json() as { candidate?: { id?: string } } | undefined)?.candidate;
     if (!created?.id) throw client.unexpected(res, step, 'response has no candidate.id');
