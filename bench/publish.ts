@@ -7,21 +7,27 @@
  * Every phase uses the same topic (unique to the run, TOPIC_PARTITIONS partitions), the same Avro
  * bytes and the same producer settings (idempotent, one request in flight, acks=all):
  *   raw     kafkajs producer.send of the pre-encoded messages, batchSize per request, one after another.
- *   relay   rows inserted into the outbox in chunks of 1,000 while one relay publishes them; the clock
- *           runs from the first insert to the last row acked and marked sent.
+ *   relay   rows inserted into the outbox in chunks of 1,000 (4 connections) while one relay process
+ *           (npm run outbox-relay, batchSize rows per batch) publishes them; the clock runs from the
+ *           first insert to the last row acked and marked sent.
+ *   relay (backlog)  the same rows inserted first, then drained by an in-process relay: its own
+ *           capacity (claim, encode, send, mark), without the cost of the inserts.
  *   direct  publishApplication (validate, enrich from PostgreSQL, encode, send one application per
  *           request) with `concurrency` calls in flight.
  * The last line printed is one JSON object with the figures.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { migrate } from '../db/migrate.ts';
 import type { ApplicationSubmitted } from '../lib/application.ts';
 import { runMain, UsageError } from '../lib/cli.ts';
-import type { Config } from '../lib/config.ts';
+import { envFromConfig, type Config } from '../lib/config.ts';
+import { childEnv } from '../lib/process-env.ts';
 import { generateKey, Keyring } from '../lib/crypto/keyring.ts';
-import { createPool } from '../lib/db.ts';
+import { createPool, type Pool } from '../lib/db.ts';
 import { createIntegrationRepository } from '../lib/integrations/repository.ts';
 import { createKafka, createProducer, withAdmin } from '../lib/kafka.ts';
 import { createLogger } from '../lib/logger.ts';
@@ -54,6 +60,7 @@ export interface PublishBenchResult {
   partitions: number;
   raw: { eventsPerSec: number; ms: number };
   relay: { rowsPerSec: number; ms: number; ratioToRaw: number; batches: number; insertMs: number };
+  relayBacklog: { rowsPerSec: number; ms: number; ratioToRaw: number };
   direct: { eventsPerSec: number; ms: number; ratioToRaw: number; events: number; concurrency: number };
 }
 
@@ -110,11 +117,30 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
     log(`raw kafkajs producer   ${rate(events, rawMs).toLocaleString('en')} events/s (${(rawMs / 1000).toFixed(2)} s)`);
 
     // --- outbox relay: insert → acked ------------------------------------------------------------
+    // The relay runs as it is deployed: its own process (npm run outbox-relay), here on the bench topic.
+    const relayProcess = await startRelayProcess(config, batchSize);
+    cleanups.push(() => relayProcess.stop());
+    t0 = performance.now();
+    await insertRows(pool, topic, payloads);
+    const insertMs = performance.now() - t0;
+    for (;;) {
+      const { rows } = await pool.query<{ sent: number }>('SELECT count(*)::int AS sent FROM outbox WHERE topic = $1 AND sent_at IS NOT NULL', [topic]);
+      if (rows[0]!.sent >= events) break;
+      if (performance.now() - t0 > 300_000) throw new Error(`relay did not finish: ${rows[0]!.sent}/${events} sent\n${relayProcess.output()}`);
+      await sleep(20);
+    }
+    const relayMs = performance.now() - t0;
+    await relayProcess.stop();
+    const relayBatches = Math.ceil(events / batchSize);
+    log(`outbox relay           ${rate(events, relayMs).toLocaleString('en')} rows/s insert → acked (${(relayMs / 1000).toFixed(2)} s; the inserts took ${(insertMs / 1000).toFixed(2)} s)`);
+
+    // --- outbox relay draining a backlog: the relay's own capacity, without the inserts ------------
+    await insertRows(pool, topic, payloads);
     const producer = createProducer(kafka);
     await producer.connect();
-    let acked = 0;
-    let allAcked: () => void = () => undefined;
-    const finished = new Promise<void>((resolve) => (allAcked = resolve));
+    let drained = 0;
+    let allDrained: () => void = () => undefined;
+    const finishedDrain = new Promise<void>((resolve) => (allDrained = resolve));
     const relay = createOutboxRelay({
       pool,
       databaseUrl: config.database.url,
@@ -123,36 +149,18 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
       topics: [topic],
       logger,
       batchSize,
-      pollIntervalMs: 1_000,
       onBatch: ({ rows }) => {
-        acked += rows;
-        if (acked >= events) allAcked();
+        drained += rows;
+        if (drained >= events) allDrained();
       },
     });
-    await relay.start();
     t0 = performance.now();
-    // Like many backend transactions committing at once: chunks of 1,000 rows, 4 connections.
-    const chunk = 1_000;
-    let nextChunk = 0;
-    const insertWorker = async (): Promise<void> => {
-      for (let i = nextChunk; i < payloads.length; i = nextChunk) {
-        nextChunk += chunk;
-        const slice = payloads.slice(i, i + chunk);
-        await pool.query(
-          `INSERT INTO outbox (event_id, topic, key, payload)
-           SELECT e.event_id, $1, e.key, e.payload FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) AS e(event_id, key, payload)`,
-          [topic, slice.map((e) => e.eventId), slice.map((e) => e.applicationId), slice.map((e) => JSON.stringify(e))],
-        );
-      }
-    };
-    await Promise.all([1, 2, 3, 4].map(insertWorker));
-    const insertMs = performance.now() - t0;
-    await finished;
-    const relayMs = performance.now() - t0;
-    const relayStats = relay.stats();
+    await relay.start();
+    await finishedDrain;
+    const drainMs = performance.now() - t0;
     await relay.close();
     await producer.disconnect();
-    log(`outbox relay           ${rate(events, relayMs).toLocaleString('en')} rows/s insert → acked (${(relayMs / 1000).toFixed(2)} s, ${relayStats.batches} batches; inserts took ${(insertMs / 1000).toFixed(2)} s)`);
+    log(`outbox relay (backlog) ${rate(events, drainMs).toLocaleString('en')} rows/s claim → acked → marked (${(drainMs / 1000).toFixed(2)} s)`);
 
     // --- direct publishApplication ---------------------------------------------------------------
     const publisher = createApplicationPublisher({ kafka: config.kafka, registryUrl: config.schemaRegistry.url, topic, pool, logger });
@@ -176,15 +184,66 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
       batchSize,
       partitions: config.topics.partitions,
       raw: { eventsPerSec: rawRate, ms: Math.round(rawMs) },
-      relay: { rowsPerSec: rate(events, relayMs), ms: Math.round(relayMs), ratioToRaw: +(rate(events, relayMs) / rawRate).toFixed(3), batches: relayStats.batches, insertMs: Math.round(insertMs) },
+      relay: { rowsPerSec: rate(events, relayMs), ms: Math.round(relayMs), ratioToRaw: +(rate(events, relayMs) / rawRate).toFixed(3), batches: relayBatches, insertMs: Math.round(insertMs) },
+      relayBacklog: { rowsPerSec: rate(events, drainMs), ms: Math.round(drainMs), ratioToRaw: +(rate(events, drainMs) / rawRate).toFixed(3) },
       direct: { eventsPerSec: rate(directEvents, directMs), ms: Math.round(directMs), ratioToRaw: +(rate(directEvents, directMs) / rawRate).toFixed(3), events: directEvents, concurrency },
     };
-    log(`relay / raw = ${(result.relay.ratioToRaw * 100).toFixed(0)} %, direct / raw = ${(result.direct.ratioToRaw * 100).toFixed(0)} %`);
+    log(`relay / raw = ${(result.relay.ratioToRaw * 100).toFixed(0)} % (insert → acked), ${(result.relayBacklog.ratioToRaw * 100).toFixed(0)} % (backlog); direct / raw = ${(result.direct.ratioToRaw * 100).toFixed(0)} %`);
     return result;
   } finally {
     for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
     await pool.end();
   }
+}
+
+/** Insert the events as outbox rows the way many backend transactions would: chunks of 1,000 over 4 connections. */
+async function insertRows(pool: Pool, topic: string, payloads: ApplicationSubmitted[]): Promise<void> {
+  const chunk = 1_000;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next; i < payloads.length; i = next) {
+      next += chunk;
+      const slice = payloads.slice(i, i + chunk);
+      await pool.query(
+        `INSERT INTO outbox (event_id, topic, key, payload)
+         SELECT e.event_id, $1, e.key, e.payload FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) AS e(event_id, key, payload)`,
+        [topic, slice.map((e) => e.eventId), slice.map((e) => e.applicationId), slice.map((e) => JSON.stringify(e))],
+      );
+    }
+  };
+  await Promise.all([1, 2, 3, 4].map(worker));
+}
+
+/** `npm run outbox-relay` on the bench topic as a child process; resolves once it is relaying. */
+async function startRelayProcess(config: Config, batchSize: number): Promise<{ stop(): Promise<void>; output(): string }> {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'producers/outbox/cli.ts', '--batch-size', String(batchSize), '--poll-interval-ms', '200'], {
+    cwd: root,
+    env: childEnv({ ...envFromConfig(config), LOG_LEVEL: 'info' }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const onData = (b: Buffer): void => {
+      out += b.toString();
+      if (out.includes('outbox relay started')) resolve();
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    void exited.then(() => reject(new Error(`outbox relay exited early:\n${out}`)));
+  });
+  let stopping: Promise<void> | undefined;
+  return {
+    output: () => out,
+    stop() {
+      stopping ??= (async () => {
+        if (child.exitCode === null) child.kill('SIGTERM');
+        await exited;
+      })();
+      return stopping;
+    },
+  };
 }
 
 function positiveInt(name: string, value: string | undefined): number | undefined {

@@ -14,6 +14,11 @@ export interface RelayTuning {
   pruneIntervalMs: number;
   /** Longest wait between retries after a failed batch (backoff doubles from pollIntervalMs / 2). */
   maxBackoffMs: number;
+  /**
+   * Batches in flight at once (claimed, being sent, being marked); each holds one pool connection.
+   * Sends stay one after another, in id order.
+   */
+  pipelineDepth: number;
 }
 
 export const DEFAULT_RELAY_TUNING: RelayTuning = {
@@ -23,4 +28,5 @@ export const DEFAULT_RELAY_TUNING: RelayTuning = {
   retentionMs: 7 * 24 * 3_600_000,
   pruneIntervalMs: 60_000,
   maxBackoffMs: 30_000,
+  pipelineDepth: 3,
 };

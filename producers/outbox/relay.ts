@@ -74,6 +74,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     retentionMs: opts.retentionMs ?? DEFAULT_RELAY_TUNING.retentionMs,
     pruneIntervalMs: opts.pruneIntervalMs ?? DEFAULT_RELAY_TUNING.pruneIntervalMs,
     maxBackoffMs: opts.maxBackoffMs ?? DEFAULT_RELAY_TUNING.maxBackoffMs,
+    pipelineDepth: Math.max(1, opts.pipelineDepth ?? DEFAULT_RELAY_TUNING.pipelineDepth),
   };
   const logger = opts.logger.child({ component: 'outbox-relay' });
   const stats: RelayStats = { published: 0, batches: 0, failedRows: 0, errors: 0, pruned: 0 };
@@ -141,6 +142,10 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
 
   // --- one batch ----------------------------------------------------------------------------------
 
+  const claimSql = `SELECT id, event_id, topic, key, payload FROM outbox
+     WHERE sent_at IS NULL AND failed_at IS NULL${opts.topics ? ' AND topic = ANY($2::text[])' : ''}
+     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`;
+
   /** Messages in row order, split so that no send exceeds maxSendBytes. */
   function chunk(messages: Array<{ topic: string; message: Message }>): Array<Array<{ topic: string; messages: Message[] }>> {
     const sends: Array<Array<{ topic: string; messages: Message[] }>> = [];
@@ -188,51 +193,79 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     return { messages, failed: poison.length };
   }
 
-  /** Claim, send and mark one batch. Returns the number of rows claimed (0 = nothing pending). */
-  async function relayBatch(): Promise<number> {
+  /** A claimed batch: its transaction holds the row locks until commit or rollback. */
+  interface Batch {
+    client: PoolClient;
+    ids: string[];
+    messages: Array<{ topic: string; message: Message }>;
+    failed: number;
+    t0: number;
+    /** Set once the transaction ended (committed or rolled back) and the client went back to the pool. */
+    released?: boolean;
+  }
+
+  /** Open a transaction, lock up to batchSize pending rows in id order, encode them. Null = nothing pending. */
+  async function claim(): Promise<Batch | null> {
     const t0 = performance.now();
     const client = await opts.pool.connect();
     let ids: string[] = [];
     try {
-      await client.query('BEGIN');
-      const { rows } = await client.query<OutboxRow>(
-        `SELECT id, event_id, topic, key, payload FROM outbox
-          WHERE sent_at IS NULL AND failed_at IS NULL AND ($2::text[] IS NULL OR topic = ANY($2::text[]))
-          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [tuning.batchSize, opts.topics ?? null],
-      );
+      // Walk the pending index in id order. A bursty outbox has stale statistics; the planner then
+      // prefers a bitmap scan of every pending row plus a sort (tens of ms per batch, growing).
+      // synchronous_commit off: a mark lost in a database crash only means the rows are sent again
+      // (at-least-once either way), and the commit no longer waits for the WAL flush.
+      await client.query('BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL synchronous_commit = off');
+      const { rows } = await client.query<OutboxRow>(claimSql, opts.topics ? [tuning.batchSize, opts.topics] : [tuning.batchSize]);
       ids = rows.map((r) => r.id);
       if (rows.length === 0) {
         await client.query('COMMIT');
-        return 0;
+        client.release();
+        return null;
       }
       const { messages, failed } = await encodeRows(client, rows);
-      for (const topicMessages of chunk(messages)) {
-        try {
-          await opts.producer.sendBatch({ acks: ACKS_ALL, topicMessages });
-        } catch (err) {
-          throw kafkaError(err, 'outbox send failed', { outboxIds: `${ids[0]}..${ids[ids.length - 1]}` });
-        }
-      }
-      await client.query('UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]) AND failed_at IS NULL', [ids]);
-      await client.query('COMMIT');
-      stats.published += messages.length;
-      stats.failedRows += failed;
-      stats.batches += 1;
-      opts.onBatch?.({ rows: messages.length, failed, ms: performance.now() - t0 });
-      return rows.length;
+      return { client, ids, messages, failed, t0 };
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      if (ids.length) {
-        const message = truncate(err instanceof RelayError ? `${err.code}: ${err.message}` : (err as Error).message ?? String(err));
-        await opts.pool
-          .query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])', [ids, message])
-          .catch(() => undefined);
-      }
+      await abort({ client, ids, messages: [], failed: 0, t0 }, err);
       throw err;
-    } finally {
-      client.release();
     }
+  }
+
+  async function send(batch: Batch): Promise<void> {
+    for (const topicMessages of chunk(batch.messages)) {
+      try {
+        await opts.producer.sendBatch({ acks: ACKS_ALL, topicMessages });
+      } catch (err) {
+        throw kafkaError(err, 'outbox send failed', { outboxIds: `${batch.ids[0]}..${batch.ids[batch.ids.length - 1]}` });
+      }
+    }
+  }
+
+  async function commit(batch: Batch): Promise<void> {
+    try {
+      await batch.client.query('UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]) AND failed_at IS NULL', [batch.ids]);
+      await batch.client.query('COMMIT');
+    } catch (err) {
+      // Sent but not marked: the rows go out again later (at-least-once).
+      await abort(batch, err);
+      throw err;
+    }
+    batch.released = true;
+    batch.client.release();
+    stats.published += batch.messages.length;
+    stats.failedRows += batch.failed;
+    stats.batches += 1;
+    opts.onBatch?.({ rows: batch.messages.length, failed: batch.failed, ms: performance.now() - batch.t0 });
+  }
+
+  /** Roll the claim back (the rows are pending again) and note the error on them, best effort. */
+  async function abort(batch: Batch, err: unknown): Promise<void> {
+    if (batch.released) return;
+    batch.released = true;
+    await batch.client.query('ROLLBACK').catch(() => undefined);
+    batch.client.release();
+    if (batch.ids.length === 0) return;
+    const message = truncate(err instanceof RelayError ? `${err.code}: ${err.message}` : ((err as Error).message ?? String(err)));
+    await opts.pool.query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])', [batch.ids, message]).catch(() => undefined);
   }
 
   async function prune(): Promise<void> {
@@ -250,19 +283,62 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
 
   // --- the loop -----------------------------------------------------------------------------------
 
+  /**
+   * Up to `pipelineDepth` batches in flight: while batch N is being sent, N+1 is claimed and encoded
+   * and N-1 is being marked (each holds its rows' locks, so no other relay takes them). Sends are
+   * chained: N+1 is sent only after N's send was acked, so rows leave in id order; if a send fails,
+   * every later batch is rolled back unsent.
+   */
   async function run(): Promise<void> {
     let backoffMs = 0;
     let lastPrune = 0;
+    const inFlight: Array<{ sent: Promise<void>; done: Promise<void> }> = [];
+    const settleAll = async (): Promise<void> => {
+      await Promise.allSettled(inFlight.map((b) => b.done));
+      inFlight.length = 0;
+    };
     while (!stopping) {
       try {
         if (Date.now() - lastPrune >= tuning.pruneIntervalMs) {
           lastPrune = Date.now();
           await prune();
         }
-        const claimed = await relayBatch();
+        const batch = await claim();
+        if (!batch) {
+          await Promise.all(inFlight.map((b) => b.done));
+          inFlight.length = 0;
+          await sleep(tuning.pollIntervalMs, true);
+          continue;
+        }
+        const previousSent = inFlight.at(-1)?.sent ?? Promise.resolve();
+        const sent = previousSent.then(
+          () => send(batch),
+          async (err: unknown) => {
+            await abort(batch, err);
+            throw err;
+          },
+        );
+        const done = sent.then(
+          () => commit(batch),
+          async (err: unknown) => {
+            await abort(batch, err);
+            throw err;
+          },
+        );
+        // Awaited below or in settleAll; this keeps it from counting as unhandled meanwhile.
+        done.catch(() => undefined);
+        inFlight.push({ sent, done });
+        if (batch.ids.length < tuning.batchSize) {
+          // The backlog is drained: finish everything, then wait for news.
+          await Promise.all(inFlight.map((b) => b.done));
+          inFlight.length = 0;
+          await sleep(tuning.pollIntervalMs, true);
+        } else if (inFlight.length >= tuning.pipelineDepth) {
+          await inFlight.shift()!.done;
+        }
         backoffMs = 0;
-        if (claimed < tuning.batchSize) await sleep(tuning.pollIntervalMs, true);
       } catch (err) {
+        await settleAll();
         stats.errors += 1;
         backoffMs = Math.min(tuning.maxBackoffMs, backoffMs ? backoffMs * 2 : Math.max(100, tuning.pollIntervalMs / 2));
         const retriable = (err as { retriable?: boolean }).retriable !== false;
@@ -270,6 +346,8 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         await sleep(backoffMs, false);
       }
     }
+    // Stopping: the batches in flight are finished (sent and marked), not abandoned.
+    await settleAll();
   }
 
   return {
