@@ -30,17 +30,21 @@ Options:
   --poll-interval-ms N  polling fallback (default ${d.pollIntervalMs})
   --retention-ms N      delete sent rows older than this (default ${d.retentionMs}, 7 days)
   --prune-interval-ms N how often to prune (default ${d.pruneIntervalMs})
+  --pipeline-depth N    batches in flight: claimed, being sent, being marked (default ${d.pipelineDepth})
   --all-topics          relay rows of every topic, not only TOPIC_APPLICATIONS`,
   options: {
     'batch-size': { type: 'string' },
     'poll-interval-ms': { type: 'string' },
     'retention-ms': { type: 'string' },
     'prune-interval-ms': { type: 'string' },
+    'pipeline-depth': { type: 'string' },
     'all-topics': { type: 'boolean' },
   },
   async run({ config, values, onShutdown, shutdownRequested }) {
     const logger = createLogger({ level: config.log.level, name: 'outbox-relay' });
-    const pool = createPool(config.database, { max: 4, applicationName: 'ats-relay-outbox' });
+    const pipelineDepth = positiveInt('pipeline-depth', values['pipeline-depth'], d.pipelineDepth);
+    // One connection per batch in flight, one for pruning and the retry bookkeeping.
+    const pool = createPool(config.database, { max: pipelineDepth + 2, applicationName: 'ats-relay-outbox' });
     onShutdown(() => pool.end());
     const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'outbox-relay' });
     const producer = createProducer(kafka);
@@ -71,6 +75,7 @@ Options:
       pollIntervalMs: positiveInt('poll-interval-ms', values['poll-interval-ms'], d.pollIntervalMs),
       retentionMs: positiveInt('retention-ms', values['retention-ms'], d.retentionMs),
       pruneIntervalMs: positiveInt('prune-interval-ms', values['prune-interval-ms'], d.pruneIntervalMs),
+      pipelineDepth,
     });
     // Registered last, so it runs first: stop claiming and finish the batch before the producer goes.
     onShutdown(() => relay.close());
