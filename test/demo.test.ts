@@ -1,0 +1,20 @@
+/**
+ * `npm run demo -- --fast` as a smoke test: the main job runs end to end on the real stack and
+ * shows every stage.
+ */
+import { expect, it } from 'vitest';
+import { testEnv } from './support/config.ts';
+import { spawnTs } from './support/process.ts';
+
+it('npm run demo -- --fast tells the whole story and exits 0', async () => {
+  const demo = spawnTs('scripts/demo/cli.ts', ['--fast', '--count', '6'], testEnv());
+  const code = await demo.exited;
+  const output = demo.output();
+  expect(code, output).toBe(0);
+  for (const stage of ['== 1. Local stack', '== 3. ATS sandbox', '== 4. Consumers', '== 6. Live view', '== 7. The alert digest', '== 8. The S3 archive', '== 9. Fix Initech', '== 10. Summary']) {
+    expect(output).toContain(stage);
+  }
+  expect(output).toMatch(/Subject: \[ats-relay\] 6 dead letters/);
+  expect(output).toMatch(/Initech\s+workable\s+6\s+0\s+\d+\s+6\s+6\s+6/);
+  expect(output).toContain('each exactly once');
+}, 300_000);
