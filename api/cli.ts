@@ -15,7 +15,7 @@ await runMain({
   name: 'api',
   usage: `Usage: npm run api [-- --port <port>] [-- --host <address>]
 
-Serves the integrations HTTP API (see api/README.md for the routes). POST /integrations/:id/test
+Serves the integrations HTTP API (routes: "Integration registry" in the README). POST /integrations/:id/test
 calls the platform's connector (a cheap authenticated read against the ATS).
 
 Options:

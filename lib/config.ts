@@ -5,6 +5,7 @@
  * Each variable is declared once in CONFIG_VARS with its default and meaning; the README's
  * configuration table and docker-compose.yml are checked against this list by test/config.test.ts.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -65,7 +66,7 @@ const V = {
 
   // PostgreSQL
   DATABASE_URL: declare({ env: 'DATABASE_URL', default: 'postgres://postgres@127.0.0.1:5432/ats_relay', doc: 'PostgreSQL connection string (integrations, delivery log, outbox, redrive history).' }),
-  ATS_RELAY_ENCRYPTION_KEYS: declare({ env: 'ATS_RELAY_ENCRYPTION_KEYS', doc: 'Keyring for ATS credentials at rest: "k2:<base64 32 bytes>,k1:<…>"; the first key encrypts. Required by processes that read credentials.', secret: true }),
+  ATS_RELAY_ENCRYPTION_KEYS: declare({ env: 'ATS_RELAY_ENCRYPTION_KEYS', doc: 'Keyring for ATS credentials at rest: "k2:<base64 32 bytes>,k1:<…>"; the first key encrypts. Required by processes that read credentials. Unset on a developer machine: the local stack\'s dev keyring (STACK_HOME/dev-keyring, made by `npm run stack -- up`) is used.', secret: true }),
 
   // S3 archive
   S3_ENDPOINT: declare({ env: 'S3_ENDPOINT', default: 'http://127.0.0.1:9090', doc: 'S3 endpoint (empty = AWS default endpoint for the region).' }),
@@ -141,7 +142,11 @@ export interface Config {
     rateLimits: Partial<Record<string, { capacity: number; refillPerSecond: number } | null>>;
   };
   database: { url: string };
-  crypto: { encryptionKeys: string | undefined };
+  crypto: {
+    encryptionKeys: string | undefined;
+    /** Where the keyring came from: the variable, or the local stack's development keyring file. */
+    source: 'env' | 'dev-keyring' | 'none';
+  };
   s3: {
     endpoint: string | undefined;
     region: string;
@@ -334,6 +339,22 @@ function parseRateLimits(r: Reader): Config['ats']['rateLimits'] {
   }, {});
 }
 
+/** The development keyring `npm run stack -- up` writes; only ever a fallback for an unset variable. */
+export function devKeyringPath(stackHome: string): string {
+  return path.join(stackHome, 'dev-keyring');
+}
+
+function cryptoConfig(fromEnv: string | undefined, stackHome: string): Config['crypto'] {
+  if (fromEnv) return { encryptionKeys: fromEnv, source: 'env' };
+  try {
+    const dev = readFileSync(devKeyringPath(stackHome), 'utf8').trim();
+    if (dev) return { encryptionKeys: dev, source: 'dev-keyring' };
+  } catch {
+    // no local stack here: the variable is simply missing, and whoever needs it says so
+  }
+  return { encryptionKeys: undefined, source: 'none' };
+}
+
 function expandHome(p: string): string {
   return p.startsWith('~') ? path.join(os.homedir(), p.slice(1)) : p;
 }
@@ -391,7 +412,7 @@ export function loadConfig(env: Env = process.env): Config {
       rateLimits: parseRateLimits(r),
     },
     database: { url: databaseUrl },
-    crypto: { encryptionKeys: r.optional(V.ATS_RELAY_ENCRYPTION_KEYS) },
+    crypto: cryptoConfig(r.optional(V.ATS_RELAY_ENCRYPTION_KEYS), expandHome(r.str(V.STACK_HOME))),
     s3: {
       endpoint: s3Endpoint,
       region: r.str(V.S3_REGION),
@@ -507,7 +528,7 @@ export function envFromConfig(config: Config): Record<string, string> {
     STACK_S3_HEAP_MB: String(config.stack.s3HeapMb),
     STACK_READY_TIMEOUT_MS: String(config.stack.readyTimeoutMs),
   };
-  if (config.crypto.encryptionKeys) env.ATS_RELAY_ENCRYPTION_KEYS = config.crypto.encryptionKeys;
+  if (config.crypto.encryptionKeys && config.crypto.source === 'env') env.ATS_RELAY_ENCRYPTION_KEYS = config.crypto.encryptionKeys;
   if (config.stack.java21Home) env.STACK_JAVA21_HOME = config.stack.java21Home;
   return env;
 }

@@ -25,15 +25,18 @@ import type { InboundRecord } from '../engine/stream-consumer.ts';
 import type { ConsumerMetrics } from '../metrics.ts';
 import type { Route, RouteInput } from '../retry-router.ts';
 
-/** Error codes the dispatcher itself assigns (the connectors' AtsErrorCode list covers ATS answers). */
+/**
+ * Error codes the dispatcher itself assigns (the connectors' ATS_ERROR_CODES cover what an ATS
+ * answered). `rate_limited` is shared: here it means the integration is cooling down after a 429.
+ */
 export const DISPATCH_ERROR_CODES = {
-  decode_failed: 'the record value is not a decodable ApplicationSubmitted (bytes kept as they were)',
-  unknown_schema: 'the record names a schema id the registry does not know',
-  integration_not_found: 'no integration with the event\'s integrationId',
-  integration_disabled: 'the integration exists but is disabled',
-  integration_mismatch: 'the integration belongs to another company than the event',
-  circuit_open: 'the integration\'s circuit is open after repeated failures; no call was made',
-  internal_error: 'an unexpected error in ats-relay while delivering (a bug: see logs)',
+  decode_failed: { retriable: false, meaning: 'the record value is not a decodable ApplicationSubmitted (bytes kept as they were)' },
+  unknown_schema: { retriable: false, meaning: 'the record names a schema id the registry does not know' },
+  integration_not_found: { retriable: false, meaning: "no integration with the event's integrationId" },
+  integration_disabled: { retriable: false, meaning: 'the integration exists but is disabled' },
+  integration_mismatch: { retriable: false, meaning: 'the integration belongs to another company than the event' },
+  circuit_open: { retriable: true, meaning: "the integration's circuit is open after repeated failures; no call was made" },
+  internal_error: { retriable: false, meaning: 'an unexpected error in ats-relay while delivering (a bug: see logs)' },
 } as const;
 
 export interface HandlerDeps {

@@ -1,6 +1,6 @@
 /**
  * `npm run redrive -- [filters] [--dry-run]`: send dead letters back through the pipeline after the
- * cause is fixed; `npm run redrive -- history`: the runs recorded so far. See scripts/redrive/README.md.
+ * cause is fixed; `npm run redrive -- history`: the runs recorded so far. See "Redrive" in the README.
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';

@@ -2,7 +2,11 @@
  * `up` reuses whatever already answers, installs and starts what is missing, and waits for each
  * service to answer a real request; `down` stops only what `up` started (pid files).
  */
-import type { Config } from '../../lib/config.ts';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { devKeyringPath, type Config } from '../../lib/config.ts';
 import { logTail, runningPid, sleep, startDetached, stopProcess } from './processes.ts';
 import { portInUse, stackServices, type Service } from './services.ts';
 import { StackError } from './toolchain.ts';
@@ -41,8 +45,24 @@ export interface UpResult {
   started: string[];
 }
 
+/**
+ * A development keyring for processes run against the local stack without
+ * ATS_RELAY_ENCRYPTION_KEYS (lib/config.ts falls back to it). Made once; never used where the
+ * variable is set, as it must be in production.
+ */
+export async function ensureDevKeyring(config: Config, say: Say): Promise<void> {
+  const file = devKeyringPath(config.stack.home);
+  if (existsSync(file)) return;
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, `dev:${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+  say(`dev keyring: ${file} (used when ATS_RELAY_ENCRYPTION_KEYS is unset)`);
+}
+
 /** Bring every service up (or reuse it) and prepare it. Resolves when all answer. */
 export async function stackUp(config: Config, say: Say): Promise<UpResult> {
+  await ensureDevKeyring(config, say);
   const services = stackServices(config);
   const waits: Array<Promise<void>> = [];
   const started: string[] = [];

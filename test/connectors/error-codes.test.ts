@@ -3,9 +3,8 @@
  * where they exist, otherwise a canned answer in the vendor's format), with the right retriable
  * flag, status, retryAfterMs and a vendor message free of secrets.
  */
-import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AtsError, ATS_ERROR_CODES, RETRIABLE, type AtsErrorCode } from '../../connectors/index.ts';
+import { AtsError, RETRIABLE, type AtsErrorCode } from '../../connectors/index.ts';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import type { Integration, Platform } from '../../lib/integration.ts';
 import { fixture, startHarness, type Fixture, type Harness } from './support.ts';
@@ -160,12 +159,3 @@ for (const [name, vendor] of Object.entries(CASES)) {
     }
   });
 }
-
-describe('error code table', () => {
-  it('connectors/README.md lists every code with its retriable flag', async () => {
-    const readme = await readFile(new URL('../../connectors/README.md', import.meta.url), 'utf8');
-    const rows = new Map([...readme.matchAll(/^\|\s*`([a-z_]+)`\s*\|\s*(yes|no)\s*\|/gm)].map((m) => [m[1]!, m[2] === 'yes']));
-    expect([...rows.keys()].sort()).toEqual([...ATS_ERROR_CODES].sort());
-    for (const code of ATS_ERROR_CODES) expect(rows.get(code), code).toBe(RETRIABLE[code]);
-  });
-});
