@@ -27,7 +27,7 @@ import { migrate } from '../db/migrate.ts';
 import { createDeliveryServices } from '../consumers/dispatcher/index.ts';
 import { createConsumerMetrics } from '../consumers/metrics.ts';
 import { sandboxClient, waitForSandbox, type SandboxClient } from '../sandbox/client.ts';
-import { spawnTs } from '../test/support/process.ts';
+import { spawnTs } from '../lib/spawn-entrypoint.ts';
 
 export interface DispatchBenchOptions {
   count: number;

@@ -4,7 +4,7 @@
  */
 import { expect, it } from 'vitest';
 import { testEnv } from './support/config.ts';
-import { spawnTs } from './support/process.ts';
+import { spawnTs } from '../lib/spawn-entrypoint.ts';
 
 it('npm run demo -- --fast tells the whole story and exits 0', async () => {
   const demo = spawnTs('scripts/demo/cli.ts', ['--fast', '--count', '6'], testEnv());

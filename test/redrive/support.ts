@@ -16,7 +16,7 @@ import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
 import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { testConfig, uniqueName } from '../support/config.ts';
-import { spawnTs } from '../support/process.ts';
+import { spawnTs } from '../../lib/spawn-entrypoint.ts';
 
 export interface DeadLetterSeed {
   companyId: string;

@@ -1,5 +1,5 @@
 /**
- * Reads the local mail catcher's messages in tests: maildev's REST API (`GET /api/email`), or
+ * Reads the local mail catcher's messages (demo and tests): maildev's REST API (`GET /api/email`), or
  * Mailpit's (`GET /api/v1/messages`, then each message) when that is what answers at the base URL
  * (docker compose runs Mailpit).
  */

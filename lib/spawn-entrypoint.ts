@@ -1,9 +1,9 @@
 /**
- * Run one of the project's entrypoints as a real child process (as an operator would), for tests
- * that kill, restart or signal it.
+ * Run one of the project's entrypoints as a real child process (as an operator would): the demo
+ * and the benchmarks start the pipeline this way, and tests that kill, restart or signal a process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { childEnv } from '../../lib/process-env.ts';
+import { childEnv } from './process-env.ts';
 
 export interface TsProcess {
   child: ChildProcess;
