@@ -16,6 +16,7 @@
  * - close(): stop fetching, let a digest being sent finish (bounded), commit, leave; the digest still
  *   aggregating is not sent (its records are uncommitted and counted by the next run).
  */
+import { sleep as abortableSleep } from '../../lib/sleep.ts';
 import type { Config } from '../../lib/config.ts';
 import { readHeaders } from '../../lib/headers.ts';
 import { createConsumer, createKafka, type Consumer, type Kafka } from '../../lib/kafka.ts';
@@ -94,17 +95,7 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
   let stopping = false;
   let closing: Promise<void> | undefined;
 
-  const sleep = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      if (abort.signal.aborted) return resolve();
-      const timer = setTimeout(done, ms);
-      abort.signal.addEventListener('abort', done, { once: true });
-      function done(): void {
-        clearTimeout(timer);
-        abort.signal.removeEventListener('abort', done);
-        resolve();
-      }
-    });
+  const sleep = (ms: number): Promise<void> => abortableSleep(ms, abort.signal);
 
   function updatePending(): void {
     metrics.pendingRecords.set(building.total + (outgoing?.digest.total ?? 0));

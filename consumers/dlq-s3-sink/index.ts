@@ -12,6 +12,7 @@
  * - Rebalance: buffers of partitions no longer owned are dropped (the new owner re-reads them).
  * - close(): stop fetching, write what is buffered (bounded by drainTimeoutMs), commit, leave.
  */
+import { sleep as abortableSleep } from '../../lib/sleep.ts';
 import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../../lib/config.ts';
 import {
@@ -97,17 +98,7 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
   let stopping = false;
   let closing: Promise<void> | undefined;
 
-  const sleep = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      if (abort.signal.aborted) return resolve();
-      const timer = setTimeout(done, ms);
-      abort.signal.addEventListener('abort', done, { once: true });
-      function done(): void {
-        clearTimeout(timer);
-        abort.signal.removeEventListener('abort', done);
-        resolve();
-      }
-    });
+  const sleep = (ms: number): Promise<void> => abortableSleep(ms, abort.signal);
 
   function updateBuffered(): void {
     let n = 0;

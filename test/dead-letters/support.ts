@@ -3,6 +3,7 @@
  * mail recipient, a producer that writes dead letters carrying the dispatcher's header contract, and
  * helpers to read the archive, committed offsets and the mailbox back.
  */
+import { sampleEvent } from '../support/events.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
@@ -65,26 +66,7 @@ export async function startDeadLetterStack(overrides: Record<string, string> = {
     producer,
     codec,
     s3,
-    event(companyId, platform = 'greenhouse') {
-      const applicationId = randomUUID();
-      return {
-        eventId: randomUUID(),
-        occurredAt: Date.now(),
-        applicationId,
-        companyId,
-        integrationId: randomUUID(),
-        platform,
-        jobId: 'job-1',
-        atsJobId: '4242',
-        candidate: { firstName: 'Ada', lastName: 'Byron', email: `ada+${applicationId}@example.org`, phone: null, location: null, links: [] },
-        resume: null,
-        coverLetter: null,
-        screeningAnswers: [],
-        source: 'ats-relay tests',
-        consent: { dataProcessing: true, marketing: false },
-        extras: {},
-      };
-    },
+    event: (companyId, platform = 'greenhouse') => sampleEvent({ companyId, platform }),
     async deadLetters(items) {
       const t = Date.now();
       return Promise.all(

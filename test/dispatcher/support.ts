@@ -3,6 +3,7 @@
  * integration pointing at an in-process ATS sandbox, and helpers to publish events and read
  * records back from a topic.
  */
+import { sampleEvent } from '../support/events.ts';
 import { randomUUID } from 'node:crypto';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import type { Config } from '../../lib/config.ts';
@@ -87,32 +88,7 @@ export async function startPipeline(overrides: Record<string, string> = {}): Pro
     tenant,
     jobId,
     event(o = {}) {
-      const applicationId = randomUUID();
-      return {
-        eventId: randomUUID(),
-        occurredAt: Date.now(),
-        applicationId,
-        companyId,
-        integrationId: integration.id,
-        platform: 'greenhouse',
-        jobId: 'job-1',
-        atsJobId: jobId,
-        candidate: {
-          firstName: 'Ada',
-          lastName: 'Byron',
-          email: `ada+${applicationId}@example.org`,
-          phone: null,
-          location: null,
-          links: [],
-        },
-        resume,
-        coverLetter: null,
-        screeningAnswers: [],
-        source: 'ats-relay tests',
-        consent: { dataProcessing: true, marketing: false },
-        extras: {},
-        ...o,
-      };
+      return sampleEvent({ companyId, integrationId: integration.id, platform: 'greenhouse', atsJobId: jobId, resume, ...o });
     },
     async publish(event, topic = config.topics.applications) {
       await producer.send({ topic, acks: ACKS_ALL, messages: [{ key: event.applicationId, value: await codec.encode(event) }] });

@@ -3,6 +3,7 @@
  * dispatcher's header contract, and helpers to run `npm run redrive` as an operator would (a child
  * process) and read what it produced, byte for byte.
  */
+import { sampleEvent } from '../support/events.ts';
 import { randomUUID } from 'node:crypto';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import { envFromConfig, type Config } from '../../lib/config.ts';
@@ -88,26 +89,7 @@ export async function startRedriveStack(): Promise<RedriveStack> {
   const pool = createPool(config.database, { max: 2 });
   const s3 = createS3Client(config.s3);
 
-  function event(companyId: string, platform: Platform): ApplicationSubmitted {
-    const applicationId = randomUUID();
-    return {
-      eventId: randomUUID(),
-      occurredAt: Date.now(),
-      applicationId,
-      companyId,
-      integrationId: randomUUID(),
-      platform,
-      jobId: 'job-1',
-      atsJobId: '4242',
-      candidate: { firstName: 'Ada', lastName: 'Byron', email: `ada+${applicationId}@example.org`, phone: null, location: null, links: [] },
-      resume: null,
-      coverLetter: null,
-      screeningAnswers: [],
-      source: 'ats-relay tests',
-      consent: { dataProcessing: true, marketing: false },
-      extras: {},
-    };
-  }
+  const event = (companyId: string, platform: Platform): ApplicationSubmitted => sampleEvent({ companyId, platform });
 
   return {
     config,
