@@ -45,11 +45,17 @@ export interface DispatchBenchResult {
   maxInFlight: number;
   deliveriesPerSec0ms: number;
   deliveriesPerSec50ms: number;
+  /** kafkajs eachMessage with its defaults: one message at a time. */
   naivePerSec0ms: number;
   naivePerSec50ms: number;
+  /** eachMessage with partitionsConsumedConcurrently = partitions: one message at a time per partition. */
+  naivePerPartitionPerSec0ms: number;
+  naivePerPartitionPerSec50ms: number;
   rawSandboxPerSec0ms: number;
   ratioVsNaive0ms: number;
   ratioVsNaive50ms: number;
+  ratioVsNaivePerPartition0ms: number;
+  ratioVsNaivePerPartition50ms: number;
   ratioVsRaw0ms: number;
   p50Ms0ms: number;
   p99Ms0ms: number;
@@ -158,7 +164,7 @@ async function deliveredCount(db: pg.Pool, integrationId: string): Promise<numbe
   return rows[0]!.n;
 }
 
-async function runDispatcher(base: Config, s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, count: number, maxInFlight: number, say: (l: string) => void) {
+async function runDispatcher(s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, count: number, maxInFlight: number, say: (l: string) => void) {
   const port = await freePort();
   const env = { ...envFromConfig(s.config), HTTP_PORT: String(port), DISPATCHER_MAX_IN_FLIGHT: String(maxInFlight), LOG_LEVEL: 'warn' };
   const proc = spawnTs('consumers/cli.ts', ['--role', 'dispatcher', '--group', `bench-${randomUUID().slice(0, 8)}`], env);
@@ -192,8 +198,11 @@ async function runDispatcher(base: Config, s: Scenario, producer: Producer, code
   }
 }
 
-/** kafkajs eachMessage, one message at a time per partition (partitions in parallel), same handler. */
-async function runNaive(base: Config, s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, count: number, seconds: number): Promise<number> {
+/**
+ * kafkajs eachMessage with the same handler: one message at a time per partition, and partitions
+ * one at a time (`concurrentPartitions` 1, kafkajs' default) or all in parallel.
+ */
+async function runNaive(s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, count: number, seconds: number, concurrentPartitions: number): Promise<number> {
   const logger = createLogger({ level: 'warn', name: 'bench-naive' });
   const groupId = `bench-naive-${randomUUID().slice(0, 8)}`;
   const services = createDeliveryServices({ config: s.config, logger, groupId, metrics: createConsumerMetrics('naive') });
@@ -205,7 +214,7 @@ async function runNaive(base: Config, s: Scenario, producer: Producer, codec: Ev
   const abort = new AbortController();
   let first = 0;
   await consumer.run({
-    partitionsConsumedConcurrently: s.config.topics.partitions,
+    partitionsConsumedConcurrently: concurrentPartitions,
     eachMessage: async ({ topic, partition, message }) => {
       first ||= Date.now();
       await services.handle(
@@ -308,33 +317,42 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
     const raw0 = await runRaw(sandboxUrl, rawScenario, opts.rawSeconds, Math.min(opts.maxInFlight, 128));
     say(`  ${raw0.toFixed(0)} deliveries/s`);
 
-    const results: Record<number, { perSec: number; p50: number; p99: number; rss: number; naive: number }> = {};
+    const results: Record<number, { perSec: number; p50: number; p99: number; rss: number; naive: number; naivePerPartition: number }> = {};
     for (const latency of [0, 50]) {
       say(`dispatcher, ${latency} ms ATS latency: ${opts.count} applications, ${opts.partitions} partitions, ${opts.maxInFlight} in flight…`);
       const s = await scenario(config, `d${latency}`, opts.partitions, sandbox, repo, kafka, latency);
-      const d = await runDispatcher(config, s, producer, codec, db, opts.count, opts.maxInFlight, say);
+      const d = await runDispatcher(s, producer, codec, db, opts.count, opts.maxInFlight, say);
       say(`  ${d.perSec.toFixed(0)} deliveries/s, p50 ${d.p50} ms, p99 ${d.p99} ms, peak RSS ${d.rss} MB`);
-      say(`naive consumer, ${latency} ms ATS latency (${opts.naiveSeconds} s)…`);
-      const n = await scenario(config, `n${latency}`, opts.partitions, sandbox, repo, kafka, latency);
       const naiveCount = Math.min(opts.count, latency === 0 ? opts.count : 4_000);
-      const naive = await runNaive(config, n, producer, codec, db, naiveCount, opts.naiveSeconds);
-      say(`  ${naive.toFixed(0)} deliveries/s`);
-      results[latency] = { ...d, naive };
+      say(`naive consumer (kafkajs defaults: one message at a time), ${latency} ms ATS latency (${opts.naiveSeconds} s)…`);
+      const n1 = await scenario(config, `n${latency}`, opts.partitions, sandbox, repo, kafka, latency);
+      const naive = await runNaive(n1, producer, codec, db, naiveCount, opts.naiveSeconds, 1);
+      say(`  ${naive.toFixed(1)} deliveries/s`);
+      say(`naive consumer, one message at a time per partition, partitions in parallel, ${latency} ms (${opts.naiveSeconds} s)…`);
+      const n2 = await scenario(config, `p${latency}`, opts.partitions, sandbox, repo, kafka, latency);
+      const naivePerPartition = await runNaive(n2, producer, codec, db, naiveCount, opts.naiveSeconds, opts.partitions);
+      say(`  ${naivePerPartition.toFixed(1)} deliveries/s`);
+      results[latency] = { ...d, naive, naivePerPartition };
     }
     const r0 = results[0]!;
     const r50 = results[50]!;
+    const round = (n: number, digits = 2): number => Number(n.toFixed(digits));
     return {
       count: opts.count,
       partitions: opts.partitions,
       maxInFlight: opts.maxInFlight,
       deliveriesPerSec0ms: Math.round(r0.perSec),
       deliveriesPerSec50ms: Math.round(r50.perSec),
-      naivePerSec0ms: Math.round(r0.naive),
-      naivePerSec50ms: Math.round(r50.naive),
+      naivePerSec0ms: round(r0.naive, 1),
+      naivePerSec50ms: round(r50.naive, 1),
+      naivePerPartitionPerSec0ms: round(r0.naivePerPartition, 1),
+      naivePerPartitionPerSec50ms: round(r50.naivePerPartition, 1),
       rawSandboxPerSec0ms: Math.round(raw0),
-      ratioVsNaive0ms: Number((r0.perSec / r0.naive).toFixed(2)),
-      ratioVsNaive50ms: Number((r50.perSec / r50.naive).toFixed(2)),
-      ratioVsRaw0ms: Number((r0.perSec / raw0).toFixed(2)),
+      ratioVsNaive0ms: round(r0.perSec / r0.naive),
+      ratioVsNaive50ms: round(r50.perSec / r50.naive),
+      ratioVsNaivePerPartition0ms: round(r0.perSec / r0.naivePerPartition),
+      ratioVsNaivePerPartition50ms: round(r50.perSec / r50.naivePerPartition),
+      ratioVsRaw0ms: round(r0.perSec / raw0),
       p50Ms0ms: r0.p50,
       p99Ms0ms: r0.p99,
       p50Ms50ms: r50.p50,

@@ -5,6 +5,7 @@
  * AtsError (timeouts → timeout, resets/refusals → network; both retriable); HTTP statuses are the
  * caller's to interpret.
  */
+import { setMaxListeners } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request, type FormData } from 'undici';
 import { AtsError } from './ats-error.ts';
@@ -102,11 +103,25 @@ export class AtsHttp {
     return this.opts.allowPrivateNetworks;
   }
 
+  /** Combined caller + shutdown signals, one per caller signal (callers reuse theirs for every request). */
+  private readonly combined = new WeakMap<AbortSignal, AbortSignal>();
+
+  private withShutdown(signal: AbortSignal): AbortSignal {
+    let both = this.combined.get(signal);
+    if (!both) {
+      both = AbortSignal.any([signal, this.shutdown.signal]);
+      // Every in-flight request of that caller listens on it.
+      setMaxListeners(0, both);
+      this.combined.set(signal, both);
+    }
+    return both;
+  }
+
   async send(req: HttpRequest): Promise<HttpResponse> {
     const url = typeof req.url === 'string' ? new URL(req.url) : req.url;
     if (this.closing) throw new AtsError('network', 'connectors are shut down', { context: { aborted: true } });
     assertUrlAllowed(url, this.opts.allowPrivateNetworks);
-    const signal = req.signal ? AbortSignal.any([req.signal, this.shutdown.signal]) : this.shutdown.signal;
+    const signal = req.signal ? this.withShutdown(req.signal) : this.shutdown.signal;
     const max = req.maxBodyBytes ?? this.opts.maxResponseBytes ?? 5 * 1024 * 1024;
     try {
       const res = await request(url, {

@@ -78,6 +78,9 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     allowPrivateNetworks: config.ats.allowPrivateNetworks,
     resumeMaxBytes: config.ats.resumeMaxBytes,
     rateLimits: config.ats.rateLimits,
+    // A delivery holds one request at a time, so this many sockets per ATS host never queue one
+    // behind another (undici opens them lazily; the per-integration limiter bounds the rate).
+    connectionsPerOrigin: config.dispatcher.maxInFlight,
   });
   const handle = createDeliveryHandler({
     group: groupId,
