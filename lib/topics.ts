@@ -113,6 +113,22 @@ function driftOf(spec: TopicSpec, actual: TopicDescription): string[] {
   return drift;
 }
 
+/** Until every partition of `topics` has a leader in the metadata (a bounded wait). */
+async function waitForLeaders(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const { topics: meta } = await admin.fetchTopicMetadata({ topics });
+      if (meta.length === topics.length && meta.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+    } catch (err) {
+      const type = (err as { type?: string }).type;
+      if (type !== 'UNKNOWN_TOPIC_OR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE') throw err;
+    }
+    if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} have no leaders after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /**
  * Create the missing topics (waiting for their leaders) and compare the others with their spec.
  * Idempotent: a second run reports `ok` for all. More partitions than configured is not drift.
@@ -123,7 +139,9 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): P
   if (missing.length) {
     try {
       await admin.createTopics({
-        waitForLeaders: true,
+        // Waited for below: kafkajs' own wait gives up on UNKNOWN_TOPIC_OR_PARTITION, which a broker
+        // answers for a moment after creating a topic (seen right after a broker start).
+        waitForLeaders: false,
         topics: missing.map((s) => ({
           topic: s.topic,
           numPartitions: s.partitions,
@@ -135,6 +153,7 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): P
       // Another process created one of them first; the description below tells what is there.
       if ((err as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS' && !/already exists/i.test((err as Error).message)) throw err;
     }
+    await waitForLeaders(admin, missing.map((s) => s.topic));
   }
   const after = await describeTopics(admin, specs);
   return specs.map((spec, i) => {

@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_VARS, ConfigError, loadConfig } from '../lib/config.ts';
+import { CONFIG_VARS, ConfigError, devKeyringPath, envFromConfig, loadConfig } from '../lib/config.ts';
 import { configTableMarkdown } from '../scripts/config-table.ts';
 
 describe('config', () => {
@@ -45,6 +47,16 @@ describe('config', () => {
     } catch (err) {
       expect((err as Error).message).not.toContain('hunter2');
     }
+  });
+
+  it('takes the keyring from the variable, else from the local stack\'s dev keyring, else none', () => {
+    const home = mkdtempSync(path.join(tmpdir(), 'stack-home-'));
+    expect(loadConfig({ STACK_HOME: home }).crypto).toEqual({ encryptionKeys: undefined, source: 'none' });
+    writeFileSync(devKeyringPath(home), 'dev:abc\n');
+    expect(loadConfig({ STACK_HOME: home }).crypto).toEqual({ encryptionKeys: 'dev:abc', source: 'dev-keyring' });
+    expect(loadConfig({ STACK_HOME: home, ATS_RELAY_ENCRYPTION_KEYS: 'k1:xyz' }).crypto).toEqual({ encryptionKeys: 'k1:xyz', source: 'env' });
+    // The dev keyring is never handed on as if it were configured.
+    expect(envFromConfig(loadConfig({ STACK_HOME: home })).ATS_RELAY_ENCRYPTION_KEYS).toBeUndefined();
   });
 
   it('is documented in the README, variable by variable, with the defaults the code uses', () => {

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -112,7 +113,8 @@ describe('npm run integrations', () => {
 
   it('exits 2 naming ATS_RELAY_ENCRYPTION_KEYS when the keyring is missing or malformed', async () => {
     for (const value of ['', 'k1:tooshort']) {
-      const res = await cli(['list'], { ATS_RELAY_ENCRYPTION_KEYS: value });
+      // An empty STACK_HOME: no local-stack dev keyring to fall back on, as on a server.
+      const res = await cli(['list'], { ATS_RELAY_ENCRYPTION_KEYS: value, STACK_HOME: mkdtempSync(path.join(tmpdir(), 'no-stack-')) });
       expect(res.code).toBe(2);
       expect(res.stderr).toContain('ATS_RELAY_ENCRYPTION_KEYS');
     }
