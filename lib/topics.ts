@@ -114,7 +114,7 @@ function driftOf(spec: TopicSpec, actual: TopicDescription): string[] {
 }
 
 /** Until every partition of `topics` has a leader in the metadata (a bounded wait). */
-async function waitForLeaders(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
+export async function waitForLeaders(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

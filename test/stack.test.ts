@@ -9,6 +9,7 @@ import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import nodemailer from 'nodemailer';
 import pg from 'pg';
+import { waitForLeaders } from '../lib/topics.ts';
 import { testConfig, uniqueName } from './support/config.ts';
 
 const config = testConfig();
@@ -25,7 +26,8 @@ describe('the local stack is real', () => {
     const admin = kafka.admin();
     await admin.connect();
     cleanups.push(() => admin.disconnect());
-    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
+    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] });
+    await waitForLeaders(admin, [topic]);
     cleanups.push(() => admin.deleteTopics({ topics: [topic] }));
 
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ACKS_ALL, createProducer, withAdmin } from '../../lib/kafka.ts';
-import { describeTopics, ensureTopics, topicSpecs } from '../../lib/topics.ts';
+import { describeTopics, ensureTopics, topicSpecs, waitForLeaders } from '../../lib/topics.ts';
 import { eventsHarness, recordCount } from './support.ts';
 
 describe('topics', () => {
@@ -43,9 +43,10 @@ describe('topics', () => {
     // Someone created the main topic by hand, smaller and with another retention, and wrote to it.
     const drifted = eventsHarness({ TOPIC_PARTITIONS: '4' });
     try {
-      await withAdmin(drifted.kafka, (admin) =>
-        admin.createTopics({ waitForLeaders: true, topics: [{ topic: drifted.topic, numPartitions: 2, configEntries: [{ name: 'retention.ms', value: '60000' }] }] }),
-      );
+      await withAdmin(drifted.kafka, async (admin) => {
+        await admin.createTopics({ topics: [{ topic: drifted.topic, numPartitions: 2, configEntries: [{ name: 'retention.ms', value: '60000' }] }] });
+        await waitForLeaders(admin, [drifted.topic]);
+      });
       const producer = createProducer(drifted.kafka);
       await producer.connect();
       await producer.send({ topic: drifted.topic, acks: ACKS_ALL, messages: [{ key: 'k', value: randomUUID() }] });
