@@ -81,8 +81,10 @@ export async function startDeadLetterStack(overrides: Record<string, string> = {
       );
     },
     async publish(messages) {
-      for (let i = 0; i < messages.length; i += 2_000) {
-        await producer.send({ topic: config.topics.dlq, acks: ACKS_ALL, messages: messages.slice(i, i + 2_000) });
+      // Records of one key share a partition's record batch; 500 × ~1 KB stays under the broker's
+      // 1 MB message.max.bytes whatever the mix.
+      for (let i = 0; i < messages.length; i += 500) {
+        await producer.send({ topic: config.topics.dlq, acks: ACKS_ALL, messages: messages.slice(i, i + 500) });
       }
     },
     async close() {
