@@ -54,8 +54,8 @@ describe('dispatcher and retry tiers', () => {
     expect(candidatesFor(event.candidate.email)).toHaveLength(1);
 
     const [tierA, tierB] = p.config.topics.retryTiers;
-    const hopA = (await readTopic(p.kafka, tierA!.topic)).find((r) => r.key === event.applicationId)!;
-    const hopB = (await readTopic(p.kafka, tierB!.topic)).find((r) => r.key === event.applicationId)!;
+    const hopA = (await readTopic(p.kafka, tierA!.topic)).find((r) => r.key?.toString() === event.applicationId)!;
+    const hopB = (await readTopic(p.kafka, tierB!.topic)).find((r) => r.key?.toString() === event.applicationId)!;
     expect(hopA.headers[HEADER.tryCount]).toBe('1');
     expect(hopB.headers[HEADER.tryCount]).toBe('2');
     expect(hopB.headers[HEADER.errorCode]).toBe('unavailable');
@@ -72,7 +72,7 @@ describe('dispatcher and retry tiers', () => {
     const event = p.event();
     p.sandbox.addFault({ kind: 'error', status: 503, platform: 'greenhouse', tenant: p.tenant, method: 'POST', path: '/v1/candidates', times: 4 });
     await p.publish(event);
-    const dead = await waitFor('dead letter', async () => (await readTopic(p.kafka, p.config.topics.dlq)).find((r) => r.key === event.applicationId), 40_000);
+    const dead = await waitFor('dead letter', async () => (await readTopic(p.kafka, p.config.topics.dlq)).find((r) => r.key?.toString() === event.applicationId), 40_000);
     expect(dead.headers).toMatchObject({
       [HEADER.tryCount]: '4',
       [HEADER.errorCode]: 'unavailable',
@@ -91,18 +91,18 @@ describe('dispatcher and retry tiers', () => {
   it('a non-retriable answer (unknown job) goes to the DLQ at once', async () => {
     const event = p.event({ atsJobId: '999' });
     await p.publish(event);
-    const dead = await waitFor('dead letter', async () => (await readTopic(p.kafka, p.config.topics.dlq)).find((r) => r.key === event.applicationId), 20_000);
+    const dead = await waitFor('dead letter', async () => (await readTopic(p.kafka, p.config.topics.dlq)).find((r) => r.key?.toString() === event.applicationId), 20_000);
     expect(dead.headers[HEADER.tryCount]).toBe('1');
     expect(dead.headers[HEADER.errorCode]).toBe('job_not_found');
     const tierA = await readTopic(p.kafka, p.config.topics.retryTiers[0]!.topic);
-    expect(tierA.find((r) => r.key === event.applicationId)).toBeUndefined();
+    expect(tierA.find((r) => r.key?.toString() === event.applicationId)).toBeUndefined();
   });
 
   it('garbage bytes go to the DLQ with the raw bytes intact', async () => {
     const key = uniqueName('garbage');
     const value = Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02]);
     await p.producer.send({ topic: p.config.topics.applications, acks: ACKS_ALL, messages: [{ key, value, headers: { 'x-trace': 't-1' } }] });
-    const dead = await waitFor('dead letter', async () => (await readTopic(p.kafka, p.config.topics.dlq)).find((r) => r.key === key), 20_000);
+    const dead = await waitFor('dead letter', async () => (await readTopic(p.kafka, p.config.topics.dlq)).find((r) => r.key?.toString() === key), 20_000);
     expect(dead.value?.equals(value)).toBe(true);
     expect(dead.headers[HEADER.errorCode]).toBe('decode_failed');
     expect(dead.headers['x-trace']).toBe('t-1');
@@ -131,7 +131,7 @@ describe('dispatcher and retry tiers', () => {
     const published = Date.now();
     await p.publish(event);
     const d = await waitFor('delivery after the 429', async () => ((await delivery(event.applicationId))?.status === 'delivered' ? delivery(event.applicationId) : undefined), 20_000);
-    const hop = (await readTopic(p.kafka, p.config.topics.retryTiers[0]!.topic)).find((r) => r.key === event.applicationId)!;
+    const hop = (await readTopic(p.kafka, p.config.topics.retryTiers[0]!.topic)).find((r) => r.key?.toString() === event.applicationId)!;
     expect(hop.headers[HEADER.errorCode]).toBe('rate_limited');
     expect(Number(hop.headers[HEADER.dueAt]) - published).toBeGreaterThanOrEqual(5_000);
     expect(d!.deliveredAt!.getTime() - published).toBeGreaterThanOrEqual(5_000);

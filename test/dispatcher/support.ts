@@ -9,7 +9,6 @@ import type { ApplicationSubmitted } from '../../lib/application.ts';
 import type { Config } from '../../lib/config.ts';
 import { Keyring } from '../../lib/crypto/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
-import { readHeaders, type HeaderMap } from '../../lib/headers.ts';
 import { createIntegrationRepository, type IntegrationRecord, type IntegrationRepository } from '../../lib/integrations/repository.ts';
 import { ACKS_ALL, createKafka, createProducer, withAdmin, type Kafka, type Producer } from '../../lib/kafka.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
@@ -101,43 +100,7 @@ export async function startPipeline(overrides: Record<string, string> = {}): Pro
   };
 }
 
-export interface ReadRecord {
-  key: string | null;
-  value: Buffer | null;
-  headers: HeaderMap;
-  partition: number;
-  offset: string;
-}
-
-/** Everything currently in `topic` (all partitions), read without a consumer group. */
-export async function readTopic(kafka: Kafka, topic: string): Promise<ReadRecord[]> {
-  const offsets = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic));
-  const wanted = offsets.filter((o) => Number(o.high) > Number(o.low));
-  if (wanted.length === 0) return [];
-  const consumer = kafka.consumer({ groupId: uniqueName('reader') });
-  const out: ReadRecord[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    const remaining = new Map(wanted.map((o) => [o.partition, Number(o.high)]));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out reading ${topic}`)), 20_000);
-      void consumer.run({
-        eachMessage: async ({ partition, message }) => {
-          out.push({ key: message.key?.toString() ?? null, value: message.value, headers: readHeaders(message.headers), partition, offset: message.offset });
-          if (Number(message.offset) + 1 >= (remaining.get(partition) ?? 0)) remaining.delete(partition);
-          if (remaining.size === 0) {
-            clearTimeout(timer);
-            resolve();
-          }
-        },
-      });
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-  return out;
-}
+export { readTopic } from '../support/topic-reader.ts';
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -13,7 +13,8 @@ import { HEADER } from '../../lib/headers.ts';
 import { withAdmin } from '../../lib/kafka.ts';
 import { createRedriveRuns } from '../../scripts/redrive/history.ts';
 import { uniqueName } from '../support/config.ts';
-import { highWatermarks, readRaw, redriven, startRedriveStack, type RedriveStack, type Seeded } from './support.ts';
+import { readTopic } from '../support/topic-reader.ts';
+import { highWatermarks, redriven, startRedriveStack, type RedriveStack, type Seeded } from './support.ts';
 
 let s: RedriveStack;
 let main: string;
@@ -128,7 +129,7 @@ describe('npm run redrive', () => {
   });
 
   it('--partition and --offset select DLQ coordinates', async () => {
-    const dlq = await readRaw(s.kafka, s.config.topics.dlq);
+    const dlq = await readTopic(s.kafka, s.config.topics.dlq);
     const partition = [0, 1, 2].find((p) => dlq.filter((x) => x.partition === p).length >= 3)!;
     const inPartition = dlq.filter((x) => x.partition === partition);
     const chosen = inPartition.slice(1, 3);

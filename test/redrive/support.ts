@@ -4,13 +4,14 @@
  * process) and read what it produced, byte for byte.
  */
 import { sampleEvent } from '../support/events.ts';
+import { readTopic, type RawRecord } from '../support/topic-reader.ts';
 import { randomUUID } from 'node:crypto';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import { envFromConfig, type Config } from '../../lib/config.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
-import { failureHeaders, HEADER, readHeaders, type HeaderMap } from '../../lib/headers.ts';
+import { failureHeaders, HEADER, type HeaderMap } from '../../lib/headers.ts';
 import type { Platform } from '../../lib/integration.ts';
-import { ACKS_ALL, createKafka, createProducer, withAdmin, type IHeaders, type Kafka, type Producer } from '../../lib/kafka.ts';
+import { ACKS_ALL, createKafka, createProducer, withAdmin, type Kafka, type Producer } from '../../lib/kafka.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createS3Client } from '../../lib/s3.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
@@ -37,16 +38,6 @@ export interface Seeded {
   event: ApplicationSubmitted;
   key: string;
   value: Buffer;
-  headers: HeaderMap;
-}
-
-export interface RawRecord {
-  partition: number;
-  offset: string;
-  timestamp: string;
-  key: Buffer | null;
-  value: Buffer | null;
-  rawHeaders: IHeaders;
   headers: HeaderMap;
 }
 
@@ -140,49 +131,9 @@ export async function startRedriveStack(): Promise<RedriveStack> {
   };
 }
 
-/** Every record in `topic` (all partitions), raw bytes kept, read without committing (a throwaway group). */
-export async function readRaw(kafka: Kafka, topic: string): Promise<RawRecord[]> {
-  const offsets = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic));
-  const wanted = offsets.filter((o) => Number(o.high) > Number(o.low));
-  if (wanted.length === 0) return [];
-  const consumer = kafka.consumer({ groupId: uniqueName('test-reader') });
-  const out: RawRecord[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    const remaining = new Map(wanted.map((o) => [o.partition, Number(o.high)]));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out reading ${topic}`)), 20_000);
-      void consumer.run({
-        autoCommit: false,
-        eachMessage: async ({ partition, message }) => {
-          if (Number(message.offset) >= (remaining.get(partition) ?? 0)) return;
-          out.push({
-            partition,
-            offset: message.offset,
-            timestamp: message.timestamp,
-            key: message.key,
-            value: message.value,
-            rawHeaders: message.headers ?? {},
-            headers: readHeaders(message.headers),
-          });
-          if (Number(message.offset) + 1 >= (remaining.get(partition) ?? 0)) remaining.delete(partition);
-          if (remaining.size === 0) {
-            clearTimeout(timer);
-            resolve();
-          }
-        },
-      });
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-  return out.sort((a, b) => a.partition - b.partition || Number(a.offset) - Number(b.offset));
-}
-
 /** Records of one redrive run on `topic`. */
 export async function redriven(kafka: Kafka, topic: string, redriveId: string): Promise<RawRecord[]> {
-  return (await readRaw(kafka, topic)).filter((r) => r.headers[HEADER.redriveId] === redriveId);
+  return (await readTopic(kafka, topic)).filter((r) => r.headers[HEADER.redriveId] === redriveId);
 }
 
 export async function highWatermarks(kafka: Kafka, topic: string): Promise<string> {
