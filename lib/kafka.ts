@@ -114,6 +114,28 @@ export function createConsumer(kafka: Kafka, config: ConsumerConfig): Consumer {
   return kafka.consumer(config);
 }
 
+export interface GroupConsumerOptions {
+  groupId: string;
+  sessionTimeoutMs: number;
+  /** Longest a fetch waits for data; bounds how soon a paused or idle consumer notices news. */
+  maxWaitTimeMs: number;
+}
+
+/**
+ * The consumer every ats-relay role uses: handlers return at once (work continues outside
+ * eachBatch), so the default 3 s heartbeat keeps the member alive however slow the work; fetches are
+ * generous because accepting records is cheap and full partitions pause themselves.
+ */
+export function createGroupConsumer(kafka: Kafka, opts: GroupConsumerOptions): Consumer {
+  return kafka.consumer({
+    groupId: opts.groupId,
+    sessionTimeout: opts.sessionTimeoutMs,
+    heartbeatInterval: 3_000,
+    maxBytesPerPartition: 1_048_576,
+    maxWaitTimeInMs: opts.maxWaitTimeMs,
+  });
+}
+
 export async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T>): Promise<T> {
   const admin = kafka.admin();
   await admin.connect();

@@ -19,7 +19,7 @@
 import { sleep as abortableSleep } from '../../lib/sleep.ts';
 import type { Config } from '../../lib/config.ts';
 import { readHeaders } from '../../lib/headers.ts';
-import { createConsumer, createKafka, type Consumer, type Kafka } from '../../lib/kafka.ts';
+import { createGroupConsumer, createKafka, type Consumer, type Kafka } from '../../lib/kafka.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createMailer, type Mail, type Mailer } from '../../lib/mailer.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
@@ -68,13 +68,7 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
   const ownsMailer = deps.mailer === undefined;
   const kafka = deps.kafka ?? createKafka(config.kafka, logger, { clientIdSuffix: opts.groupId });
   const codec = deps.codec ?? createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
-  const consumer: Consumer = createConsumer(kafka, {
-    groupId: opts.groupId,
-    sessionTimeout: opts.sessionTimeoutMs,
-    heartbeatInterval: 3_000,
-    maxBytesPerPartition: 1_048_576,
-    maxWaitTimeInMs: 500,
-  });
+  const consumer: Consumer = createGroupConsumer(kafka, { groupId: opts.groupId, sessionTimeoutMs: opts.sessionTimeoutMs, maxWaitTimeMs: 500 });
   const limits = { maxSamples: opts.maxSamples, maxApplicationIds: opts.maxApplicationIds };
 
   let building = new Digest(limits);

@@ -24,7 +24,7 @@ import {
   type Decoded,
   type DeadLetterRecord,
 } from '../../lib/dlq-archive.ts';
-import { createConsumer, createKafka, type Consumer, type Kafka } from '../../lib/kafka.ts';
+import { createGroupConsumer, createKafka, type Consumer, type Kafka } from '../../lib/kafka.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createS3Client } from '../../lib/s3.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
@@ -77,13 +77,7 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
   const ownsS3 = deps.s3 === undefined;
   const kafka = deps.kafka ?? createKafka(config.kafka, logger, { clientIdSuffix: opts.groupId });
   const codec = deps.codec ?? createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
-  const consumer: Consumer = createConsumer(kafka, {
-    groupId: opts.groupId,
-    sessionTimeout: opts.sessionTimeoutMs,
-    heartbeatInterval: 3_000,
-    maxBytesPerPartition: 1_048_576,
-    maxWaitTimeInMs: 500,
-  });
+  const consumer: Consumer = createGroupConsumer(kafka, { groupId: opts.groupId, sessionTimeoutMs: opts.sessionTimeoutMs, maxWaitTimeMs: 500 });
 
   const batchers = new Map<string, PartitionBatcher>();
   /** The write in progress per partition; kept across a revoke so a re-assignment waits for it. */

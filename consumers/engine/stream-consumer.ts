@@ -13,7 +13,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { Consumer, Kafka } from '../../lib/kafka.ts';
-import { createConsumer } from '../../lib/kafka.ts';
+import { createGroupConsumer } from '../../lib/kafka.ts';
 import { readHeaders, type HeaderMap } from '../../lib/headers.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { OffsetTracker } from './offset-tracker.ts';
@@ -100,14 +100,7 @@ export class StreamConsumer {
     setMaxListeners(0, this.abort.signal);
     this.maxBuffered = opts.maxBuffered ?? Math.max(64, opts.maxInFlight * 4);
     this.now = opts.now ?? Date.now;
-    this.consumer = createConsumer(opts.kafka, {
-      groupId: opts.groupId,
-      sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
-      heartbeatInterval: 3_000,
-      // Fetch generously: accepting records is cheap, and a full partition pauses itself.
-      maxBytesPerPartition: 1_048_576,
-      maxWaitTimeInMs: 250,
-    });
+    this.consumer = createGroupConsumer(opts.kafka, { groupId: opts.groupId, sessionTimeoutMs: opts.sessionTimeoutMs ?? 30_000, maxWaitTimeMs: 250 });
   }
 
   /** True once the consumer has joined its group and is fetching. */

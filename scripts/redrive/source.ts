@@ -2,22 +2,13 @@
  * What a redrive reads, whatever the source (the DLQ topic or the S3 archive): one dead letter with
  * its DLQ coordinates and its bytes exactly as they were dead-lettered.
  */
-import type { HeaderMap } from '../../lib/headers.ts';
-import type { IHeaders } from '../../lib/kafka.ts';
+import type { ArchivedRecord } from '../../lib/dlq-archive.ts';
 
-export interface DeadLetter {
-  /** Where the record sits (or sat) on the DLQ. */
-  topic: string;
-  partition: number;
-  offset: string;
-  /** Kafka timestamp on the DLQ, epoch ms as a string: when the record was dead-lettered. */
-  timestamp: string;
-  key: Buffer | null;
-  value: Buffer | null;
-  /** Readable headers (last value of a repeated header wins), for filters and the loop guard. */
-  headers: HeaderMap;
-  /** Byte-exact headers, as they are produced again. */
-  rawHeaders: IHeaders;
+/**
+ * A dead letter as the redrive reads it: the DLQ record's coordinates, bytes and headers (the same
+ * fields an archive line restores), plus the archive's decoded event when it came from S3.
+ */
+export interface DeadLetter extends Omit<ArchivedRecord, 'decoded' | 'decodeError'> {
   /** The archive's decoded event, when the record comes from S3 and decoded when it was archived. */
   archivedEvent?: unknown;
 }
