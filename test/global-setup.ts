@@ -25,6 +25,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s${started.length ? ` (started: ${started.join(', ')})` : ' (all reused)'}`);
   project.provide('env', envFromConfig(config));
   return async () => {
-    if (started.length) await stackDown(config, say, started);
+    // Quietly: the run's summary line (test/support/summary-reporter.ts) stays the last thing printed.
+    if (started.length) await stackDown(config, () => undefined, started);
   };
 }
