@@ -103,6 +103,7 @@ const V = {
   STACK_KAFKA_HEAP_MB: declare({ env: 'STACK_KAFKA_HEAP_MB', default: '512', doc: 'Heap of the local Kafka broker.' }),
   STACK_REGISTRY_HEAP_MB: declare({ env: 'STACK_REGISTRY_HEAP_MB', default: '384', doc: 'Heap of the local Apicurio registry.' }),
   STACK_S3_HEAP_MB: declare({ env: 'STACK_S3_HEAP_MB', default: '256', doc: 'Heap of the local S3Mock.' }),
+  STACK_REGISTRY_LINE: declare({ env: 'STACK_REGISTRY_LINE', default: 'auto', doc: 'Apicurio line the local stack runs: 3 (3.3.x, needs Java 21+), 2 (2.6.x on Java 17) or auto (3 when a Java 21+ is found).' }),
   STACK_JAVA21_HOME: declare({ env: 'STACK_JAVA21_HOME', doc: 'A Java 21+ home for Apicurio 3.x; found under /usr/lib/jvm when unset. Without one the stack runs Apicurio 2.6 on Java 17.' }),
   STACK_READY_TIMEOUT_MS: declare({ env: 'STACK_READY_TIMEOUT_MS', default: '180000', doc: 'How long `stack up` waits for each service to answer.' }),
 } as const;
@@ -182,6 +183,7 @@ export interface Config {
     smtpPort: number;
     mailWebPort: number;
     java21Home: string | undefined;
+    registryLine: 'auto' | '2' | '3';
     readyTimeoutMs: number;
   };
 }
@@ -456,6 +458,11 @@ export function loadConfig(env: Env = process.env): Config {
       smtpPort: smtpUrl ? portOf(V.SMTP_URL, smtpUrl, r) : 1025,
       mailWebPort: mailApiUrl ? portOf(V.MAIL_API_URL, mailApiUrl, r) : 1080,
       java21Home: r.optional(V.STACK_JAVA21_HOME),
+      registryLine: r.guard(() => {
+        const line = r.str(V.STACK_REGISTRY_LINE);
+        if (line !== 'auto' && line !== '2' && line !== '3') r.fail(V.STACK_REGISTRY_LINE, `must be auto, 2 or 3, got "${line}"`);
+        return line as 'auto' | '2' | '3';
+      }, 'auto'),
       readyTimeoutMs: r.int(V.STACK_READY_TIMEOUT_MS, 1_000),
     },
   };
@@ -527,6 +534,7 @@ export function envFromConfig(config: Config): Record<string, string> {
     STACK_REGISTRY_HEAP_MB: String(config.stack.registryHeapMb),
     STACK_S3_HEAP_MB: String(config.stack.s3HeapMb),
     STACK_READY_TIMEOUT_MS: String(config.stack.readyTimeoutMs),
+    STACK_REGISTRY_LINE: config.stack.registryLine,
   };
   if (config.crypto.encryptionKeys && config.crypto.source === 'env') env.ATS_RELAY_ENCRYPTION_KEYS = config.crypto.encryptionKeys;
   if (config.stack.java21Home) env.STACK_JAVA21_HOME = config.stack.java21Home;

@@ -210,7 +210,9 @@ function registryService(config: Config, paths: Paths): Service {
     process: managed(paths, 'registry'),
     async install(say) {
       const java17 = await findJava(undefined);
-      const java21 = await findJava21(config.stack.java21Home, java17);
+      const line = config.stack.registryLine;
+      const java21 = line === '2' ? undefined : await findJava21(config.stack.java21Home, java17);
+      if (line === '3' && !java21) throw new StackError('STACK_REGISTRY_LINE=3 needs a Java 21+ (set STACK_JAVA21_HOME), or use 2 / auto.');
       await findMaven();
       const heap = [`-Xms128m`, `-Xmx${config.stack.registryHeapMb}m`];
       const common = ['-Dquarkus.http.host=127.0.0.1', `-Dquarkus.http.port=${port}`, '-Djava.util.logging.manager=org.jboss.logmanager.LogManager'];
@@ -234,7 +236,7 @@ function registryService(config: Config, paths: Paths): Service {
         };
       }
       const v = VERSIONS.apicurio2;
-      say(`registry: no Java 21+ found; Apicurio Registry ${v} on Java ${java17.major} (Maven Central, cached)`);
+      say(`registry: ${line === '2' ? 'STACK_REGISTRY_LINE=2' : 'no Java 21+ found'}; Apicurio Registry ${v} on Java ${java17.major} (Maven Central, cached)`);
       const archive = await fetchArtifact(`io.apicurio:apicurio-registry-app:${v}:zip:all`, path.join(paths.downloads, 'apicurio'), `apicurio-registry-app-${v}-all.zip`);
       const into = path.join(paths.downloads, `apicurio-${v}`);
       await extract(archive, into);
