@@ -3,6 +3,7 @@
  * mail recipient, a producer that writes dead letters carrying the dispatcher's header contract, and
  * helpers to read the archive, committed offsets and the mailbox back.
  */
+import { startPipelineBase } from '../support/pipeline-base.ts';
 import { sampleEvent } from '../support/events.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -12,13 +13,12 @@ import type { Config } from '../../lib/config.ts';
 import { envFromConfig } from '../../lib/config.ts';
 import { parseArchiveKey, parseArchiveObject, type ArchivedRecord, type ArchiveKeyParts } from '../../lib/dlq-archive.ts';
 import { failureHeaders } from '../../lib/headers.ts';
-import { ACKS_ALL, createKafka, createProducer, withAdmin, type Kafka, type Message, type Producer } from '../../lib/kafka.ts';
-import { createLogger, type Logger } from '../../lib/logger.ts';
+import { ACKS_ALL, withAdmin, type Kafka, type Message, type Producer } from '../../lib/kafka.ts';
+import type { Logger } from '../../lib/logger.ts';
 import { childEnv } from '../../lib/process-env.ts';
 import type { Platform } from '../../lib/integration.ts';
 import { createS3Client } from '../../lib/s3.ts';
-import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
-import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
+import type { EventCodec } from '../../lib/serde.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
 
 export interface DeadLetterStack {
@@ -51,13 +51,7 @@ export async function startDeadLetterStack(overrides: Record<string, string> = {
     SHUTDOWN_TIMEOUT_MS: '15000',
     ...overrides,
   });
-  const logger = createLogger({ level: config.log.level, name: 'test' });
-  const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'test' });
-  await withAdmin(kafka, (admin) => ensureTopics(admin, topicSpecs(config.topics)));
-  const producer = createProducer(kafka);
-  await producer.connect();
-  const codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
-  await codec.register();
+  const { logger, kafka, producer, codec } = await startPipelineBase(config);
   const s3 = createS3Client(config.s3);
   return {
     config,

@@ -3,6 +3,7 @@
  * integration pointing at an in-process ATS sandbox, and helpers to publish events and read
  * records back from a topic.
  */
+import { startPipelineBase } from '../support/pipeline-base.ts';
 import { sampleEvent } from '../support/events.ts';
 import { randomUUID } from 'node:crypto';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
@@ -10,10 +11,9 @@ import type { Config } from '../../lib/config.ts';
 import { Keyring } from '../../lib/crypto/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
 import { createIntegrationRepository, type IntegrationRecord, type IntegrationRepository } from '../../lib/integrations/repository.ts';
-import { ACKS_ALL, createKafka, createProducer, withAdmin, type Kafka, type Producer } from '../../lib/kafka.ts';
-import { createLogger, type Logger } from '../../lib/logger.ts';
-import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
-import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
+import { ACKS_ALL, type Kafka, type Producer } from '../../lib/kafka.ts';
+import type { Logger } from '../../lib/logger.ts';
+import type { EventCodec } from '../../lib/serde.ts';
 import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
 
@@ -48,13 +48,7 @@ export async function startPipeline(overrides: Record<string, string> = {}): Pro
     ATS_RATE_LIMITS: 'greenhouse=none',
     ...overrides,
   });
-  const logger = createLogger({ level: config.log.level, name: 'test' });
-  const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'test' });
-  await withAdmin(kafka, (admin) => ensureTopics(admin, topicSpecs(config.topics)));
-  const producer = createProducer(kafka);
-  await producer.connect();
-  const codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
-  await codec.register();
+  const { logger, kafka, producer, codec } = await startPipelineBase(config);
   const pool = createPool(config.database, { max: 4 });
   const repo = createIntegrationRepository({ pool, keyring: new Keyring(config.crypto.encryptionKeys) });
   const sandbox = await startSandbox({ port: 0 });

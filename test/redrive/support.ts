@@ -3,6 +3,7 @@
  * dispatcher's header contract, and helpers to run `npm run redrive` as an operator would (a child
  * process) and read what it produced, byte for byte.
  */
+import { startPipelineBase } from '../support/pipeline-base.ts';
 import { sampleEvent } from '../support/events.ts';
 import { readTopic, type RawRecord } from '../support/topic-reader.ts';
 import { randomUUID } from 'node:crypto';
@@ -11,11 +12,9 @@ import { envFromConfig, type Config } from '../../lib/config.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
 import { failureHeaders, HEADER, type HeaderMap } from '../../lib/headers.ts';
 import type { Platform } from '../../lib/integration.ts';
-import { ACKS_ALL, createKafka, createProducer, withAdmin, type Kafka, type Producer } from '../../lib/kafka.ts';
-import { createLogger } from '../../lib/logger.ts';
+import { ACKS_ALL, withAdmin, type Kafka, type Producer } from '../../lib/kafka.ts';
 import { createS3Client } from '../../lib/s3.ts';
-import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
-import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
+import type { EventCodec } from '../../lib/serde.ts';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { testConfig, uniqueName } from '../support/config.ts';
 import { spawnTs } from '../../lib/spawn-entrypoint.ts';
@@ -70,13 +69,7 @@ export async function startRedriveStack(): Promise<RedriveStack> {
     RETRY_TIERS: 'retry-a:1000,retry-b:2000',
     S3_PREFIX: uniqueName('redrive-test'),
   });
-  const logger = createLogger({ level: config.log.level, name: 'test' });
-  const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'test' });
-  await withAdmin(kafka, (admin) => ensureTopics(admin, topicSpecs(config.topics)));
-  const producer = createProducer(kafka);
-  await producer.connect();
-  const codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
-  await codec.register();
+  const { kafka, producer, codec } = await startPipelineBase(config);
   const pool = createPool(config.database, { max: 2 });
   const s3 = createS3Client(config.s3);
 

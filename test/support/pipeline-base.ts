@@ -1,0 +1,27 @@
+/**
+ * What every pipeline test starts from: the test's own topics created, a connected idempotent
+ * producer and a codec with the schema registered.
+ */
+import type { Config } from '../../lib/config.ts';
+import { createKafka, createProducer, withAdmin, type Kafka, type Producer } from '../../lib/kafka.ts';
+import { createLogger, type Logger } from '../../lib/logger.ts';
+import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
+import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
+
+export interface PipelineBase {
+  logger: Logger;
+  kafka: Kafka;
+  producer: Producer;
+  codec: EventCodec;
+}
+
+export async function startPipelineBase(config: Config): Promise<PipelineBase> {
+  const logger = createLogger({ level: config.log.level, name: 'test' });
+  const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'test' });
+  await withAdmin(kafka, (admin) => ensureTopics(admin, topicSpecs(config.topics)));
+  const producer = createProducer(kafka);
+  await producer.connect();
+  const codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
+  await codec.register();
+  return { logger, kafka, producer, codec };
+}
