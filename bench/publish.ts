@@ -29,14 +29,14 @@ import { childEnv } from '../lib/process-env.ts';
 import { generateKey, Keyring } from '../lib/crypto/keyring.ts';
 import { createPool, type Pool } from '../lib/db.ts';
 import { createIntegrationRepository } from '../lib/integrations/repository.ts';
-import { createKafka, createProducer, withAdmin } from '../lib/kafka.ts';
+import { createKafka, withAdmin } from '../lib/kafka.ts';
 import { createLogger } from '../lib/logger.ts';
 import { createEventCodec } from '../lib/serde.ts';
 import { ensureTopics, topicSpecs } from '../lib/topics.ts';
 import { assertValidApplication } from '../producers/application-input.ts';
 import { ensureDemoCompany } from '../producers/demo-company.ts';
 import { enrichApplication } from '../producers/enrichment.ts';
-import { createOutboxRelay } from '../producers/outbox/relay.ts';
+import { insertOutboxRows } from '../producers/outbox/enqueue.ts';
 import { createApplicationPublisher, toMessage } from '../producers/publisher.ts';
 import { sampleApplications } from '../producers/sample-application.ts';
 
@@ -50,6 +50,8 @@ export interface PublishBenchOptions {
   batchSize?: number;
   /** publishApplication calls in flight in the direct phase (default 64). */
   concurrency?: number;
+  /** Rounds of raw / relay / backlog; the figures are medians (default 3). */
+  rounds?: number;
   log?: (line: string) => void;
 }
 
@@ -58,10 +60,20 @@ export interface PublishBenchResult {
   events: number;
   batchSize: number;
   partitions: number;
+  /** Each figure is the median over this many rounds. */
+  rounds: number;
   raw: { eventsPerSec: number; ms: number };
-  relay: { rowsPerSec: number; ms: number; ratioToRaw: number; batches: number; insertMs: number };
+  relay: { rowsPerSec: number; ms: number; ratioToRaw: number; insertMs: number };
   relayBacklog: { rowsPerSec: number; ms: number; ratioToRaw: number };
   direct: { eventsPerSec: number; ms: number; ratioToRaw: number; events: number; concurrency: number };
+  /** Every round's wall-clock time per phase. */
+  samplesMs: { raw: number[]; relay: number[]; insert: number[]; backlog: number[] };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 const rate = (n: number, ms: number): number => Math.round((n * 1000) / ms);
@@ -70,6 +82,9 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
   const events = opts.events ?? 20_000;
   const directEvents = opts.directEvents ?? Math.max(1, Math.floor(events / 4));
   const batchSize = opts.batchSize ?? 500;
+  const rounds = opts.rounds ?? 3;
+  /** Events sent (raw) and relayed (relay process) before the first clock starts. */
+  const warmup = Math.min(events, Math.max(batchSize, Math.round(events / 10)));
   const concurrency = opts.concurrency ?? 64;
   const log = opts.log ?? (() => undefined);
   const topic = `bench-apps-${randomUUID().slice(0, 8)}`;
@@ -102,64 +117,77 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
       payloads.push(...enriched.events);
     }
     const codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic });
-    const messages = await Promise.all(payloads.map(async (e) => toMessage(e, await codec.encode(e))));
+    const values = await Promise.all(payloads.map((e) => codec.encode(e)));
+    const messages = payloads.map((e, i) => toMessage(e, values[i]!));
     const bytes = messages.reduce((n, m) => n + (m.value as Buffer).length, 0);
     log(`${events} events, ${Math.round(bytes / events)} bytes each on average, topic ${topic} (${config.topics.partitions} partitions), batch ${batchSize}`);
 
-    // --- raw kafkajs ---------------------------------------------------------------------------
+    // Raw producer and relay process stay up for every round; both are warmed up first (JIT, metadata,
+    // connections) with the same number of events, untimed.
     const rawKafka = new Kafka({ clientId: 'ats-relay-bench-raw', brokers: config.kafka.brokers, logLevel: logLevel.NOTHING });
     const raw = rawKafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await raw.connect();
-    let t0 = performance.now();
-    for (let i = 0; i < messages.length; i += batchSize) await raw.send({ topic, acks: -1, messages: messages.slice(i, i + batchSize) });
-    const rawMs = performance.now() - t0;
-    await raw.disconnect();
-    log(`raw kafkajs producer   ${rate(events, rawMs).toLocaleString('en')} events/s (${(rawMs / 1000).toFixed(2)} s)`);
+    cleanups.push(() => raw.disconnect());
+    const sendRaw = async (count: number): Promise<void> => {
+      for (let i = 0; i < count; i += batchSize) await raw.send({ topic, acks: -1, messages: messages.slice(i, Math.min(count, i + batchSize)) });
+    };
+    await sendRaw(warmup);
 
-    // --- outbox relay: insert → acked ------------------------------------------------------------
     // The relay runs as it is deployed: its own process (npm run outbox-relay), here on the bench topic.
     const relayProcess = await startRelayProcess(config, batchSize);
     cleanups.push(() => relayProcess.stop());
-    t0 = performance.now();
-    await insertRows(pool, topic, payloads);
-    const insertMs = performance.now() - t0;
-    for (;;) {
-      const { rows } = await pool.query<{ sent: number }>('SELECT count(*)::int AS sent FROM outbox WHERE topic = $1 AND sent_at IS NOT NULL', [topic]);
-      if (rows[0]!.sent >= events) break;
-      if (performance.now() - t0 > 300_000) throw new Error(`relay did not finish: ${rows[0]!.sent}/${events} sent\n${relayProcess.output()}`);
-      await sleep(20);
-    }
-    const relayMs = performance.now() - t0;
-    await relayProcess.stop();
-    const relayBatches = Math.ceil(events / batchSize);
-    log(`outbox relay           ${rate(events, relayMs).toLocaleString('en')} rows/s insert → acked (${(relayMs / 1000).toFixed(2)} s; the inserts took ${(insertMs / 1000).toFixed(2)} s)`);
+    const relayed = async (deadline: number): Promise<void> => {
+      // The partial pending index keeps this cheap while the relay works; counting sent rows would scan the table.
+      for (;;) {
+        const { rows } = await pool.query<{ pending: number }>(
+          'SELECT count(*)::int AS pending FROM outbox WHERE topic = $1 AND sent_at IS NULL AND failed_at IS NULL',
+          [topic],
+        );
+        if (rows[0]!.pending === 0) return;
+        if (performance.now() > deadline) throw new Error(`relay did not finish: ${rows[0]!.pending} rows pending\n${relayProcess.output()}`);
+        await sleep(10);
+      }
+    };
+    await insertRows(pool, topic, payloads.slice(0, warmup), values.slice(0, warmup));
+    await relayed(performance.now() + 60_000);
 
-    // --- outbox relay draining a backlog: the relay's own capacity, without the inserts ------------
-    await insertRows(pool, topic, payloads);
-    const producer = createProducer(kafka);
-    await producer.connect();
-    let drained = 0;
-    let allDrained: () => void = () => undefined;
-    const finishedDrain = new Promise<void>((resolve) => (allDrained = resolve));
-    const relay = createOutboxRelay({
-      pool,
-      databaseUrl: config.database.url,
-      producer,
-      codecFor: () => codec,
-      topics: [topic],
-      logger,
-      batchSize,
-      onBatch: ({ rows }) => {
-        drained += rows;
-        if (drained >= events) allDrained();
-      },
-    });
-    t0 = performance.now();
-    await relay.start();
-    await finishedDrain;
-    const drainMs = performance.now() - t0;
-    await relay.close();
-    await producer.disconnect();
+    // Every relay phase starts on a vacuumed outbox, as autovacuum keeps it on a production database
+    // (a queue table: every row is inserted, updated once and deleted). Untimed.
+    const vacuum = (): Promise<unknown> => pool.query('VACUUM outbox');
+
+    // Rounds alternate the phases, so drift (page cache, JIT, the broker's log segments) hits each alike.
+    const samples = { raw: [] as number[], relay: [] as number[], insert: [] as number[], backlog: [] as number[] };
+    for (let round = 1; round <= rounds; round++) {
+      let t0 = performance.now();
+      await sendRaw(events);
+      samples.raw.push(performance.now() - t0);
+
+      // insert → acked: the rows are inserted while the relay publishes them.
+      await vacuum();
+      t0 = performance.now();
+      await insertRows(pool, topic, payloads, values);
+      samples.insert.push(performance.now() - t0);
+      await relayed(t0 + 300_000);
+      samples.relay.push(performance.now() - t0);
+
+      // Backlog: the relay is frozen (SIGSTOP) while the rows go in, and the clock starts when it resumes.
+      await vacuum();
+      relayProcess.freeze();
+      await insertRows(pool, topic, payloads, values);
+      t0 = performance.now();
+      relayProcess.thaw();
+      await relayed(t0 + 300_000);
+      samples.backlog.push(performance.now() - t0);
+
+      const r = (ms: number[]): string => rate(events, ms.at(-1)!).toLocaleString('en');
+      log(`round ${round}/${rounds}: raw ${r(samples.raw)} events/s · relay ${r(samples.relay)} rows/s insert → acked (inserts ${(samples.insert.at(-1)! / 1000).toFixed(2)} s) · relay ${r(samples.backlog)} rows/s from a backlog`);
+    }
+    await relayProcess.stop();
+    const rawMs = median(samples.raw);
+    const relayMs = median(samples.relay);
+    const drainMs = median(samples.backlog);
+    log(`raw kafkajs producer   ${rate(events, rawMs).toLocaleString('en')} events/s (median of ${rounds}, ${(rawMs / 1000).toFixed(2)} s)`);
+    log(`outbox relay           ${rate(events, relayMs).toLocaleString('en')} rows/s insert → acked (${(relayMs / 1000).toFixed(2)} s; the inserts took ${(median(samples.insert) / 1000).toFixed(2)} s)`);
     log(`outbox relay (backlog) ${rate(events, drainMs).toLocaleString('en')} rows/s claim → acked → marked (${(drainMs / 1000).toFixed(2)} s)`);
 
     // --- direct publishApplication ---------------------------------------------------------------
@@ -167,7 +195,7 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
     await publisher.start();
     const inputs = Array.from({ length: directEvents }, () => generate.next());
     let next = 0;
-    t0 = performance.now();
+    const t0 = performance.now();
     await Promise.all(
       Array.from({ length: Math.min(concurrency, directEvents) }, async () => {
         while (next < inputs.length) await publisher.publishApplication(inputs[next++]!);
@@ -184,8 +212,10 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
       batchSize,
       partitions: config.topics.partitions,
       raw: { eventsPerSec: rawRate, ms: Math.round(rawMs) },
-      relay: { rowsPerSec: rate(events, relayMs), ms: Math.round(relayMs), ratioToRaw: +(rate(events, relayMs) / rawRate).toFixed(3), batches: relayBatches, insertMs: Math.round(insertMs) },
+      rounds,
+      relay: { rowsPerSec: rate(events, relayMs), ms: Math.round(relayMs), ratioToRaw: +(rate(events, relayMs) / rawRate).toFixed(3), insertMs: Math.round(median(samples.insert)) },
       relayBacklog: { rowsPerSec: rate(events, drainMs), ms: Math.round(drainMs), ratioToRaw: +(rate(events, drainMs) / rawRate).toFixed(3) },
+      samplesMs: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map(Math.round)])) as PublishBenchResult['samplesMs'],
       direct: { eventsPerSec: rate(directEvents, directMs), ms: Math.round(directMs), ratioToRaw: +(rate(directEvents, directMs) / rawRate).toFixed(3), events: directEvents, concurrency },
     };
     log(`relay / raw = ${(result.relay.ratioToRaw * 100).toFixed(0)} % (insert → acked), ${(result.relayBacklog.ratioToRaw * 100).toFixed(0)} % (backlog); direct / raw = ${(result.direct.ratioToRaw * 100).toFixed(0)} %`);
@@ -196,26 +226,33 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
   }
 }
 
-/** Insert the events as outbox rows the way many backend transactions would: chunks of 1,000 over 4 connections. */
-async function insertRows(pool: Pool, topic: string, payloads: ApplicationSubmitted[]): Promise<void> {
+/**
+ * Insert the events as outbox rows the way many backend transactions would: chunks of 1,000 over 4
+ * connections, each row with its record value as enqueueApplication writes it once its codec is warm.
+ */
+async function insertRows(pool: Pool, topic: string, payloads: ApplicationSubmitted[], values: Buffer[]): Promise<void> {
   const chunk = 1_000;
   let next = 0;
   const worker = async (): Promise<void> => {
     for (let i = next; i < payloads.length; i = next) {
       next += chunk;
-      const slice = payloads.slice(i, i + chunk);
-      await pool.query(
-        `INSERT INTO outbox (event_id, topic, key, payload)
-         SELECT e.event_id, $1, e.key, e.payload FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) AS e(event_id, key, payload)`,
-        [topic, slice.map((e) => e.eventId), slice.map((e) => e.applicationId), slice.map((e) => JSON.stringify(e))],
-      );
+      const rows = payloads.slice(i, i + chunk).map((e, j) => ({ eventId: e.eventId, topic, key: e.applicationId, value: values[i + j]! }));
+      await insertOutboxRows(pool, rows);
     }
   };
   await Promise.all([1, 2, 3, 4].map(worker));
 }
 
 /** `npm run outbox-relay` on the bench topic as a child process; resolves once it is relaying. */
-async function startRelayProcess(config: Config, batchSize: number): Promise<{ stop(): Promise<void>; output(): string }> {
+interface RelayProcess {
+  stop(): Promise<void>;
+  /** SIGSTOP: the process holds its connections but does nothing until thawed. */
+  freeze(): void;
+  thaw(): void;
+  output(): string;
+}
+
+async function startRelayProcess(config: Config, batchSize: number): Promise<RelayProcess> {
   const root = fileURLToPath(new URL('..', import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', 'producers/outbox/cli.ts', '--batch-size', String(batchSize), '--poll-interval-ms', '200'], {
     cwd: root,
@@ -236,9 +273,14 @@ async function startRelayProcess(config: Config, batchSize: number): Promise<{ s
   let stopping: Promise<void> | undefined;
   return {
     output: () => out,
+    freeze: () => void child.kill('SIGSTOP'),
+    thaw: () => void child.kill('SIGCONT'),
     stop() {
       stopping ??= (async () => {
-        if (child.exitCode === null) child.kill('SIGTERM');
+        if (child.exitCode === null) {
+          child.kill('SIGCONT');
+          child.kill('SIGTERM');
+        }
         await exited;
       })();
       return stopping;
@@ -264,6 +306,7 @@ Uses a topic and company of its own and removes them afterwards. The last line i
       'batch-size': { type: 'string' },
       'direct-events': { type: 'string' },
       concurrency: { type: 'string' },
+      rounds: { type: 'string' },
     },
     async run({ config, values }) {
       const result = await runPublishBench({
@@ -272,6 +315,7 @@ Uses a topic and company of its own and removes them afterwards. The last line i
         directEvents: positiveInt('direct-events', values['direct-events']),
         batchSize: positiveInt('batch-size', values['batch-size']),
         concurrency: positiveInt('concurrency', values.concurrency),
+        rounds: positiveInt('rounds', values.rounds),
         log: (line) => console.log(line),
       });
       console.log(JSON.stringify(result));

@@ -54,6 +54,12 @@ export interface EventCodec<T = ApplicationSubmitted> {
   register(): Promise<number>;
   /** Confluent-framed Avro of `event` under the registered schema id (registers on first use). */
   encode(event: T): Promise<Buffer>;
+  /**
+   * The same bytes as `encode`, without waiting: `undefined` until the schema id is known (the first
+   * call starts the registration in the background). For writers that must never wait on the registry,
+   * like an outbox insert inside the backend's own transaction.
+   */
+  encodeIfRegistered(event: T): Buffer | undefined;
   /** Decode any record of the subject, resolving the writer's schema into this codec's. */
   decode(bytes: Buffer): Promise<T>;
 }
@@ -81,13 +87,15 @@ export function createEventCodec<T = ApplicationSubmitted>(opts: EventCodecOptio
   const readerType = avro.Type.forSchema(schema);
   const subject = `${opts.topic}-value`;
   let schemaId: Promise<number> | undefined;
+  /** Set once `schemaId` resolved. */
+  let knownId: number | undefined;
   /** Writer schema id → resolver into the reader type (or the reader type itself when identical). */
   const readers = new Map<number, Promise<(body: Buffer) => T>>();
 
   function register(): Promise<number> {
     schemaId ??= registry
       .register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject, compatibility: COMPATIBILITY.BACKWARD })
-      .then((r) => r.id)
+      .then((r) => (knownId = r.id))
       .catch((err: unknown) => {
         schemaId = undefined; // a later call tries again
         throw registryError(err, 'register', { subject });
@@ -118,25 +126,41 @@ export function createEventCodec<T = ApplicationSubmitted>(opts: EventCodecOptio
     return reader;
   }
 
+  /** The wire format of `event` under schema id `id`; the registry only names the schema, the bytes are ours. */
+  function frame(id: number, event: T): Buffer {
+    let body: Buffer;
+    try {
+      body = readerType.toBuffer(event);
+    } catch (err) {
+      const paths: string[][] = [];
+      readerType.isValid(event, { errorHook: (path) => paths.push(path) });
+      throw new SerdeError('encode_failed', `event does not match the schema at ${paths.map((p) => p.join('.')).join(', ') || (err as Error).message}`, {
+        retriable: false,
+        cause: err,
+        context: { subject, schemaId: id, fields: paths.map((p) => p.join('.')) },
+      });
+    }
+    const bytes = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+    bytes[0] = MAGIC_BYTE;
+    bytes.writeInt32BE(id, 1);
+    body.copy(bytes, HEADER_BYTES);
+    return bytes;
+  }
+
   return {
     subject,
     register,
 
     async encode(event) {
-      const id = await register();
-      try {
-        return await registry.encode(id, event);
-      } catch (err) {
-        const paths = (err as { paths?: string[][] }).paths;
-        if (paths) {
-          throw new SerdeError('encode_failed', `event does not match the schema at ${paths.map((p) => p.join('.')).join(', ')}`, {
-            retriable: false,
-            cause: err,
-            context: { subject, schemaId: id, fields: paths.map((p) => p.join('.')) },
-          });
-        }
-        throw registryError(err, 'encode', { subject, schemaId: id });
+      return frame(await register(), event);
+    },
+
+    encodeIfRegistered(event) {
+      if (knownId === undefined) {
+        register().catch(() => undefined); // the next call looks again
+        return undefined;
       }
+      return frame(knownId, event);
     },
 
     async decode(bytes) {

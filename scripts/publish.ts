@@ -14,6 +14,7 @@ import { createKafka, withAdmin } from '../lib/kafka.ts';
 import { createLogger } from '../lib/logger.ts';
 import { ensureTopics, topicSpecs } from '../lib/topics.ts';
 import { DEMO_COMPANY_ID, ensureDemoCompany, registerSandboxTenant } from '../producers/demo-company.ts';
+import { createEventCodec } from '../lib/serde.ts';
 import { enqueueApplication } from '../producers/outbox/enqueue.ts';
 import { createApplicationPublisher, type PublishResult } from '../producers/publisher.ts';
 import { sampleApplications } from '../producers/sample-application.ts';
@@ -80,6 +81,11 @@ Creating the demo integration needs ATS_RELAY_ENCRYPTION_KEYS (credentials are s
     onShutdown(() => publisher.close());
     await publisher.start();
 
+    // Rows carry the encoded record once this codec knows the schema id (the registration runs in the
+    // background; rows written before that carry JSON, which the relay encodes).
+    const outboxCodec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
+    if (values.outbox) void outboxCodec.register().catch(() => undefined);
+
     const generate = sampleApplications({ companyId, jobIds: company.jobIds, seed: values.seed === undefined ? randomInt(2 ** 31) : Number(values.seed) });
     const publishOne = async (): Promise<PublishResult | { status: 'enqueued'; events: unknown[] }> => {
       const input = generate.next();
@@ -87,7 +93,7 @@ Creating the demo integration needs ATS_RELAY_ENCRYPTION_KEYS (credentials are s
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
-        const result = await enqueueApplication(client, input, { topic: config.topics.applications });
+        const result = await enqueueApplication(client, input, { topic: config.topics.applications, codec: outboxCodec });
         await client.query('COMMIT');
         return result.status === 'enqueued' ? result : (result as PublishResult);
       } catch (err) {

@@ -30,7 +30,7 @@ Options:
   --poll-interval-ms N  polling fallback (default ${d.pollIntervalMs})
   --retention-ms N      delete sent rows older than this (default ${d.retentionMs}, 7 days)
   --prune-interval-ms N how often to prune (default ${d.pruneIntervalMs})
-  --pipeline-depth N    batches in flight: claimed, being sent, being marked (default ${d.pipelineDepth})
+  --pipeline-depth N    batches claimed ahead of the broker's acks (default ${d.pipelineDepth})
   --all-topics          relay rows of every topic, not only TOPIC_APPLICATIONS`,
   options: {
     'batch-size': { type: 'string' },
@@ -43,7 +43,7 @@ Options:
   async run({ config, values, onShutdown, shutdownRequested }) {
     const logger = createLogger({ level: config.log.level, name: 'outbox-relay' });
     const pipelineDepth = positiveInt('pipeline-depth', values['pipeline-depth'], d.pipelineDepth);
-    // One connection per batch in flight, one for pruning and the retry bookkeeping.
+    // One connection per batch claimed ahead, one for a batch being marked, one for pruning and bookkeeping.
     const pool = createPool(config.database, { max: pipelineDepth + 2, applicationName: 'ats-relay-outbox' });
     onShutdown(() => pool.end());
     const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'outbox-relay' });

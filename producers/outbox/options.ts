@@ -15,8 +15,8 @@ export interface RelayTuning {
   /** Longest wait between retries after a failed batch (backoff doubles from pollIntervalMs / 2). */
   maxBackoffMs: number;
   /**
-   * Batches in flight at once (claimed, being sent, being marked); each holds one pool connection.
-   * Sends stay one after another, in id order.
+   * Batches claimed ahead of the broker's acks (each holds its rows' locks and a pool connection until
+   * it is marked sent). Sends stay one after another, in id order.
    */
   pipelineDepth: number;
 }

@@ -13,7 +13,8 @@
  *
  * Woken by NOTIFY on insert (a dedicated LISTEN connection that reconnects), with polling as the
  * fallback; drains without waiting while batches come back full. Sent rows are pruned after
- * `retentionMs`. A row whose payload can never be encoded is set aside (`failed_at`) instead of
+ * `retentionMs`. Rows written with their record value are sent as they are; rows with a JSON payload
+ * are encoded here, and one whose payload can never be encoded is set aside (`failed_at`) instead of
  * blocking the rows behind it.
  */
 import pg from 'pg';
@@ -63,7 +64,9 @@ interface OutboxRow {
   event_id: string;
   topic: string;
   key: string;
-  payload: ApplicationSubmitted;
+  /** The record value, encoded at enqueue; null when the row carries the JSON payload instead. */
+  value: Buffer | null;
+  payload: ApplicationSubmitted | null;
 }
 
 export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
@@ -142,9 +145,20 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
 
   // --- one batch ----------------------------------------------------------------------------------
 
-  const claimSql = `SELECT id, event_id, topic, key, payload FROM outbox
-     WHERE sent_at IS NULL AND failed_at IS NULL${opts.topics ? ' AND topic = ANY($2::text[])' : ''}
-     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`;
+  /**
+   * The claim as one simple-protocol round trip (BEGIN, settings, SELECT): the relay's throughput is
+   * bound by how fast it can claim while the previous batch is on the wire, so no second round trip.
+   * Hence literals instead of parameters; both are ours (a number, escaped topic names).
+   *
+   * Walk the pending index in id order: a bursty outbox has stale statistics, and the planner then
+   * prefers a bitmap scan of every pending row plus a sort (tens of ms per batch, growing).
+   * synchronous_commit off: a mark lost in a database crash only means the rows are sent again
+   * (at-least-once either way), and the commit no longer waits for the WAL flush.
+   */
+  const claimHead = `BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL synchronous_commit = off;
+    SELECT id, event_id, topic, key, value, payload FROM outbox
+     WHERE sent_at IS NULL AND failed_at IS NULL${opts.topics ? ` AND topic = ANY(ARRAY[${opts.topics.map((t) => pg.escapeLiteral(t)).join(', ')}]::text[])` : ''}`;
+  const claimTail = `ORDER BY id LIMIT ${Math.trunc(tuning.batchSize)} FOR UPDATE SKIP LOCKED`;
 
   /** Messages in row order, split so that no send exceeds maxSendBytes. */
   function chunk(messages: Array<{ topic: string; message: Message }>): Array<Array<{ topic: string; messages: Message[] }>> {
@@ -168,7 +182,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   }
 
   async function encodeRows(client: PoolClient, rows: OutboxRow[]): Promise<{ messages: Array<{ topic: string; message: Message }>; failed: number }> {
-    const encoded = await Promise.allSettled(rows.map((r) => opts.codecFor(r.topic).encode(r.payload)));
+    const encoded = await Promise.allSettled(rows.map((r) => r.value ?? opts.codecFor(r.topic).encode(r.payload!)));
     const messages: Array<{ topic: string; message: Message }> = [];
     const poison: Array<{ id: string; error: string }> = [];
     encoded.forEach((result, i) => {
@@ -204,18 +218,19 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     released?: boolean;
   }
 
-  /** Open a transaction, lock up to batchSize pending rows in id order, encode them. Null = nothing pending. */
-  async function claim(): Promise<Batch | null> {
+  /**
+   * Open a transaction, lock up to batchSize pending rows in id order, encode them. Null = nothing pending.
+   * `after`: start past this id — the rows of this relay's batches in flight, which SKIP LOCKED would
+   * otherwise visit and skip one by one on every claim.
+   */
+  async function claim(after: string | undefined): Promise<Batch | null> {
     const t0 = performance.now();
     const client = await opts.pool.connect();
     let ids: string[] = [];
     try {
-      // Walk the pending index in id order. A bursty outbox has stale statistics; the planner then
-      // prefers a bitmap scan of every pending row plus a sort (tens of ms per batch, growing).
-      // synchronous_commit off: a mark lost in a database crash only means the rows are sent again
-      // (at-least-once either way), and the commit no longer waits for the WAL flush.
-      await client.query('BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL synchronous_commit = off');
-      const { rows } = await client.query<OutboxRow>(claimSql, opts.topics ? [tuning.batchSize, opts.topics] : [tuning.batchSize]);
+      const sql = after === undefined ? `${claimHead} ${claimTail}` : `${claimHead} AND id > ${BigInt(after)} ${claimTail}`;
+      const results = (await client.query(sql)) as unknown as Array<pg.QueryResult<OutboxRow>>;
+      const rows = results.at(-1)!.rows;
       ids = rows.map((r) => r.id);
       if (rows.length === 0) {
         await client.query('COMMIT');
@@ -242,8 +257,8 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
 
   async function commit(batch: Batch): Promise<void> {
     try {
-      await batch.client.query('UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]) AND failed_at IS NULL', [batch.ids]);
-      await batch.client.query('COMMIT');
+      // One round trip; the ids are PostgreSQL's own bigints.
+      await batch.client.query(`UPDATE outbox SET sent_at = now() WHERE id = ANY('{${batch.ids.join(',')}}'::bigint[]) AND failed_at IS NULL; COMMIT`);
     } catch (err) {
       // Sent but not marked: the rows go out again later (at-least-once).
       await abort(batch, err);
@@ -284,18 +299,29 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   // --- the loop -----------------------------------------------------------------------------------
 
   /**
-   * Up to `pipelineDepth` batches in flight: while batch N is being sent, N+1 is claimed and encoded
-   * and N-1 is being marked (each holds its rows' locks, so no other relay takes them). Sends are
-   * chained: N+1 is sent only after N's send was acked, so rows leave in id order; if a send fails,
-   * every later batch is rolled back unsent.
+   * Up to `pipelineDepth` batches claimed and not yet acked: while batch N is being sent, N+1 and N+2
+   * are claimed (each holds its rows' locks, so no other relay takes them). Sends are chained: N+1 is
+   * sent only after N was acked, so rows leave in id order; if a send fails, every later batch is
+   * rolled back unsent. Marking a sent batch does not hold up the next claim: commits finish on their
+   * own, bounded by the pool's connections.
    */
   async function run(): Promise<void> {
     let backoffMs = 0;
     let lastPrune = 0;
-    const inFlight: Array<{ sent: Promise<void>; done: Promise<void> }> = [];
+    /**
+     * Claims start after the last claimed id. An empty claim, a failure, or pollIntervalMs since the
+     * last scan from the start resets it, so the next claim also finds rows committed late with lower
+     * ids (a long backend transaction) and rows of a rolled-back batch.
+     */
+    let claimAfter: string | undefined;
+    let lastFullScan = 0;
+    /** Sends of the claimed batches, oldest first. */
+    const unsent: Array<Promise<void>> = [];
+    /** Every batch not yet committed or rolled back. */
+    const open = new Set<Promise<void>>();
     const settleAll = async (): Promise<void> => {
-      await Promise.allSettled(inFlight.map((b) => b.done));
-      inFlight.length = 0;
+      unsent.length = 0;
+      await Promise.allSettled([...open]);
     };
     while (!stopping) {
       try {
@@ -303,41 +329,42 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
           lastPrune = Date.now();
           await prune();
         }
-        const batch = await claim();
+        if (claimAfter === undefined) lastFullScan = Date.now();
+        const batch = await claim(claimAfter);
+        claimAfter = batch && Date.now() - lastFullScan < tuning.pollIntervalMs ? batch.ids.at(-1) : undefined;
         if (!batch) {
-          await Promise.all(inFlight.map((b) => b.done));
-          inFlight.length = 0;
+          // Nothing pending: finish what is in flight (a failure surfaces here), then wait for news.
+          await Promise.all([...open]);
+          unsent.length = 0;
           await sleep(tuning.pollIntervalMs, true);
           continue;
         }
-        const previousSent = inFlight.at(-1)?.sent ?? Promise.resolve();
-        const sent = previousSent.then(
-          () => send(batch),
-          async (err: unknown) => {
-            await abort(batch, err);
-            throw err;
-          },
-        );
+        const rollBack = async (err: unknown): Promise<never> => {
+          await abort(batch, err);
+          throw err;
+        };
+        const sent = (unsent.at(-1) ?? Promise.resolve()).then(() => send(batch), rollBack);
         const done = sent.then(
-          () => commit(batch),
-          async (err: unknown) => {
-            await abort(batch, err);
-            throw err;
-          },
+          () =>
+            commit(batch).catch((err: unknown) => {
+              claimAfter = undefined; // its rows are pending again, below the bound
+              stats.errors += 1;
+              logger.warn({ err, outboxIds: `${batch.ids[0]}..${batch.ids.at(-1)}` }, 'outbox batch sent but not marked sent; its rows will go out again');
+            }),
+          rollBack,
         );
-        // Awaited below or in settleAll; this keeps it from counting as unhandled meanwhile.
-        done.catch(() => undefined);
-        inFlight.push({ sent, done });
-        if (batch.ids.length < tuning.batchSize) {
-          // The backlog is drained: finish everything, then wait for news.
-          await Promise.all(inFlight.map((b) => b.done));
-          inFlight.length = 0;
-          await sleep(tuning.pollIntervalMs, true);
-        } else if (inFlight.length >= tuning.pipelineDepth) {
-          await inFlight.shift()!.done;
-        }
+        open.add(done);
+        done.then(
+          () => open.delete(done),
+          () => open.delete(done),
+        );
+        unsent.push(sent);
+        // A short batch does not end the pipeline: rows committed meanwhile are claimed at once, and
+        // only an empty claim (above) waits for news.
+        if (unsent.length >= tuning.pipelineDepth) await unsent.shift();
         backoffMs = 0;
       } catch (err) {
+        claimAfter = undefined;
         await settleAll();
         stats.errors += 1;
         backoffMs = Math.min(tuning.maxBackoffMs, backoffMs ? backoffMs * 2 : Math.max(100, tuning.pollIntervalMs / 2));

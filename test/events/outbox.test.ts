@@ -194,6 +194,72 @@ describe('transactional outbox', () => {
     expect(rows.map((r) => r.key)).toEqual([recent!.applicationId]);
   });
 
+  it('stores the encoded record when the codec knows the schema id; the relay sends those bytes as they are', async () => {
+    const codec = createEventCodec({ registryUrl: h.config.schemaRegistry.url, topic: h.topic });
+    await codec.register();
+    const [jsonInput, valueInput] = [3, 4].map((seed) => sampleApplications({ companyId: company.companyId, jobIds: ['job-1'], seed }).next());
+    const client = await h.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await enqueueApplication(client, jsonInput!, { topic: h.topic });
+      await enqueueApplication(client, valueInput!, { topic: h.topic, codec });
+      await expect(enqueueApplication(client, valueInput!, { topic: 'another-topic', codec })).rejects.toThrow(/codec of .* for topic another-topic/);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    const stored = await h.pool.query<{ key: string; payload: { eventId: string } | null; value: Buffer | null }>(
+      'SELECT key, payload, value FROM outbox WHERE key = ANY($1)',
+      [[jsonInput!.applicationId, valueInput!.applicationId]],
+    );
+    const byKey = Object.fromEntries(stored.rows.map((r) => [r.key, r]));
+    expect(byKey[jsonInput!.applicationId]).toMatchObject({ value: null, payload: expect.objectContaining({ applicationId: jsonInput!.applicationId }) });
+    const row = byKey[valueInput!.applicationId]!;
+    expect(row.payload).toBeNull();
+    const event = await codec.decode(row.value!);
+    expect(event).toMatchObject({ applicationId: valueInput!.applicationId, candidate: { email: valueInput!.candidate.email } });
+    expect(JSON.stringify(event)).not.toMatch(/secret|clientId/i);
+
+    const before = await recordCount(h.kafka, h.topic);
+    const relay = createOutboxRelay(relayOptions());
+    await relay.start();
+    try {
+      expect((await eventually(() => pending(h), (p) => p.pending === 0, 10_000)).pending).toBe(0);
+    } finally {
+      await relay.close();
+    }
+    const records = await consume(h.kafka, h.topic, before + 2);
+    const sent = records.find((r) => r.key === valueInput!.applicationId)!;
+    expect(sent.value.equals(row.value!)).toBe(true);
+    expect(sent.headers['ats-event-id']).toBe(event.eventId);
+    expect(await codec.decode(records.find((r) => r.key === jsonInput!.applicationId)!.value)).toMatchObject({ applicationId: jsonInput!.applicationId });
+  });
+
+  it('publishes a row committed late with a lower id while the relay streams past it', async () => {
+    // A long backend transaction takes an id early and commits after rows with higher ids were sent:
+    // the relay's claims start after the last claimed id, so only its periodic scan from the start finds it.
+    const codec = createEventCodec({ registryUrl: h.config.schemaRegistry.url, topic: h.topic });
+    await codec.register();
+    const late = await h.pool.connect();
+    const lateInput = sampleApplications({ companyId: company.companyId, jobIds: ['job-1'], seed: 77 }).next();
+    const relay = createOutboxRelay(relayOptions({ batchSize: 20, pollIntervalMs: 300 }));
+    try {
+      await late.query('BEGIN');
+      const lateResult = await enqueueApplication(late, lateInput, { topic: h.topic, codec });
+      await relay.start();
+      const stream = enqueueMany(h, company, 400, 20);
+      await eventually(async () => (await h.pool.query<{ n: number }>('SELECT count(sent_at)::int AS n FROM outbox WHERE topic = $1 AND id > $2', [h.topic, (lateResult as { events: Array<{ outboxId: string }> }).events[0]!.outboxId])).rows[0]!.n, (n) => n >= 100);
+      await late.query('COMMIT');
+      await stream;
+      expect((await eventually(() => pending(h), (p) => p.pending === 0, 10_000)).pending).toBe(0);
+    } finally {
+      late.release();
+      await relay.close();
+    }
+    const { rows } = await h.pool.query<{ sent: boolean }>('SELECT sent_at IS NOT NULL AS sent FROM outbox WHERE key = $1', [lateInput.applicationId]);
+    expect(rows).toEqual([{ sent: true }]);
+  });
+
   it('loses nothing when the relay process is killed with SIGKILL mid-batch and restarted', { timeout: 120_000 }, async () => {
     const total = 4_000;
     const inputs = await enqueueMany(h, company, total, 200);
@@ -236,6 +302,9 @@ describe('transactional outbox', () => {
       await eventually(progress, (p) => p.records > p.sent, 20_000);
       first.child.kill('SIGKILL');
       expect(await first.exited).toMatchObject({ signal: 'SIGKILL' });
+      // Its sessions end with it. (A mark already on the wire would still commit once the lock is
+      // gone, which is right — those rows were acked; ending the sessions makes every mark a loss.)
+      await h.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ats-relay-outbox' AND datname = current_database()`);
       atKill = await progress(); // the relay is gone: what it sent and what it marked no longer move
     } finally {
       await lock.query('ROLLBACK');

@@ -40,6 +40,17 @@ describe('ApplicationSubmitted serde', () => {
     expect(await createEventCodec({ registryUrl, topic }).decode(bytes)).toEqual(event);
   });
 
+  it('encodes without waiting once the schema id is known: undefined before, the same bytes as encode after', async () => {
+    const codec = createEventCodec({ registryUrl, topic: uniqueName('apps') });
+    const event = sampleEvent();
+    expect(codec.encodeIfRegistered(event)).toBeUndefined(); // starts the registration in the background
+    await expect.poll(() => codec.encodeIfRegistered(event) !== undefined, { timeout: 10_000 }).toBe(true);
+    expect(codec.encodeIfRegistered(event)).toEqual(await codec.encode(event));
+    expect(() => codec.encodeIfRegistered({ ...event, occurredAt: 'yesterday' as unknown as number })).toThrow(
+      expect.objectContaining({ code: 'encode_failed', retriable: false }),
+    );
+  });
+
   it('writes bytes an independent decoder reads: magic byte, schema id, Avro body', async () => {
     const codec = createEventCodec({ registryUrl, topic: uniqueName('apps') });
     const event = sampleEvent({ coverLetter: null, resume: null, extras: {}, candidate: { ...sampleEvent().candidate, phone: null, location: null, links: [] } });
