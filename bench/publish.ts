@@ -2,18 +2,21 @@
  * Publish benchmark: outbox relay throughput (rows/s from insert to acked) and direct publish
  * throughput, each beside a raw kafkajs producer sending the same bytes in the same run.
  *
- *   npm run bench:publish -- [--events 20000] [--batch-size 500] [--direct-events 5000] [--concurrency 64]
+ *   npm run bench:publish -- [--events 50000] [--rounds 5] [--batch-size 500] [--direct-events 5000] [--concurrency 64]
  *
  * Every phase uses the same topic (unique to the run, TOPIC_PARTITIONS partitions), the same Avro
- * bytes and the same producer settings (idempotent, one request in flight, acks=all):
+ * bytes and the same producer settings (idempotent, one request in flight, acks=all). Raw producer
+ * and relay are warmed up alike; then `rounds` rounds of the three timed phases, and each figure is
+ * the median:
  *   raw     kafkajs producer.send of the pre-encoded messages, batchSize per request, one after another.
- *   relay   rows inserted into the outbox in chunks of 1,000 (4 connections) while one relay process
- *           (npm run outbox-relay, batchSize rows per batch) publishes them; the clock runs from the
- *           first insert to the last row acked and marked sent.
- *   relay (backlog)  the same rows inserted first, then drained by an in-process relay: its own
- *           capacity (claim, encode, send, mark), without the cost of the inserts.
- *   direct  publishApplication (validate, enrich from PostgreSQL, encode, send one application per
- *           request) with `concurrency` calls in flight.
+ *   relay   rows inserted into the outbox with their record values (as enqueueApplication writes
+ *           them), in chunks of 1,000 over 4 connections, while one relay process (npm run
+ *           outbox-relay, batchSize rows per batch) publishes them; the clock runs from the first
+ *           insert to the last row acked and marked sent.
+ *   relay (backlog)  the same relay process frozen (SIGSTOP) while the rows go in, then thawed: its
+ *           own capacity (claim, send, mark) without the inserts competing for the machine.
+ *   direct  publishApplication (validate, enrich from PostgreSQL, encode, send) with `concurrency`
+ *           calls in flight, once.
  * The last line printed is one JSON object with the figures.
  */
 import { spawn } from 'node:child_process';
@@ -42,15 +45,15 @@ import { sampleApplications } from '../producers/sample-application.ts';
 
 export interface PublishBenchOptions {
   config: Config;
-  /** Events for the raw and relay phases (default 20,000). */
+  /** Events for the raw and relay phases (default 50,000). */
   events?: number;
-  /** Applications for the direct phase (default events / 4). */
+  /** Applications for the direct phase (default events / 10). */
   directEvents?: number;
   /** Messages per produce request (raw) and rows per relay batch (default 500). */
   batchSize?: number;
   /** publishApplication calls in flight in the direct phase (default 64). */
   concurrency?: number;
-  /** Rounds of raw / relay / backlog; the figures are medians (default 3). */
+  /** Rounds of raw / relay / backlog; the figures are medians (default 5). */
   rounds?: number;
   log?: (line: string) => void;
 }
@@ -79,10 +82,10 @@ function median(values: number[]): number {
 const rate = (n: number, ms: number): number => Math.round((n * 1000) / ms);
 
 export async function runPublishBench(opts: PublishBenchOptions): Promise<PublishBenchResult> {
-  const events = opts.events ?? 20_000;
-  const directEvents = opts.directEvents ?? Math.max(1, Math.floor(events / 4));
+  const events = opts.events ?? 50_000;
+  const directEvents = opts.directEvents ?? Math.max(1, Math.floor(events / 10));
   const batchSize = opts.batchSize ?? 500;
-  const rounds = opts.rounds ?? 3;
+  const rounds = opts.rounds ?? 5;
   /** Events sent (raw) and relayed (relay process) before the first clock starts. */
   const warmup = Math.min(events, Math.max(batchSize, Math.round(events / 10)));
   const concurrency = opts.concurrency ?? 64;

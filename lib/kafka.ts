@@ -102,9 +102,27 @@ export function createProducer(kafka: Kafka, opts: ProducerOptions = {}): Produc
   return kafka.producer({
     idempotent: opts.idempotent ?? true,
     maxInFlightRequests: 1,
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: recordingPartitioner,
     retry: opts.retry ?? DEFAULT_SEND_RETRY,
   });
+}
+
+/** The partition the producer's partitioner chose for each message object sent so far. */
+const chosenPartition = new WeakMap<Message, number>();
+
+/** kafkajs' default (murmur2) partitioner, noting its choice so a sender can tell each message's offset. */
+function recordingPartitioner(): ReturnType<typeof Partitioners.DefaultPartitioner> {
+  const choose = Partitioners.DefaultPartitioner();
+  return (args) => {
+    const partition = choose(args);
+    chosenPartition.set(args.message, partition);
+    return partition;
+  };
+}
+
+/** The partition a producer of createProducer() sent `message` to (the same object), once sent. */
+export function partitionOf(message: Message): number | undefined {
+  return chosenPartition.get(message);
 }
 
 /** acks = -1: the leader waits for the full in-sync replica set. Required by the idempotent producer. */

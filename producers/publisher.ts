@@ -11,7 +11,8 @@
 import type { ApplicationSubmitted } from '../lib/application.ts';
 import type { Config } from '../lib/config.ts';
 import type { Pool } from '../lib/db.ts';
-import { ACKS_ALL, createKafka, createProducer, kafkaError, type Kafka, type Message, type Producer, type RetryOptions } from '../lib/kafka.ts';
+import { createKafka, createProducer, kafkaError, type Kafka, type Message, type Producer, type RetryOptions } from '../lib/kafka.ts';
+import { createSendBatcher } from '../lib/send-batcher.ts';
 import type { Logger } from '../lib/logger.ts';
 import { createEventCodec, type EventCodec, type RegistryRetry } from '../lib/serde.ts';
 import type { Platform } from '../lib/integration.ts';
@@ -89,12 +90,21 @@ export function createApplicationPublisher(opts: PublisherOptions): ApplicationP
     return connecting;
   }
 
-  async function reset(): Promise<void> {
-    const old = producer;
+  /** Drop `failed` (if it is still the current producer), so the next send connects a fresh one. */
+  async function reset(failed: Producer | undefined = producer): Promise<void> {
+    if (!failed || failed !== producer) return;
     producer = undefined;
     connecting = undefined;
-    await old?.disconnect().catch(() => undefined);
+    await failed.disconnect().catch(() => undefined);
   }
+
+  // Concurrent publishes share produce requests; a failed request replaces the producer once.
+  const sender = createSendBatcher({
+    producer: connected,
+    onError: async (err, failed) => {
+      if ((err as { retriable?: boolean }).retriable) await reset(failed);
+    },
+  });
 
   async function publish(input: ApplicationInput): Promise<PublishResult> {
     const app = assertValidApplication(input);
@@ -105,29 +115,9 @@ export function createApplicationPublisher(opts: PublisherOptions): ApplicationP
     }
     const { events, unmapped } = enrichment;
     const values = await Promise.all(events.map((e) => codec.encode(e)));
-    const p = await connected();
-    let metadata;
-    try {
-      metadata = await p.send({ topic: opts.topic, acks: ACKS_ALL, messages: events.map((e, i) => toMessage(e, values[i]!)) });
-    } catch (err) {
-      const error = kafkaError(err, 'publish failed', { topic: opts.topic, applicationId: app.applicationId });
-      if (error.retriable) await reset();
-      throw error;
-    }
-    // Same key → same partition: the events are consecutive offsets from the partition's base offset.
-    const meta = metadata[0]!;
-    const base = BigInt(meta.baseOffset ?? meta.offset ?? '0');
-    const published = events.map(
-      (e, i): PublishedEvent => ({
-        eventId: e.eventId,
-        integrationId: e.integrationId,
-        platform: e.platform,
-        topic: meta.topicName,
-        partition: meta.partition,
-        offset: String(base + BigInt(i)),
-      }),
-    );
-    logger.debug({ applicationId: app.applicationId, events: published.length, partition: meta.partition }, 'application published');
+    const positions = await sender.send(opts.topic, events.map((e, i) => toMessage(e, values[i]!)));
+    const published = events.map((e, i): PublishedEvent => ({ eventId: e.eventId, integrationId: e.integrationId, platform: e.platform, ...positions[i]! }));
+    logger.debug({ applicationId: app.applicationId, events: published.length, partition: published[0]?.partition }, 'application published');
     return { status: 'published', events: published, unmapped };
   }
 

@@ -15,7 +15,7 @@
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import { RelayError } from '../../lib/errors.ts';
 import { failureHeaders, tryCountOf, type FailureInfo } from '../../lib/headers.ts';
-import { ACKS_ALL, type Producer } from '../../lib/kafka.ts';
+import type { SendBatcher } from '../../lib/send-batcher.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { IntegrationRecord, DeliveryOutcome, DeliveryRecord } from '../../lib/integrations/repository.ts';
 import { SerdeError } from '../../lib/serde.ts';
@@ -49,7 +49,8 @@ export interface HandlerDeps {
     recordDeliveryOutcome(outcome: DeliveryOutcome): Promise<unknown>;
   };
   connectors: Pick<Connectors, 'deliver'>;
-  producer: Producer;
+  /** Forwards to a retry tier or the DLQ; concurrent forwards share produce requests. */
+  sender: Pick<SendBatcher, 'send'>;
   route: (input: RouteInput) => Route;
   breakers: CircuitBreakers;
   metrics: ConsumerMetrics;
@@ -86,7 +87,7 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
       });
     }
     const topic = route.kind === 'retry' ? route.tier.topic : deps.dlqTopic;
-    await deps.producer.send({ topic, acks: ACKS_ALL, messages: [{ key: record.key, value: record.value, headers }] });
+    await deps.sender.send(topic, [{ key: record.key, value: record.value, headers }]);
     const log = deps.logger.child({ topic: record.topic, partition: record.partition, offset: record.offset });
     if (route.kind === 'retry') {
       deps.metrics.retried.inc({ tier: route.tier.name });

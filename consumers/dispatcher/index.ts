@@ -11,6 +11,7 @@ import { HEADER, headerInt } from '../../lib/headers.ts';
 import { createIntegrationCache } from '../../lib/integrations/cache.ts';
 import { createIntegrationRepository } from '../../lib/integrations/repository.ts';
 import { createKafka, createProducer, type Kafka } from '../../lib/kafka.ts';
+import { createSendBatcher } from '../../lib/send-batcher.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createEventCodec } from '../../lib/serde.ts';
 import { createConnectors } from '../../connectors/index.ts';
@@ -89,7 +90,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     integrations: cache,
     deliveries: createDeliveryLog(repository),
     connectors,
-    producer,
+    sender: createSendBatcher({ producer: async () => producer }),
     route: createRetryRouter({ tiers: config.topics.retryTiers, jitter: config.retry.jitter }),
     breakers: new CircuitBreakers({ failureThreshold: config.dispatcher.circuitFailureThreshold, openMs: config.dispatcher.circuitOpenMs }),
     metrics,

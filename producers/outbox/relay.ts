@@ -182,13 +182,19 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   }
 
   async function encodeRows(client: PoolClient, rows: OutboxRow[]): Promise<{ messages: Array<{ topic: string; message: Message }>; failed: number }> {
+    const toMessage = (row: OutboxRow, value: Buffer): { topic: string; message: Message } => ({
+      topic: row.topic,
+      message: { key: row.key, value, headers: { [EVENT_ID_HEADER]: row.event_id } },
+    });
+    // The usual case, rows written with their record value: nothing to encode, nothing to wait for.
+    if (rows.every((r) => r.value)) return { messages: rows.map((r) => toMessage(r, r.value!)), failed: 0 };
     const encoded = await Promise.allSettled(rows.map((r) => r.value ?? opts.codecFor(r.topic).encode(r.payload!)));
     const messages: Array<{ topic: string; message: Message }> = [];
     const poison: Array<{ id: string; error: string }> = [];
     encoded.forEach((result, i) => {
       const row = rows[i]!;
       if (result.status === 'fulfilled') {
-        messages.push({ topic: row.topic, message: { key: row.key, value: result.value, headers: { [EVENT_ID_HEADER]: row.event_id } } });
+        messages.push(toMessage(row, result.value));
         return;
       }
       const err = result.reason as unknown;

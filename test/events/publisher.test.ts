@@ -121,6 +121,22 @@ describe('publishApplication', () => {
     expect(await recordCount(h.kafka, h.topic)).toBe(before);
   });
 
+  it('shares produce requests between concurrent publishes; each result names its own record', async () => {
+    const company = await companyWith(h.repo, ['greenhouse'], ['job-1']);
+    const inputs = Array.from({ length: 60 }, (_, i) => sampleApplications({ companyId: company.companyId, jobIds: ['job-1'], seed: 100 + i }).next());
+    const before = await recordCount(h.kafka, h.topic);
+    const results = await Promise.all(inputs.map((input) => publisher.publishApplication(input)));
+    const records = await consume(h.kafka, h.topic, before + inputs.length);
+    const at = new Map(records.map((r) => [`${r.partition}/${r.offset}`, r]));
+    results.forEach((result, i) => {
+      expect(result.status).toBe('published');
+      if (result.status !== 'published') return;
+      const record = at.get(`${result.events[0]!.partition}/${result.events[0]!.offset}`);
+      expect(record?.key).toBe(inputs[i]!.applicationId);
+      expect(record?.headers[EVENT_ID_HEADER]).toBe(result.events[0]!.eventId);
+    });
+  });
+
   it('fails with a retriable error, after bounded retries, when the broker or the registry is down', async () => {
     const company = await companyWith(h.repo, ['greenhouse'], ['job-1']);
     const brokerDown = createApplicationPublisher({

@@ -1,0 +1,122 @@
+/**
+ * Coalesces concurrent sends into one produce request. The idempotent producer keeps one request in
+ * flight per broker, so callers sending one small message each would otherwise wait in line, one
+ * round trip apiece. Here, whatever is queued while a request is in flight goes out together in the
+ * next one (up to `maxRequestBytes`), and each caller learns its own messages' partitions and offsets.
+ *
+ * Order: messages leave in the order `send` was called, so per-key order holds as it would with one
+ * send per call. A failed request fails every caller in it (each may retry: event ids make that safe).
+ */
+import { ACKS_ALL, kafkaError, partitionOf, type Message, type Producer } from './kafka.ts';
+
+export interface RecordPosition {
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+export interface SendBatcherOptions {
+  /** The producer to send with (from lib/kafka.ts createProducer); resolved per request, so it may be replaced. */
+  producer(): Promise<Producer>;
+  /** Upper bound of one request's message bytes (keys + values + headers); default 512 KiB. */
+  maxRequestBytes?: number;
+  /** Called once per failed request, before its callers hear of it (e.g. to replace the producer). */
+  onError?(err: unknown, producer: Producer | undefined): void | Promise<void>;
+}
+
+export interface SendBatcher {
+  /** Resolves when the broker acked `messages` (acks=all), with each message's position, in order. */
+  send(topic: string, messages: Message[]): Promise<RecordPosition[]>;
+  /** Resolves when everything queued so far has been acked or has failed. */
+  drain(): Promise<void>;
+}
+
+interface Pending {
+  topic: string;
+  messages: Message[];
+  bytes: number;
+  resolve(positions: RecordPosition[]): void;
+  reject(err: unknown): void;
+}
+
+const DEFAULT_MAX_REQUEST_BYTES = 512 * 1024;
+
+function sizeOf(message: Message): number {
+  let bytes = 64; // record overhead (offsets, timestamps, lengths)
+  if (message.key) bytes += message.key.length;
+  if (message.value) bytes += message.value.length;
+  for (const [name, value] of Object.entries(message.headers ?? {})) bytes += name.length + (typeof value === 'string' || Buffer.isBuffer(value) ? value.length : 0);
+  return bytes;
+}
+
+export function createSendBatcher(opts: SendBatcherOptions): SendBatcher {
+  const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+  const queue: Pending[] = [];
+  let inFlight: Promise<void> | undefined;
+
+  /** The next request: queued sends in order, at least one, until the byte budget is spent. */
+  function take(): Pending[] {
+    const batch: Pending[] = [];
+    let bytes = 0;
+    while (queue.length && (batch.length === 0 || bytes + queue[0]!.bytes <= maxRequestBytes)) {
+      const next = queue.shift()!;
+      bytes += next.bytes;
+      batch.push(next);
+    }
+    return batch;
+  }
+
+  async function sendRequest(batch: Pending[]): Promise<void> {
+    let producer: Producer | undefined;
+    try {
+      producer = await opts.producer();
+      // One entry per topic, messages in call order; the same objects, so partitionOf() can tell.
+      const byTopic = new Map<string, Message[]>();
+      for (const p of batch) {
+        const list = byTopic.get(p.topic);
+        if (list) list.push(...p.messages);
+        else byTopic.set(p.topic, [...p.messages]);
+      }
+      const acked = await producer.sendBatch({ acks: ACKS_ALL, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      const base = new Map(acked.map((m) => [`${m.topicName}\u0000${m.partition}`, BigInt(m.baseOffset ?? m.offset ?? '0')]));
+      // Within a partition, records take consecutive offsets in request order.
+      const next = new Map<string, bigint>();
+      for (const p of batch) {
+        p.resolve(
+          p.messages.map((message) => {
+            const partition = partitionOf(message)!;
+            const slot = `${p.topic}\u0000${partition}`;
+            const offset = next.get(slot) ?? base.get(slot) ?? 0n;
+            next.set(slot, offset + 1n);
+            return { topic: p.topic, partition, offset: String(offset) };
+          }),
+        );
+      }
+    } catch (err) {
+      const error = kafkaError(err, 'send failed', { topics: [...new Set(batch.map((p) => p.topic))].join(',') });
+      await Promise.resolve(opts.onError?.(error, producer)).catch(() => undefined);
+      for (const p of batch) p.reject(error);
+    }
+  }
+
+  function pump(): void {
+    if (inFlight || queue.length === 0) return;
+    inFlight = sendRequest(take()).finally(() => {
+      inFlight = undefined;
+      pump();
+    });
+  }
+
+  return {
+    send(topic, messages) {
+      return new Promise((resolve, reject) => {
+        queue.push({ topic, messages, bytes: messages.reduce((n, m) => n + sizeOf(m), 0), resolve, reject });
+        pump();
+      });
+    },
+
+    async drain() {
+      while (inFlight) await inFlight;
+    },
+  };
+}
