@@ -13,6 +13,7 @@ import kafkajs, {
   type Admin,
   type Consumer,
   type ConsumerConfig,
+  type EachBatchHandler,
   type IHeaders,
   type LogEntry,
   type Message,
@@ -152,6 +153,45 @@ export function createGroupConsumer(kafka: Kafka, opts: GroupConsumerOptions): C
     maxBytesPerPartition: 1_048_576,
     maxWaitTimeInMs: opts.maxWaitTimeMs,
   });
+}
+
+/** One string per topic-partition, for maps keyed by both. */
+export const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+/** The topic and partition of a tpKey. */
+export function fromTpKey(key: string): { topic: string; partition: number } {
+  const cut = key.lastIndexOf('\u0000');
+  return { topic: key.slice(0, cut), partition: Number(key.slice(cut + 1)) };
+}
+
+/** A group member's assignment as tpKeys. */
+export function assignedKeys(assignment: Record<string, number[]>): Set<string> {
+  const keys = new Set<string>();
+  for (const [topic, partitions] of Object.entries(assignment)) for (const p of partitions) keys.add(tpKey(topic, p));
+  return keys;
+}
+
+export interface ManualCommitRunOptions {
+  topics: readonly string[];
+  /** Where a group without committed offsets starts (default: the beginning). */
+  fromBeginning?: boolean;
+  logger: Logger;
+  /** After every group join, with this member's partitions per topic. */
+  onJoin(assignment: Record<string, number[]>): void;
+  eachBatch: EachBatchHandler;
+}
+
+/**
+ * Join the group and consume with offsets in the caller's hands: nothing auto-committed or
+ * auto-resolved, one partition's batch at a time. Every ats-relay consumer commits only after a
+ * record's outcome is durable, so this is the one way they run.
+ */
+export async function runManualCommit(consumer: Consumer, opts: ManualCommitRunOptions): Promise<void> {
+  consumer.on(consumer.events.GROUP_JOIN, (e) => opts.onJoin(e.payload.memberAssignment));
+  consumer.on(consumer.events.CRASH, (e) => opts.logger.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed'));
+  await consumer.connect();
+  for (const topic of opts.topics) await consumer.subscribe({ topic, fromBeginning: opts.fromBeginning ?? true });
+  await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch: opts.eachBatch });
 }
 
 export async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T>): Promise<T> {

@@ -7,7 +7,7 @@
  * Order: messages leave in the order `send` was called, so per-key order holds as it would with one
  * send per call. A failed request fails every caller in it (each may retry: event ids make that safe).
  */
-import { ACKS_ALL, kafkaError, partitionOf, type Message, type Producer } from './kafka.ts';
+import { ACKS_ALL, kafkaError, partitionOf, tpKey, type Message, type Producer } from './kafka.ts';
 
 export interface RecordPosition {
   topic: string;
@@ -78,14 +78,14 @@ export function createSendBatcher(opts: SendBatcherOptions): SendBatcher {
         else byTopic.set(p.topic, [...p.messages]);
       }
       const acked = await producer.sendBatch({ acks: ACKS_ALL, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
-      const base = new Map(acked.map((m) => [`${m.topicName}\u0000${m.partition}`, BigInt(m.baseOffset ?? m.offset ?? '0')]));
+      const base = new Map(acked.map((m) => [tpKey(m.topicName, m.partition), BigInt(m.baseOffset ?? m.offset ?? '0')]));
       // Within a partition, records take consecutive offsets in request order.
       const next = new Map<string, bigint>();
       for (const p of batch) {
         p.resolve(
           p.messages.map((message) => {
             const partition = partitionOf(message)!;
-            const slot = `${p.topic}\u0000${partition}`;
+            const slot = tpKey(p.topic, partition);
             const offset = next.get(slot) ?? base.get(slot) ?? 0n;
             next.set(slot, offset + 1n);
             return { topic: p.topic, partition, offset: String(offset) };

@@ -5,7 +5,7 @@
  * Validation names every bad field at once (`candidate.email: must be an e-mail address`), so the
  * backend can fix its mapping in one go; nothing is sent or written when any field is bad.
  */
-import type { CandidateLink, Consent, DocumentRef, ScreeningAnswer } from '../lib/application.ts';
+import type { ApplicationSubmitted, CandidateLink, Consent, DocumentRef, ScreeningAnswer } from '../lib/application.ts';
 import { RelayError } from '../lib/errors.ts';
 import type { FieldError } from '../lib/integrations/json-schema.ts';
 
@@ -37,26 +37,7 @@ export interface ApplicationInput {
 }
 
 /** The input with every optional field filled in: exactly the event minus what enrichment adds. */
-export interface ValidApplication {
-  applicationId: string;
-  companyId: string;
-  jobId: string;
-  occurredAt: number;
-  candidate: {
-    firstName: string;
-    lastName: string;
-    email: string;
-    phone: string | null;
-    location: { city: string | null; region: string | null; country: string | null } | null;
-    links: CandidateLink[];
-  };
-  resume: DocumentRef | null;
-  coverLetter: DocumentRef | null;
-  screeningAnswers: ScreeningAnswer[];
-  source: string;
-  consent: Consent;
-  extras: Record<string, string>;
-}
+export type ValidApplication = Omit<ApplicationSubmitted, 'eventId' | 'integrationId' | 'platform' | 'atsJobId'>;
 
 export type InputErrorCode = 'invalid_input';
 

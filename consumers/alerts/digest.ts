@@ -10,6 +10,7 @@
  */
 import { archiveDate } from '../../lib/dlq-archive.ts';
 import { HEADER, headerInt, type HeaderMap } from '../../lib/headers.ts';
+import { tpKey } from '../../lib/kafka.ts';
 
 export const UNKNOWN = 'unknown';
 
@@ -107,7 +108,6 @@ interface PartitionPart {
   groups: Map<string, GroupPart>;
 }
 
-const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 const groupKey = (f: { companyId: string; platform: string; errorCode: string }): string => `${f.companyId}\u0000${f.platform}\u0000${f.errorCode}`;
 
 export class Digest {

@@ -19,7 +19,7 @@
 import { sleep as abortableSleep } from '../../lib/sleep.ts';
 import type { Config } from '../../lib/config.ts';
 import { readHeaders } from '../../lib/headers.ts';
-import { createGroupConsumer, createKafka, type Consumer, type Kafka } from '../../lib/kafka.ts';
+import { assignedKeys, createGroupConsumer, createKafka, fromTpKey, runManualCommit, tpKey, type Consumer, type Kafka } from '../../lib/kafka.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createMailer, type Mail, type Mailer } from '../../lib/mailer.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
@@ -56,7 +56,6 @@ interface Outgoing {
   mails: Array<Mail & { audience: string; sent: boolean }>;
 }
 
-const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
 export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
   const { config } = deps;
@@ -194,13 +193,12 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
 
   function onJoin(memberAssignment: Record<string, number[]>): void {
     joined = true;
-    const next = new Set<string>();
-    for (const [topic, partitions] of Object.entries(memberAssignment)) for (const p of partitions) next.add(tpKey(topic, p));
+    const next = assignedKeys(memberAssignment);
     for (const key of assigned) {
       if (next.has(key)) continue;
-      const [topic, p] = key.split('\u0000') as [string, string];
-      const dropped = building.dropPartition(topic, Number(p));
-      if (dropped) logger.info({ partition: Number(p), dropped }, 'partition revoked: its records leave this digest (the new owner counts them)');
+      const { topic, partition } = fromTpKey(key);
+      const dropped = building.dropPartition(topic, partition);
+      if (dropped) logger.info({ partition, dropped }, 'partition revoked: its records leave this digest (the new owner counts them)');
       nextOffset.delete(key);
       clearTimeout(decodeRetryTimers.get(key));
       decodeRetryTimers.delete(key);
@@ -221,16 +219,12 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
     },
 
     async start() {
-      consumer.on(consumer.events.GROUP_JOIN, (e) => onJoin(e.payload.memberAssignment));
-      consumer.on(consumer.events.CRASH, (e) => logger.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed'));
       await codec.register().catch((err: unknown) => logger.warn({ err }, 'schema registry not reachable yet; decoding retries per record'));
-      await consumer.connect();
-      await consumer.subscribe({ topic: opts.topic, fromBeginning: true });
       running = true;
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: 1,
+      await runManualCommit(consumer, {
+        topics: [opts.topic],
+        logger,
+        onJoin,
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
           const { topic, partition } = batch;
           const key = tpKey(topic, partition);

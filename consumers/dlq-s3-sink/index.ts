@@ -24,7 +24,7 @@ import {
   type Decoded,
   type DeadLetterRecord,
 } from '../../lib/dlq-archive.ts';
-import { createGroupConsumer, createKafka, type Consumer, type Kafka } from '../../lib/kafka.ts';
+import { assignedKeys, createGroupConsumer, createKafka, fromTpKey, runManualCommit, tpKey, type Consumer, type Kafka } from '../../lib/kafka.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createS3Client } from '../../lib/s3.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
@@ -54,7 +54,6 @@ export interface DlqS3Sink {
   close(): Promise<void>;
 }
 
-const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
 /** Decode for the archive: the event as JSON, or null plus the reason. Registry trouble throws (retried). */
 async function decodeForArchive(codec: EventCodec, value: Buffer | null): Promise<Decoded> {
@@ -218,8 +217,7 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
 
   function onJoin(memberAssignment: Record<string, number[]>): void {
     joined = true;
-    const next = new Set<string>();
-    for (const [topic, partitions] of Object.entries(memberAssignment)) for (const p of partitions) next.add(tpKey(topic, p));
+    const next = assignedKeys(memberAssignment);
     for (const key of [...batchers.keys()]) {
       if (!next.has(key)) {
         batchers.delete(key); // dropped: the new owner re-reads these records from the committed offset
@@ -228,10 +226,10 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
     }
     for (const key of next) {
       if (batchers.has(key)) continue;
-      const [topic, p] = key.split('\u0000') as [string, string];
+      const { topic, partition } = fromTpKey(key);
       // A fresh partition starts with fetching on, even if an earlier ownership left it paused.
       paused.delete(key);
-      consumer.resume([{ topic, partitions: [Number(p)] }]);
+      consumer.resume([{ topic, partitions: [partition] }]);
     }
     assigned = next;
     updateBuffered();
@@ -246,16 +244,12 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
     },
 
     async start() {
-      consumer.on(consumer.events.GROUP_JOIN, (e) => onJoin(e.payload.memberAssignment));
-      consumer.on(consumer.events.CRASH, (e) => logger.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed'));
       await codec.register().catch((err: unknown) => logger.warn({ err }, 'schema registry not reachable yet; decoding retries per batch'));
-      await consumer.connect();
-      await consumer.subscribe({ topic: opts.topic, fromBeginning: true });
       running = true;
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: 1,
+      await runManualCommit(consumer, {
+        topics: [opts.topic],
+        logger,
+        onJoin,
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
           const { topic, partition } = batch;
           const key = tpKey(topic, partition);

@@ -13,7 +13,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { Consumer, Kafka } from '../../lib/kafka.ts';
-import { createGroupConsumer } from '../../lib/kafka.ts';
+import { assignedKeys, createGroupConsumer, fromTpKey, runManualCommit, tpKey } from '../../lib/kafka.ts';
 import { readHeaders, type HeaderMap } from '../../lib/headers.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { OffsetTracker } from './offset-tracker.ts';
@@ -56,7 +56,6 @@ export interface StreamConsumerOptions {
   now?: () => number;
 }
 
-const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
 class Semaphore {
   private waiting: Array<() => void> = [];
@@ -114,31 +113,25 @@ export class StreamConsumer {
 
   async start(): Promise<void> {
     const { consumer } = this;
-    consumer.on(consumer.events.GROUP_JOIN, (e) => {
-      this.joined = true;
-      const next = new Set<string>();
-      for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) for (const p of partitions) next.add(tpKey(topic, p));
-      for (const key of this.trackers.keys()) if (!next.has(key)) this.trackers.delete(key);
-      for (const [key, timer] of this.dueTimers) {
-        if (!next.has(key)) {
-          clearTimeout(timer);
-          this.dueTimers.delete(key);
-        }
-      }
-      for (const key of this.fullPartitions) if (!next.has(key)) this.fullPartitions.delete(key);
-      this.assigned = next;
-      this.opts.logger.info({ group: this.opts.groupId, assignment: e.payload.memberAssignment }, 'joined consumer group');
-    });
-    consumer.on(consumer.events.CRASH, (e) => {
-      this.opts.logger.error({ group: this.opts.groupId, err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
-    });
-    await consumer.connect();
-    for (const topic of this.opts.topics) await consumer.subscribe({ topic, fromBeginning: this.opts.fromBeginning ?? true });
     this.running = true;
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+    await runManualCommit(consumer, {
+      topics: this.opts.topics,
+      fromBeginning: this.opts.fromBeginning ?? true,
+      logger: this.opts.logger.child({ group: this.opts.groupId }),
+      onJoin: (assignment) => {
+        this.joined = true;
+        const next = assignedKeys(assignment);
+        for (const key of this.trackers.keys()) if (!next.has(key)) this.trackers.delete(key);
+        for (const [key, timer] of this.dueTimers) {
+          if (!next.has(key)) {
+            clearTimeout(timer);
+            this.dueTimers.delete(key);
+          }
+        }
+        for (const key of this.fullPartitions) if (!next.has(key)) this.fullPartitions.delete(key);
+        this.assigned = next;
+        this.opts.logger.info({ group: this.opts.groupId, assignment }, 'joined consumer group');
+      },
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         const { topic, partition } = batch;
         const key = tpKey(topic, partition);
@@ -267,8 +260,8 @@ export class StreamConsumer {
         if (!this.assigned.has(key)) continue;
         const next = tracker.committable();
         if (next === undefined) continue;
-        const [topic, partition] = key.split('\u0000') as [string, string];
-        offsets.push({ topic, partition: Number(partition), offset: String(next) });
+        const { topic, partition } = fromTpKey(key);
+        offsets.push({ topic, partition, offset: String(next) });
         moved.push([tracker, next]);
       }
       if (offsets.length === 0) return;
