@@ -61,16 +61,20 @@ export class AshbyConnector implements Connector {
     const client = new VendorClient(this.deps, { platform: 'ashby', integration, signal, messageOf });
     const c = a.candidate;
 
-    const found = await this.rpc<AshbyCandidate[]>(client, 'candidate.search', { email: c.email });
-    let candidate = found[0];
-    if (candidate) {
-      for (const applicationId of candidate.applicationIds ?? []) {
+    const lookup = async (): Promise<{ candidate: AshbyCandidate | undefined; delivered?: DeliveryResult }> => {
+      const found = await this.rpc<AshbyCandidate[]>(client, 'candidate.search', { email: c.email });
+      const existing = found[0];
+      for (const applicationId of existing?.applicationIds ?? []) {
         const app = await this.rpc<AshbyApplication>(client, 'application.info', { applicationId });
         if ((app.job?.id ?? app.jobId) === a.atsJobId) {
-          return { externalCandidateId: candidate.id, externalApplicationId: app.id, deduplicated: true };
+          return { candidate: existing, delivered: { externalCandidateId: existing!.id, externalApplicationId: app.id, deduplicated: true } };
         }
       }
-    }
+      return { candidate: existing };
+    };
+    const first = await lookup();
+    if (first.delivered) return first.delivered;
+    let candidate = first.candidate;
 
     // An existing candidate keeps the resume Ashby already has (uploading parses only into empty fields anyway).
     const needsResume = !candidate?.resumeFileHandle;
@@ -95,11 +99,20 @@ export class AshbyConnector implements Connector {
 
     if (resume) await this.uploadResume(client, candidate.id, resume);
 
-    const app = await this.rpc<AshbyApplication>(client, 'application.create', {
-      candidateId: candidate.id,
-      jobId: a.atsJobId,
-      ...(settings.sourceId ? { sourceId: settings.sourceId } : {}),
-    });
+    let app: AshbyApplication;
+    try {
+      app = await this.rpc<AshbyApplication>(client, 'application.create', {
+        candidateId: candidate.id,
+        jobId: a.atsJobId,
+        ...(settings.sourceId ? { sourceId: settings.sourceId } : {}),
+      });
+    } catch (err) {
+      // "Already exists" after our lookup found nothing: a concurrent delivery of this application
+      // (two consumers during a rebalance) created it meanwhile. Theirs is ours.
+      const raced = err instanceof AtsError && err.code === 'duplicate' ? (await lookup()).delivered : undefined;
+      if (raced) return raced;
+      throw err;
+    }
     if (!app?.id) throw new AtsError('unexpected_response', 'ashby application.create returned no id', { context: client.context('application.create') });
     return { externalCandidateId: candidate.id, externalApplicationId: app.id, deduplicated: false, resumeOmitted: omitted };
   }

@@ -116,18 +116,23 @@ export class GreenhouseConnector implements Connector {
 
   private async deliverV1(a: ApplicationSubmitted, client: VendorClient, settings: GreenhouseSettings): Promise<DeliveryResult> {
     const jobId = jobIdOf(a);
-    const found = await this.send(client, settings, {
-      method: 'GET',
-      path: `/v1/candidates?email=${encodeURIComponent(a.candidate.email)}&per_page=100`,
-      step: 'candidates.search',
-    });
-    if (!isSuccess(found.status)) throw client.fail(found, 'candidates.search', found.status === 404 ? 'unexpected_response' : undefined);
-    const candidates = (found.json() ?? []) as GhCandidate[];
-    if (!Array.isArray(candidates)) throw client.unexpected(found, 'candidates.search', 'expected a JSON array');
-    for (const c of candidates) {
-      const app = (c.applications ?? []).find((x) => (x.jobs ?? []).some((j) => j.id === jobId) || x.job_id === jobId);
-      if (app) return { externalCandidateId: String(c.id), externalApplicationId: String(app.id), deduplicated: true };
-    }
+    const lookup = async (): Promise<{ candidates: GhCandidate[]; delivered?: DeliveryResult }> => {
+      const found = await this.send(client, settings, {
+        method: 'GET',
+        path: `/v1/candidates?email=${encodeURIComponent(a.candidate.email)}&per_page=100`,
+        step: 'candidates.search',
+      });
+      if (!isSuccess(found.status)) throw client.fail(found, 'candidates.search', found.status === 404 ? 'unexpected_response' : undefined);
+      const candidates = (found.json() ?? []) as GhCandidate[];
+      if (!Array.isArray(candidates)) throw client.unexpected(found, 'candidates.search', 'expected a JSON array');
+      for (const c of candidates) {
+        const app = (c.applications ?? []).find((x) => (x.jobs ?? []).some((j) => j.id === jobId) || x.job_id === jobId);
+        if (app) return { candidates, delivered: { externalCandidateId: String(c.id), externalApplicationId: String(app.id), deduplicated: true } };
+      }
+      return { candidates };
+    };
+    const { candidates, delivered } = await lookup();
+    if (delivered) return delivered;
 
     const { resume, omitted } = await this.resume(a, client);
     const existing = candidates[0];
@@ -140,7 +145,13 @@ export class GreenhouseConnector implements Connector {
     if (existing) {
       const step = 'candidates.applications.create';
       const res = await this.send(client, settings, { method: 'POST', path: `/v1/candidates/${existing.id}/applications`, step, body: applicationBody });
-      if (!isSuccess(res.status)) throw failCreate(client, res, step);
+      if (!isSuccess(res.status)) {
+        const err = failCreate(client, res, step);
+        // "Already applied" after our search found nothing: a concurrent delivery of this application won.
+        const raced = err.code === 'duplicate' ? (await lookup()).delivered : undefined;
+        if (raced) return raced;
+        throw err;
+      }
       const app = res.json() as GhApplication | undefined;
       if (!app?.id) throw client.unexpected(res, step, 'response has no application id');
       return { externalCandidateId: String(existing.id), externalApplicationId: String(app.id), deduplicated: false, resumeOmitted: omitted };
@@ -178,23 +189,25 @@ export class GreenhouseConnector implements Connector {
     if (!Array.isArray(candidates)) throw client.unexpected(found, 'candidates.list', 'expected a JSON array');
     let candidateId = candidates[0]?.id;
 
-    let applicationId: number | undefined;
-    if (candidateId !== undefined) {
+    const findApplication = async (candidate: number): Promise<number | undefined> => {
       const apps = await this.send(client, settings, {
         method: 'GET',
-        path: `/v3/applications?candidate_id=${candidateId}&job_id=${jobId}`,
+        path: `/v3/applications?candidate_id=${candidate}&job_id=${jobId}`,
         step: 'applications.list',
       });
       if (!isSuccess(apps.status)) throw client.fail(apps, 'applications.list', apps.status === 404 ? 'unexpected_response' : undefined);
-      applicationId = ((apps.json() ?? []) as GhApplication[]).find((x) => x.job_id === jobId || x.jobs?.some((j) => j.id === jobId))?.id;
-    }
+      return ((apps.json() ?? []) as GhApplication[]).find((x) => x.job_id === jobId || x.jobs?.some((j) => j.id === jobId))?.id;
+    };
+    let applicationId = candidateId === undefined ? undefined : await findApplication(candidateId);
 
-    if (applicationId !== undefined) {
+    const hasResume = async (application: number): Promise<boolean> => {
       // Assumption (unconfirmed): attachments are listed per application at GET /v3/attachments?application_id=.
-      const att = await this.send(client, settings, { method: 'GET', path: `/v3/attachments?application_id=${applicationId}`, step: 'attachments.list' });
+      const att = await this.send(client, settings, { method: 'GET', path: `/v3/attachments?application_id=${application}`, step: 'attachments.list' });
       if (!isSuccess(att.status)) throw client.fail(att, 'attachments.list', att.status === 404 ? 'unexpected_response' : undefined);
-      const hasResume = ((att.json() ?? []) as Array<{ type?: string }>).some((x) => x.type === 'resume');
-      if (hasResume) return { externalCandidateId: String(candidateId), externalApplicationId: String(applicationId), deduplicated: true };
+      return ((att.json() ?? []) as Array<{ type?: string }>).some((x) => x.type === 'resume');
+    };
+    if (applicationId !== undefined && (await hasResume(applicationId))) {
+      return { externalCandidateId: String(candidateId), externalApplicationId: String(applicationId), deduplicated: true };
     }
 
     const { resume, omitted } = await this.resume(a, client);
@@ -217,10 +230,18 @@ export class GreenhouseConnector implements Connector {
         step: 'applications.create',
         body: { candidate_id: candidateId, job_id: jobId, ...(settings.sourceId === undefined ? {} : { source_id: settings.sourceId }) },
       });
-      if (!isSuccess(res.status)) throw failCreate(client, res, 'applications.create');
-      applicationId = (res.json() as { id?: number } | undefined)?.id;
-      if (!applicationId) throw client.unexpected(res, 'applications.create', 'response has no application id');
-      created.application = true;
+      if (isSuccess(res.status)) {
+        applicationId = (res.json() as { id?: number } | undefined)?.id;
+        if (!applicationId) throw client.unexpected(res, 'applications.create', 'response has no application id');
+        created.application = true;
+      } else {
+        const err = failCreate(client, res, 'applications.create');
+        // "Already applied" after our list found nothing: a concurrent delivery of this application
+        // created it. Theirs is ours, and so is their resume once it is there.
+        applicationId = err.code === 'duplicate' ? await findApplication(candidateId) : undefined;
+        if (applicationId === undefined) throw err;
+        if (await hasResume(applicationId)) return { externalCandidateId: String(candidateId), externalApplicationId: String(applicationId), deduplicated: !created.candidate };
+      }
     }
 
     if (resume) {

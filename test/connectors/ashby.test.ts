@@ -50,4 +50,18 @@ describe('ashby', () => {
     // search + application.create only: no second candidate, no second resume upload.
     expect((h.sandbox.state.stats.byPlatform.ashby ?? 0) - uploadsBefore).toBe(2);
   });
+  it('two deliveries of one application racing (a rebalance overlap) end with one application, both told it', async () => {
+    const f = fixture(h, 'ashby');
+    const app = f.app();
+    // An earlier attempt left the candidate without the application.
+    h.sandbox.addFault({ kind: 'error', status: 502, tenant: f.tenant, path: 'application.create', times: 1 });
+    await expect(h.connectors.deliver(app, f.integration)).rejects.toMatchObject({ code: 'unavailable' });
+    // Both look and find no application; the first create is held back, so the other one's lands first.
+    h.sandbox.addFault({ kind: 'latency', ms: 300, tenant: f.tenant, path: 'application.create', times: 1 });
+    const [a, b] = await Promise.all([h.connectors.deliver(app, f.integration), h.connectors.deliver(app, f.integration)]);
+    expect(h.sandbox.candidates('ashby', f.tenant)).toHaveLength(1);
+    expect(h.sandbox.applications('ashby', f.tenant)).toHaveLength(1);
+    expect(a.externalApplicationId).toBe(b.externalApplicationId);
+    expect([a.deduplicated, b.deduplicated].sort()).toEqual([false, true]);
+  });
 });

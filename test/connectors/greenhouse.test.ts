@@ -92,4 +92,19 @@ describe('greenhouse harvest v3', () => {
     expect(err).toBeInstanceOf(AtsError);
     expect(err).toMatchObject({ code: 'auth_failed', retriable: false, status: 401 });
   });
+  it('two deliveries of one application racing end with one application (v3 and v1)', async () => {
+    for (const apiVersion of ['v3', 'v1'] as const) {
+      const f = fixture(h, 'greenhouse', { settings: { apiVersion } });
+      // The candidate exists (an application to job 102), so both deliveries add one to it.
+      const first = f.app({ atsJobId: '102' });
+      await h.connectors.deliver(first, f.integration);
+      const app = f.app({ candidate: first.candidate });
+      const create = apiVersion === 'v3' ? '/v3/applications' : '/applications';
+      h.sandbox.addFault({ kind: 'latency', ms: 300, tenant: f.tenant, method: 'POST', path: create, times: 1 });
+      const [a, b] = await Promise.all([h.connectors.deliver(app, f.integration), h.connectors.deliver(app, f.integration)]);
+      expect(a.externalApplicationId, apiVersion).toBe(b.externalApplicationId);
+      expect(h.sandbox.candidates('greenhouse', f.tenant), apiVersion).toHaveLength(1);
+      expect(h.sandbox.applications('greenhouse', f.tenant), apiVersion).toHaveLength(2);
+    }
+  });
 });
