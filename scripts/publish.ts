@@ -81,10 +81,10 @@ Creating the demo integration needs ATS_RELAY_ENCRYPTION_KEYS (credentials are s
     onShutdown(() => publisher.close());
     await publisher.start();
 
-    // Rows carry the encoded record once this codec knows the schema id (the registration runs in the
-    // background; rows written before that carry JSON, which the relay encodes).
+    // Rows carry the encoded record once this codec knows the schema id; with the registry down they
+    // carry JSON, which the relay encodes — the outbox never waits on the registry.
     const outboxCodec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
-    if (values.outbox) void outboxCodec.register().catch(() => undefined);
+    if (values.outbox) await outboxCodec.register().catch((err: unknown) => say(`warning: ${(err as Error).message}; outbox rows carry JSON until it is back`));
 
     const generate = sampleApplications({ companyId, jobIds: company.jobIds, seed: values.seed === undefined ? randomInt(2 ** 31) : Number(values.seed) });
     const publishOne = async (): Promise<PublishResult | { status: 'enqueued'; events: unknown[] }> => {
