@@ -5,7 +5,6 @@
  * AtsError (timeouts → timeout, resets/refusals → network; both retriable); HTTP statuses are the
  * caller's to interpret.
  */
-import { setMaxListeners } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request, type FormData } from 'undici';
 import { AtsError } from './ats-error.ts';
@@ -103,25 +102,47 @@ export class AtsHttp {
     return this.opts.allowPrivateNetworks;
   }
 
-  /** Combined caller + shutdown signals, one per caller signal (callers reuse theirs for every request). */
-  private readonly combined = new WeakMap<AbortSignal, AbortSignal>();
+  /**
+   * Each request gets its own AbortController, aborted when its caller's signal or the shutdown fires.
+   * Handing undici one shared signal instead would add and remove a listener on it per request, and
+   * EventTarget does that in time linear in the listeners already there — hundreds in flight made it
+   * the dispatcher's top cost after GC. Here each caller signal carries one listener, ever.
+   */
+  private readonly byCaller = new WeakMap<AbortSignal, Set<AbortController>>();
+  private readonly active = new Set<AbortController>();
 
-  private withShutdown(signal: AbortSignal): AbortSignal {
-    let both = this.combined.get(signal);
-    if (!both) {
-      both = AbortSignal.any([signal, this.shutdown.signal]);
-      // Every in-flight request of that caller listens on it.
-      setMaxListeners(0, both);
-      this.combined.set(signal, both);
+  private begin(caller: AbortSignal | undefined): { signal: AbortSignal; end(): void } {
+    const controller = new AbortController();
+    if (this.shutdown.signal.aborted) controller.abort(this.shutdown.signal.reason);
+    this.active.add(controller);
+    let siblings: Set<AbortController> | undefined;
+    if (caller) {
+      if (caller.aborted) controller.abort(caller.reason);
+      siblings = this.byCaller.get(caller);
+      if (!siblings) {
+        const set = new Set<AbortController>();
+        siblings = set;
+        this.byCaller.set(caller, set);
+        caller.addEventListener('abort', () => {
+          for (const c of set) c.abort(caller.reason);
+        }, { once: true });
+      }
+      siblings.add(controller);
     }
-    return both;
+    return {
+      signal: controller.signal,
+      end: () => {
+        this.active.delete(controller);
+        siblings?.delete(controller);
+      },
+    };
   }
 
   async send(req: HttpRequest): Promise<HttpResponse> {
     const url = typeof req.url === 'string' ? new URL(req.url) : req.url;
     if (this.closing) throw new AtsError('network', 'connectors are shut down', { context: { aborted: true } });
     assertUrlAllowed(url, this.opts.allowPrivateNetworks);
-    const signal = req.signal ? this.withShutdown(req.signal) : this.shutdown.signal;
+    const { signal, end } = this.begin(req.signal);
     const max = req.maxBodyBytes ?? this.opts.maxResponseBytes ?? 5 * 1024 * 1024;
     try {
       const res = await request(url, {
@@ -161,6 +182,8 @@ export class AtsHttp {
       };
     } catch (err) {
       throw transportError(err, url);
+    } finally {
+      end();
     }
   }
 
@@ -168,6 +191,7 @@ export class AtsHttp {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.shutdown.abort(new Error('connectors closing'));
+      for (const c of this.active) c.abort(this.shutdown.signal.reason);
       await this.agent.destroy().catch(() => undefined);
     })();
     return this.closing;

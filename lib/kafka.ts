@@ -150,7 +150,7 @@ export function createGroupConsumer(kafka: Kafka, opts: GroupConsumerOptions): C
     groupId: opts.groupId,
     sessionTimeout: opts.sessionTimeoutMs,
     heartbeatInterval: 3_000,
-    maxBytesPerPartition: 1_048_576,
+    maxBytesPerPartition: 262_144,
     maxWaitTimeInMs: opts.maxWaitTimeMs,
   });
 }

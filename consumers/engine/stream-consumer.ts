@@ -97,7 +97,7 @@ export class StreamConsumer {
     this.semaphore = new Semaphore(opts.maxInFlight);
     // Every in-flight handler listens on the one shutdown signal.
     setMaxListeners(0, this.abort.signal);
-    this.maxBuffered = opts.maxBuffered ?? Math.max(64, opts.maxInFlight * 4);
+    this.maxBuffered = opts.maxBuffered ?? Math.max(64, opts.maxInFlight * 2);
     this.now = opts.now ?? Date.now;
     this.consumer = createGroupConsumer(opts.kafka, { groupId: opts.groupId, sessionTimeoutMs: opts.sessionTimeoutMs ?? 30_000, maxWaitTimeMs: 250 });
   }
