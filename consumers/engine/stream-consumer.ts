@@ -41,7 +41,7 @@ export interface StreamConsumerOptions {
   logger: Logger;
   /** Handlers running at once in this process. */
   maxInFlight: number;
-  /** Records held in memory across partitions before fetching pauses (default 4 × maxInFlight). */
+  /** Records held in memory across partitions before fetching pauses (default 2 × maxInFlight). */
   maxBuffered?: number;
   commitIntervalMs?: number;
   /** Time allowed at shutdown for in-flight handlers before they are aborted (and hand off). */
