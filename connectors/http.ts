@@ -152,20 +152,27 @@ export class AtsHttp {
         body: req.body,
         signal,
       });
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).length;
-        if (size > max) {
-          res.body.destroy();
-          throw new AtsError('unexpected_response', `response from ${url.origin} exceeds ${max} bytes`, {
-            status: res.statusCode,
-            context: { bodyTooLarge: true },
-          });
+      const tooLarge = (): AtsError => {
+        res.body.destroy();
+        return new AtsError('unexpected_response', `response from ${url.origin} exceeds ${max} bytes`, { status: res.statusCode, context: { bodyTooLarge: true } });
+      };
+      const declared = Number(res.headers['content-length'] ?? Number.NaN);
+      let body: Buffer;
+      if (Number.isInteger(declared)) {
+        // The usual case: a declared length (undici fails a body that does not match it), read in one go —
+        // much cheaper than iterating the stream, which costs a promise per chunk.
+        if (declared > max) throw tooLarge();
+        body = Buffer.from(await res.body.arrayBuffer());
+      } else {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of res.body) {
+          size += (chunk as Buffer).length;
+          if (size > max) throw tooLarge();
+          chunks.push(chunk as Buffer);
         }
-        chunks.push(chunk as Buffer);
+        body = Buffer.concat(chunks);
       }
-      const body = Buffer.concat(chunks);
       return {
         status: res.statusCode,
         headers: res.headers,
