@@ -1,7 +1,7 @@
 /**
- * Read-only lookups the producers need from the integration registry, without credentials (so a
- * producer needs no keyring). Kept apart from repository.ts only while that file is being written;
- * the SQL belongs there and can move as is.
+ * Read-only lookups the producers need from the integration registry. Apart from repository.ts on
+ * purpose: they never touch credentials, so a backend service that publishes needs no keyring, and
+ * they take any Queryable, so an outbox enqueue reads through the caller's own transaction.
  */
 import type { Platform } from '../integration.ts';
 import type { PoolClient } from '../db.ts';
