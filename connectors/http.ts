@@ -153,6 +153,8 @@ export class AtsHttp {
         signal,
       });
       const tooLarge = (): AtsError => {
+        // Dropped unread: undici then emits an abort error on the body, which is ours and expected.
+        res.body.on('error', () => undefined);
         res.body.destroy();
         return new AtsError('unexpected_response', `response from ${url.origin} exceeds ${max} bytes`, { status: res.statusCode, context: { bodyTooLarge: true } });
       };
