@@ -2,16 +2,17 @@
  * Publish benchmark: outbox relay throughput (rows/s from insert to acked) and direct publish
  * throughput, each beside a raw kafkajs producer sending the same bytes in the same run.
  *
- *   npm run bench:publish -- [--events 50000] [--rounds 5] [--batch-size 500] [--direct-events 5000] [--concurrency 64]
+ *   npm run bench:publish -- [--events 50000] [--rounds 5] [--batch-size N] [--request-size 500] [--direct-events 5000] [--concurrency 64]
  *
  * Every phase uses the same topic (unique to the run, TOPIC_PARTITIONS partitions), the same Avro
  * bytes and the same producer settings (idempotent, one request in flight, acks=all). Raw producer
  * and relay are warmed up alike; then `rounds` rounds of the three timed phases, and each figure is
  * the median:
- *   raw     kafkajs producer.send of the pre-encoded messages, batchSize per request, one after another.
+ *   raw     kafkajs producer.send of the pre-encoded messages, requestSize per request (about what one
+ *           relay send carries: maxSendBytes of these records), one request after another.
  *   relay   rows inserted into the outbox with their record values (as enqueueApplication writes
  *           them), in chunks of 1,000 over 4 connections, while one relay process (npm run
- *           outbox-relay, batchSize rows per batch) publishes them; the clock runs from the first
+ *           outbox-relay, its own batch size unless --batch-size) publishes them; the clock runs from the first
  *           insert to the last row acked and marked sent.
  *   relay (backlog)  the same relay process frozen (SIGSTOP) while the rows go in, then thawed: its
  *           own capacity (claim, send, mark) without the inserts competing for the machine.
@@ -40,6 +41,7 @@ import { assertValidApplication } from '../producers/application-input.ts';
 import { ensureDemoCompany } from '../producers/demo-company.ts';
 import { enrichApplication } from '../producers/enrichment.ts';
 import { insertOutboxRows } from '../producers/outbox/enqueue.ts';
+import { DEFAULT_RELAY_TUNING } from '../producers/outbox/options.ts';
 import { createApplicationPublisher, toMessage } from '../producers/publisher.ts';
 import { sampleApplications } from '../producers/sample-application.ts';
 
@@ -49,8 +51,10 @@ export interface PublishBenchOptions {
   events?: number;
   /** Applications for the direct phase (default events / 10). */
   directEvents?: number;
-  /** Messages per produce request (raw) and rows per relay batch (default 500). */
+  /** Rows per relay batch (default: the relay's own default). */
   batchSize?: number;
+  /** Messages per raw produce request (default 500). */
+  requestSize?: number;
   /** publishApplication calls in flight in the direct phase (default 64). */
   concurrency?: number;
   /** Rounds of raw / relay / backlog; the figures are medians (default 5). */
@@ -61,7 +65,9 @@ export interface PublishBenchOptions {
 export interface PublishBenchResult {
   bench: 'publish';
   events: number;
+  /** The relay's rows per batch and the raw producer's messages per request. */
   batchSize: number;
+  requestSize: number;
   partitions: number;
   /** Each figure is the median over this many rounds. */
   rounds: number;
@@ -84,10 +90,11 @@ const rate = (n: number, ms: number): number => Math.round((n * 1000) / ms);
 export async function runPublishBench(opts: PublishBenchOptions): Promise<PublishBenchResult> {
   const events = opts.events ?? 50_000;
   const directEvents = opts.directEvents ?? Math.max(1, Math.floor(events / 10));
-  const batchSize = opts.batchSize ?? 500;
+  const batchSize = opts.batchSize ?? DEFAULT_RELAY_TUNING.batchSize;
+  const requestSize = opts.requestSize ?? 500;
   const rounds = opts.rounds ?? 5;
   /** Events sent (raw) and relayed (relay process) before the first clock starts. */
-  const warmup = Math.min(events, Math.max(batchSize, Math.round(events / 10)));
+  const warmup = Math.min(events, Math.max(batchSize, requestSize, Math.round(events / 10)));
   const concurrency = opts.concurrency ?? 64;
   const log = opts.log ?? (() => undefined);
   const topic = `bench-apps-${randomUUID().slice(0, 8)}`;
@@ -123,7 +130,7 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
     const values = await Promise.all(payloads.map((e) => codec.encode(e)));
     const messages = payloads.map((e, i) => toMessage(e, values[i]!));
     const bytes = messages.reduce((n, m) => n + (m.value as Buffer).length, 0);
-    log(`${events} events, ${Math.round(bytes / events)} bytes each on average, topic ${topic} (${config.topics.partitions} partitions), batch ${batchSize}`);
+    log(`${events} events, ${Math.round(bytes / events)} bytes each on average, topic ${topic} (${config.topics.partitions} partitions), relay batches of ${batchSize}, raw requests of ${requestSize}`);
 
     // Raw producer and relay process stay up for every round; both are warmed up first (JIT, metadata,
     // connections) with the same number of events, untimed.
@@ -132,7 +139,7 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
     await raw.connect();
     cleanups.push(() => raw.disconnect());
     const sendRaw = async (count: number): Promise<void> => {
-      for (let i = 0; i < count; i += batchSize) await raw.send({ topic, acks: -1, messages: messages.slice(i, Math.min(count, i + batchSize)) });
+      for (let i = 0; i < count; i += requestSize) await raw.send({ topic, acks: -1, messages: messages.slice(i, Math.min(count, i + requestSize)) });
     };
     await sendRaw(warmup);
 
@@ -213,6 +220,7 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
       bench: 'publish',
       events,
       batchSize,
+      requestSize,
       partitions: config.topics.partitions,
       raw: { eventsPerSec: rawRate, ms: Math.round(rawMs) },
       rounds,
@@ -300,13 +308,14 @@ function positiveInt(name: string, value: string | undefined): number | undefine
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   await runMain({
     name: 'bench:publish',
-    usage: `Usage: npm run bench:publish -- [--events N] [--batch-size N] [--direct-events N] [--concurrency N]
+    usage: `Usage: npm run bench:publish -- [--events N] [--rounds N] [--batch-size N] [--request-size N] [--direct-events N] [--concurrency N]
 
 Outbox relay and direct publish throughput beside a raw kafkajs producer (same bytes, same run).
 Uses a topic and company of its own and removes them afterwards. The last line is JSON.`,
     options: {
       events: { type: 'string' },
       'batch-size': { type: 'string' },
+      'request-size': { type: 'string' },
       'direct-events': { type: 'string' },
       concurrency: { type: 'string' },
       rounds: { type: 'string' },
@@ -317,6 +326,7 @@ Uses a topic and company of its own and removes them afterwards. The last line i
         events: positiveInt('events', values.events),
         directEvents: positiveInt('direct-events', values['direct-events']),
         batchSize: positiveInt('batch-size', values['batch-size']),
+        requestSize: positiveInt('request-size', values['request-size']),
         concurrency: positiveInt('concurrency', values.concurrency),
         rounds: positiveInt('rounds', values.rounds),
         log: (line) => console.log(line),

@@ -22,7 +22,7 @@ export interface RelayTuning {
 }
 
 export const DEFAULT_RELAY_TUNING: RelayTuning = {
-  batchSize: 500,
+  batchSize: 1_000,
   maxSendBytes: 512 * 1024,
   pollIntervalMs: 1_000,
   retentionMs: 7 * 24 * 3_600_000,
