@@ -85,22 +85,24 @@ export async function enqueueApplication(db: Queryable, input: ApplicationInput,
 
 /**
  * Insert outbox rows in one statement, in the given order (ids follow it, and so does publishing).
- * The one place that writes the outbox; returns each row's id.
+ * The one place that writes the outbox; returns each row's id. Values go as bound parameters, so the
+ * record bytes travel in binary, not hex-escaped inside an array literal.
  */
 export async function insertOutboxRows(db: Queryable, rows: readonly OutboxRowInput[]): Promise<Array<{ id: string; event_id: string }>> {
-  const { rows: inserted } = await db.query<{ id: string; event_id: string }>(
-    `INSERT INTO outbox (event_id, topic, key, value, payload)
-     SELECT e.event_id, e.topic, e.key, e.value, e.payload
-       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[]) WITH ORDINALITY AS e(event_id, topic, key, value, payload, n)
-      ORDER BY e.n
-     RETURNING id, event_id`,
-    [
-      rows.map((r) => r.eventId),
-      rows.map((r) => r.topic),
-      rows.map((r) => r.key),
-      rows.map((r) => r.value ?? null),
-      rows.map((r) => (r.value ? null : JSON.stringify(r.payload))),
-    ],
-  );
+  const inserted: Array<{ id: string; event_id: string }> = [];
+  // PostgreSQL takes at most 65,535 parameters per statement: 5 per row.
+  for (let from = 0; from < rows.length; from += 10_000) {
+    const slice = rows.slice(from, from + 10_000);
+    const params: unknown[] = [];
+    const tuples = slice.map((r) => {
+      const n = params.push(r.eventId, r.topic, r.key, r.value ?? null, r.value ? null : JSON.stringify(r.payload));
+      return `($${n - 4}::uuid, $${n - 3}, $${n - 2}, $${n - 1}::bytea, $${n}::jsonb)`;
+    });
+    const { rows: ids } = await db.query<{ id: string; event_id: string }>(
+      `INSERT INTO outbox (event_id, topic, key, value, payload) VALUES ${tuples.join(', ')} RETURNING id, event_id`,
+      params,
+    );
+    inserted.push(...ids);
+  }
   return inserted;
 }
