@@ -250,8 +250,10 @@ async function runRaw(sandboxUrl: string, s: Scenario, seconds: number, concurre
       const email = `raw+${randomUUID()}@example.org`;
       const file = await pool.request({ path: resumePath, method: 'GET' });
       const bytes = Buffer.from(await file.body.arrayBuffer());
+      if (file.statusCode !== 200) throw new Error(`raw resume download answered ${file.statusCode}`);
       const search = await pool.request({ path: `${ghPath}/v1/candidates?email=${encodeURIComponent(email)}`, method: 'GET', headers: { authorization: rawAuth } });
       await search.body.arrayBuffer();
+      if (search.statusCode !== 200) throw new Error(`raw search answered ${search.statusCode}`);
       const create = await pool.request({
         path: `${ghPath}/v1/candidates`,
         method: 'POST',
