@@ -71,7 +71,8 @@ export interface ArchiveSpan {
   dates: string[];
 }
 
-export interface GroupSummary {
+/** What a group counts, in one partition's part and in the summary over partitions alike. */
+export interface GroupCounts {
   companyId: string;
   platform: string;
   errorCode: string;
@@ -79,20 +80,16 @@ export interface GroupSummary {
   firstFailureAt: number;
   lastFailureAt: number;
   samples: string[];
+}
+
+export interface GroupSummary extends GroupCounts {
   applicationIds: string[];
   /** Affected application ids not listed (over the cap). */
   moreApplicationIds: number;
   archive: ArchiveSpan[];
 }
 
-interface GroupPart {
-  companyId: string;
-  platform: string;
-  errorCode: string;
-  count: number;
-  firstFailureAt: number;
-  lastFailureAt: number;
-  samples: string[];
+interface GroupPart extends GroupCounts {
   applicationIds: Set<string>;
   moreApplicationIds: number;
   firstOffset: string;
