@@ -52,7 +52,7 @@ Options:
       ['dispatcher, 50 ms ATS latency', `${result.deliveriesPerSec50ms} deliveries/s (p50 ${result.p50Ms50ms} ms, p99 ${result.p99Ms50ms} ms)`],
       ['naive (kafkajs defaults), 0 / 50 ms', `${result.naivePerSec0ms} / ${result.naivePerSec50ms} deliveries/s`],
       ['naive, partitions in parallel, 0 / 50 ms', `${result.naivePerPartitionPerSec0ms} / ${result.naivePerPartitionPerSec50ms} deliveries/s`],
-      ['sandbox raw capacity (undici)', `${result.rawSandboxPerSec0ms} deliveries/s`],
+      ['sandbox raw capacity (undici)', `${result.rawSandboxPerSec0ms} deliveries/s (median of ${result.rawSandboxSamples.join(' / ')})`],
       ['ratio vs naive at 50 ms', `${result.ratioVsNaive50ms}× (target ≥ 20×); vs naive with parallel partitions ${result.ratioVsNaivePerPartition50ms}×`],
       ['ratio vs raw at 0 ms', `${result.ratioVsRaw0ms} (target ≥ 0.5)`],
       ['dispatcher peak RSS', `${result.peakRssMb} MB (target < 300 MB)`],
