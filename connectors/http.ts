@@ -1,7 +1,7 @@
 /**
  * The HTTP client every connector uses: one undici Agent (a keep-alive Pool per ATS origin) with
- * connect / headers / body timeouts, the SSRF guard in its DNS lookup, and one shutdown signal that
- * aborts whatever is still in flight when the process closes. Transport failures come back as
+ * connect / headers / body timeouts, the SSRF guard in its DNS lookup, and a shutdown that aborts
+ * whatever is still in flight when the process closes. Transport failures come back as
  * AtsError (timeouts → timeout, resets/refusals → network; both retriable); HTTP statuses are the
  * caller's to interpret.
  */
@@ -81,7 +81,6 @@ export function transportError(err: unknown, url: URL): AtsError {
 
 export class AtsHttp {
   private readonly agent: Agent;
-  private readonly shutdown = new AbortController();
   private closing: Promise<void> | undefined;
 
   constructor(private readonly opts: HttpOptions) {
@@ -103,7 +102,8 @@ export class AtsHttp {
   }
 
   /**
-   * Each request gets its own AbortController, aborted when its caller's signal or the shutdown fires.
+   * Each request gets its own AbortController, aborted when its caller's signal fires or at close()
+   * (send() refuses new requests once closing).
    * Handing undici one shared signal instead would add and remove a listener on it per request, and
    * EventTarget does that in time linear in the listeners already there — hundreds in flight made it
    * the dispatcher's top cost after GC. Here each caller signal carries one listener, ever.
@@ -113,7 +113,6 @@ export class AtsHttp {
 
   private begin(caller: AbortSignal | undefined): { signal: AbortSignal; end(): void } {
     const controller = new AbortController();
-    if (this.shutdown.signal.aborted) controller.abort(this.shutdown.signal.reason);
     this.active.add(controller);
     let siblings: Set<AbortController> | undefined;
     if (caller) {
@@ -199,8 +198,8 @@ export class AtsHttp {
   /** Abort in-flight requests and close every pool. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.shutdown.abort(new Error('connectors closing'));
-      for (const c of this.active) c.abort(this.shutdown.signal.reason);
+      const reason = new Error('connectors closing');
+      for (const c of this.active) c.abort(reason);
       await this.agent.destroy().catch(() => undefined);
     })();
     return this.closing;

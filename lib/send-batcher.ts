@@ -27,8 +27,6 @@ export interface SendBatcherOptions {
 export interface SendBatcher {
   /** Resolves when the broker acked `messages` (acks=all), with each message's position, in order. */
   send(topic: string, messages: Message[]): Promise<RecordPosition[]>;
-  /** Resolves when everything queued so far has been acked or has failed. */
-  drain(): Promise<void>;
 }
 
 interface Pending {
@@ -41,7 +39,8 @@ interface Pending {
 
 const DEFAULT_MAX_REQUEST_BYTES = 512 * 1024;
 
-function sizeOf(message: Message): number {
+/** Estimated bytes of one record in a produce request; what request size budgets count. */
+export function messageBytes(message: Message): number {
   let bytes = 64; // record overhead (offsets, timestamps, lengths)
   if (message.key) bytes += message.key.length;
   if (message.value) bytes += message.value.length;
@@ -52,7 +51,8 @@ function sizeOf(message: Message): number {
 export function createSendBatcher(opts: SendBatcherOptions): SendBatcher {
   const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
   const queue: Pending[] = [];
-  let inFlight: Promise<void> | undefined;
+  /** A request is out; what is queued meanwhile waits for it. */
+  let sending = false;
 
   /** The next request: queued sends in order, at least one, until the byte budget is spent. */
   function take(): Pending[] {
@@ -100,9 +100,11 @@ export function createSendBatcher(opts: SendBatcherOptions): SendBatcher {
   }
 
   function pump(): void {
-    if (inFlight || queue.length === 0) return;
-    inFlight = sendRequest(take()).finally(() => {
-      inFlight = undefined;
+    if (sending || queue.length === 0) return;
+    sending = true;
+    // sendRequest settles every caller itself and never rejects.
+    void sendRequest(take()).finally(() => {
+      sending = false;
       pump();
     });
   }
@@ -110,13 +112,9 @@ export function createSendBatcher(opts: SendBatcherOptions): SendBatcher {
   return {
     send(topic, messages) {
       return new Promise((resolve, reject) => {
-        queue.push({ topic, messages, bytes: messages.reduce((n, m) => n + sizeOf(m), 0), resolve, reject });
+        queue.push({ topic, messages, bytes: messages.reduce((n, m) => n + messageBytes(m), 0), resolve, reject });
         pump();
       });
-    },
-
-    async drain() {
-      while (inFlight) await inFlight;
     },
   };
 }

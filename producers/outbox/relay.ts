@@ -23,6 +23,7 @@ import type { Pool, PoolClient } from '../../lib/db.ts';
 import { RelayError, truncate } from '../../lib/errors.ts';
 import { ACKS_ALL, kafkaError, type Message, type Producer } from '../../lib/kafka.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { messageBytes } from '../../lib/send-batcher.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import { EVENT_ID_HEADER } from '../publisher.ts';
 import { OUTBOX_CHANNEL } from './enqueue.ts';
@@ -166,7 +167,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     let current: Array<{ topic: string; messages: Message[] }> = [];
     let bytes = 0;
     for (const { topic, message } of messages) {
-      const size = (message.value as Buffer).length + 100;
+      const size = messageBytes(message);
       if (bytes + size > tuning.maxSendBytes && bytes > 0) {
         sends.push(current);
         current = [];

@@ -65,7 +65,6 @@ describe('send batcher', () => {
       expect(offsets).toEqual([offsets[0]!, offsets[0]! + 1, offsets[0]! + 2]);
     }
     expect(requests()).toBeGreaterThanOrEqual(12); // ~3 KB per caller: one caller per 4 KB request
-    await batcher.drain();
   });
 
   it('fails every caller of a failed request with a retriable error and tells onError once', async () => {
