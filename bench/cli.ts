@@ -2,7 +2,7 @@
  * `npm run bench`: brings the stack up if needed, runs the dispatcher benchmark with its
  * baselines, prints a table, and ends with one JSON line of every figure (for scripts to compare).
  */
-import { runMain, UsageError } from '../lib/cli.ts';
+import { runMain, wholeNumberFlag } from '../lib/cli.ts';
 import { stackUp } from '../scripts/stack/stack.ts';
 import { runDispatchBench } from './dispatch.ts';
 
@@ -31,20 +31,14 @@ Options:
     'raw-seconds': { type: 'string' },
   },
   async run({ config, values }) {
-    const num = (name: string, v: string | undefined, dflt: number): number => {
-      if (v === undefined) return dflt;
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} takes a positive whole number`);
-      return n;
-    };
     const say = (line: string): void => void process.stderr.write(`${line}\n`);
     await stackUp(config, (m) => say(`[stack] ${m}`));
     const result = await runDispatchBench(config, {
-      count: num('count', values.count, 20_000),
-      partitions: num('partitions', values.partitions, 12),
-      maxInFlight: num('max-in-flight', values['max-in-flight'], 512),
-      naiveSeconds: num('naive-seconds', values['naive-seconds'], 15),
-      rawSeconds: num('raw-seconds', values['raw-seconds'], 10),
+      count: wholeNumberFlag('count', values.count) ?? 20_000,
+      partitions: wholeNumberFlag('partitions', values.partitions) ?? 12,
+      maxInFlight: wholeNumberFlag('max-in-flight', values['max-in-flight']) ?? 512,
+      naiveSeconds: wholeNumberFlag('naive-seconds', values['naive-seconds']) ?? 15,
+      rawSeconds: wholeNumberFlag('raw-seconds', values['raw-seconds']) ?? 10,
       say,
     });
     const rows: Array<[string, string]> = [

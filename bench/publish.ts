@@ -27,7 +27,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { migrate } from '../db/migrate.ts';
 import type { ApplicationSubmitted } from '../lib/application.ts';
-import { runMain, UsageError } from '../lib/cli.ts';
+import { runMain, wholeNumberFlag } from '../lib/cli.ts';
 import { envFromConfig, type Config } from '../lib/config.ts';
 import { childEnv } from '../lib/process-env.ts';
 import { generateKey, Keyring } from '../lib/crypto/keyring.ts';
@@ -305,12 +305,6 @@ async function startRelayProcess(config: Config, batchSize: number): Promise<Rel
   };
 }
 
-function positiveInt(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} must be a whole number ≥ 1, got "${value}"`);
-  return Number(value);
-}
-
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   await runMain({
     name: 'bench:publish',
@@ -329,12 +323,12 @@ Uses a topic and company of its own and removes them afterwards. The last line i
     async run({ config, values }) {
       const result = await runPublishBench({
         config,
-        events: positiveInt('events', values.events),
-        directEvents: positiveInt('direct-events', values['direct-events']),
-        batchSize: positiveInt('batch-size', values['batch-size']),
-        requestSize: positiveInt('request-size', values['request-size']),
-        concurrency: positiveInt('concurrency', values.concurrency),
-        rounds: positiveInt('rounds', values.rounds),
+        events: wholeNumberFlag('events', values.events),
+        directEvents: wholeNumberFlag('direct-events', values['direct-events']),
+        batchSize: wholeNumberFlag('batch-size', values['batch-size']),
+        requestSize: wholeNumberFlag('request-size', values['request-size']),
+        concurrency: wholeNumberFlag('concurrency', values.concurrency),
+        rounds: wholeNumberFlag('rounds', values.rounds),
         log: (line) => console.log(line),
       });
       console.log(JSON.stringify(result));

@@ -9,6 +9,21 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** A numeric flag's value: undefined when the flag is absent, a UsageError naming it unless a number ≥ min. */
+export function numberFlag(flag: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < min) throw new UsageError(`--${flag}: expected a number ≥ ${min}, got "${value}"`);
+  return n;
+}
+
+/** The same for a whole number (digits only) ≥ min, 1 unless said. */
+export function wholeNumberFlag(flag: string, value: string | undefined, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < min) throw new UsageError(`--${flag}: expected a whole number ≥ ${min}, got "${value}"`);
+  return Number(value);
+}
+
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 export interface MainContext<O extends Options> {

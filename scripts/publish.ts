@@ -6,7 +6,7 @@
 import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { migrate } from '../db/migrate.ts';
-import { runMain, UsageError } from '../lib/cli.ts';
+import { numberFlag, runMain } from '../lib/cli.ts';
 import { Keyring } from '../lib/crypto/keyring.ts';
 import { createPool } from '../lib/db.ts';
 import { createIntegrationRepository } from '../lib/integrations/repository.ts';
@@ -18,13 +18,6 @@ import { createEventCodec } from '../lib/serde.ts';
 import { enqueueApplication } from '../producers/outbox/enqueue.ts';
 import { createApplicationPublisher, type PublishResult } from '../producers/publisher.ts';
 import { sampleApplications } from '../producers/sample-application.ts';
-
-function number(name: string, value: string | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number ≥ ${min}, got "${value}"`);
-  return n;
-}
 
 await runMain({
   name: 'publish',
@@ -52,9 +45,9 @@ Creating the demo integration needs ATS_RELAY_ENCRYPTION_KEYS (credentials are s
     'sandbox-url': { type: 'string' },
   },
   async run({ config, values, onShutdown, shutdownRequested }) {
-    const count = number('count', values.count, 5, 1);
-    const rate = values.rate === undefined ? undefined : number('rate', values.rate, 0, 0.001);
-    const concurrency = values.outbox ? 1 : number('concurrency', values.concurrency, 16, 1);
+    const count = numberFlag('count', values.count, 1) ?? 5;
+    const rate = numberFlag('rate', values.rate, 0.001);
+    const concurrency = values.outbox ? 1 : (numberFlag('concurrency', values.concurrency, 1) ?? 16);
     const companyId = values.company ?? DEMO_COMPANY_ID;
     const sandboxUrl = (values['sandbox-url'] ?? `http://127.0.0.1:${config.http.sandboxPort}`).replace(/\/+$/, '');
     const tty = process.stderr.isTTY;

@@ -2,19 +2,13 @@
  * `npm run outbox-relay`: publishes the outbox rows of TOPIC_APPLICATIONS until SIGTERM, then
  * finishes the batch in flight, flushes and disconnects. Run as many as you like (SKIP LOCKED).
  */
-import { runMain, UsageError } from '../../lib/cli.ts';
+import { runMain, wholeNumberFlag } from '../../lib/cli.ts';
 import { createPool } from '../../lib/db.ts';
 import { createKafka, createProducer, kafkaError } from '../../lib/kafka.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
 import { DEFAULT_RELAY_TUNING } from './options.ts';
 import { createOutboxRelay } from './relay.ts';
-
-function positiveInt(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} must be a whole number ≥ 1, got "${value}"`);
-  return Number(value);
-}
 
 const d = DEFAULT_RELAY_TUNING;
 
@@ -42,7 +36,7 @@ Options:
   },
   async run({ config, values, onShutdown, shutdownRequested }) {
     const logger = createLogger({ level: config.log.level, name: 'outbox-relay' });
-    const pipelineDepth = positiveInt('pipeline-depth', values['pipeline-depth'], d.pipelineDepth);
+    const pipelineDepth = wholeNumberFlag('pipeline-depth', values['pipeline-depth']) ?? d.pipelineDepth;
     // One connection per batch claimed ahead, one for a batch being marked, one for pruning and bookkeeping.
     const pool = createPool(config.database, { max: pipelineDepth + 2, applicationName: 'ats-relay-outbox' });
     onShutdown(() => pool.end());
@@ -71,10 +65,10 @@ Options:
       codecFor,
       logger,
       ...(values['all-topics'] ? {} : { topics: [config.topics.applications] }),
-      batchSize: positiveInt('batch-size', values['batch-size'], d.batchSize),
-      pollIntervalMs: positiveInt('poll-interval-ms', values['poll-interval-ms'], d.pollIntervalMs),
-      retentionMs: positiveInt('retention-ms', values['retention-ms'], d.retentionMs),
-      pruneIntervalMs: positiveInt('prune-interval-ms', values['prune-interval-ms'], d.pruneIntervalMs),
+      batchSize: wholeNumberFlag('batch-size', values['batch-size']) ?? d.batchSize,
+      pollIntervalMs: wholeNumberFlag('poll-interval-ms', values['poll-interval-ms']) ?? d.pollIntervalMs,
+      retentionMs: wholeNumberFlag('retention-ms', values['retention-ms']) ?? d.retentionMs,
+      pruneIntervalMs: wholeNumberFlag('prune-interval-ms', values['prune-interval-ms']) ?? d.pruneIntervalMs,
       pipelineDepth,
     });
     // Registered last, so it runs first: stop claiming and finish the batch before the producer goes.

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { runMain, UsageError } from '../../lib/cli.ts';
+import { numberFlag, runMain, UsageError, wholeNumberFlag } from '../../lib/cli.ts';
 import type { Config } from '../../lib/config.ts';
 import { createPool } from '../../lib/db.ts';
 import { createKafka, createProducer, type Producer } from '../../lib/kafka.ts';
@@ -63,19 +63,6 @@ is buffered and records it as "interrupted" in the history.
 Environment: KAFKA_BROKERS, TOPIC_APPLICATIONS, RETRY_TIERS, SCHEMA_REGISTRY_URL, DATABASE_URL,
 S3_* (for --from-s3).`;
 
-function positiveNumber(flag: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${flag}: expected a number ≥ ${min}, got "${value}"`);
-  return n;
-}
-
-function wholeNumber(flag: string, value: string | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < min) throw new UsageError(`--${flag}: expected a whole number ≥ ${min}, got "${value}"`);
-  return Number(value);
-}
-
 /** The main topic or a retry tier (by name or topic); anything else (the DLQ itself!) is refused. */
 export function resolveTarget(config: Config, to: string | undefined): string {
   if (to === undefined || to === config.topics.applications) return config.topics.applications;
@@ -129,7 +116,7 @@ await runMain({
     }
 
     if (command === 'history') {
-      const limit = wholeNumber('limit', values.limit, 20, 1);
+      const limit = wholeNumberFlag('limit', values.limit) ?? 20;
       const pool = createPool(config.database, { max: 1, applicationName: 'ats-relay redrive' });
       onShutdown(() => pool.end());
       try {
@@ -145,9 +132,9 @@ await runMain({
     const filters = await parseFilters(values);
     const dryRun = values['dry-run'] === true;
     const targetTopic = resolveTarget(config, values.to);
-    const ratePerSecond = positiveNumber('rate', values.rate, 0.1);
-    const maxRedrives = wholeNumber('max-redrives', values['max-redrives'], DEFAULT_MAX_REDRIVES, 1);
-    const sampleSize = wholeNumber('sample', values.sample, 5, 0);
+    const ratePerSecond = numberFlag('rate', values.rate, 0.1);
+    const maxRedrives = wholeNumberFlag('max-redrives', values['max-redrives']) ?? DEFAULT_MAX_REDRIVES;
+    const sampleSize = wholeNumberFlag('sample', values.sample, 0) ?? 5;
     const operator = values.operator?.trim() || osUser();
     const runId = randomUUID();
 

@@ -1,4 +1,4 @@
-import { runMain, UsageError } from '../../lib/cli.ts';
+import { runMain, UsageError, wholeNumberFlag } from '../../lib/cli.ts';
 import { stackDown, stackLogs, stackStatus, stackUp, statusTable } from './stack.ts';
 import { StackError } from './toolchain.ts';
 
@@ -47,8 +47,7 @@ await runMain({
           return states.every((s) => s.state === 'ready') ? 0 : 3;
         }
         case 'logs': {
-          const lines = values.lines === undefined ? 40 : Number(values.lines);
-          if (!Number.isInteger(lines) || lines < 1) throw new UsageError('--lines takes a positive whole number');
+          const lines = wholeNumberFlag('lines', values.lines) ?? 40;
           console.log(await stackLogs(config, service, lines));
           return 0;
         }
