@@ -41,6 +41,8 @@ export interface DeliveryConsumer {
   readonly groupId: string;
   readonly metrics: ConsumerMetrics;
   readonly ready: boolean;
+  /** Rejects once the Kafka client gave up for good: close and exit non-zero (a supervisor restarts the process). */
+  readonly failed: Promise<never>;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -104,7 +106,6 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
       await repository.assertCredentialsReadable();
       await cache.start();
       await producer.connect();
-      await codec.register();
     },
     async close() {
       await connectors.close();
@@ -142,6 +143,7 @@ export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryC
   return {
     groupId,
     metrics,
+    failed: stream.failed,
     get ready() {
       return stream.ready;
     },

@@ -13,7 +13,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { Consumer, Kafka } from '../../lib/kafka.ts';
-import { assignedKeys, createGroupConsumer, fromTpKey, runManualCommit, tpKey } from '../../lib/kafka.ts';
+import { assignedKeys, crashSignal, createGroupConsumer, fromTpKey, runManualCommit, tpKey } from '../../lib/kafka.ts';
 import { readHeaders, type HeaderMap } from '../../lib/headers.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { OffsetTracker } from './offset-tracker.ts';
@@ -92,6 +92,9 @@ export class StreamConsumer {
   private running = false;
   private joined = false;
   private closing: Promise<void> | undefined;
+  private readonly crash = crashSignal();
+  /** Rejects once the Kafka client gave up for good (see runManualCommit's onCrash). */
+  readonly failed: Promise<never> = this.crash.failed;
 
   constructor(private readonly opts: StreamConsumerOptions) {
     this.semaphore = new Semaphore(opts.maxInFlight);
@@ -131,6 +134,10 @@ export class StreamConsumer {
         for (const key of this.fullPartitions) if (!next.has(key)) this.fullPartitions.delete(key);
         this.assigned = next;
         this.opts.logger.info({ group: this.opts.groupId, assignment }, 'joined consumer group');
+      },
+      onCrash: (err, fatal) => {
+        this.joined = false; // not ready until the client rejoins, or for good
+        if (fatal) this.crash.fail(err);
       },
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         const { topic, partition } = batch;
