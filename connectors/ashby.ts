@@ -9,7 +9,8 @@
  */
 import type { ApplicationSubmitted } from '../lib/application.ts';
 import type { AshbySettings, Integration } from '../lib/integration.ts';
-import { AtsError, scrubSecrets, type AtsErrorCode } from './ats-error.ts';
+import { truncate } from '../lib/errors.ts';
+import { AtsError, vendorText, type AtsErrorCode } from './ats-error.ts';
 import type { HttpResponse } from './http.ts';
 import { loadResume, type Resume } from './resume.ts';
 import type { Connector, ConnectorDeps, DeliveryResult } from './types.ts';
@@ -176,8 +177,8 @@ export class AshbyConnector implements Connector {
     if (envelope?.success === false) {
       const code = envelope.errorInfo?.code ?? String(envelope.errors?.[0] ?? 'unknown');
       const ours = ashbyCode(code);
-      const vendorMessage = scrubSecrets(messageOf(envelope) ?? code, Object.values(client.integration.credentials));
-      throw new AtsError(ours, `ashby ${method} failed: ${ours}`, { status: res.status, vendorMessage, context: { ...client.context(method), ashbyCode: code } });
+      const vendorMessage = vendorText(messageOf(envelope) ?? code, Object.values(client.integration.credentials));
+      throw new AtsError(ours, `ashby ${method} failed: ${ours}: ${truncate(vendorMessage, 300)}`, { status: res.status, vendorMessage, context: { ...client.context(method), ashbyCode: code } });
     }
     throw client.unexpected(res, method, 'response is not an Ashby envelope');
   }

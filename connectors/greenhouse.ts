@@ -43,7 +43,8 @@ function messageOf(body: unknown): string | undefined {
 function failCreate(client: VendorClient, res: HttpResponse, step: string): AtsError {
   if (res.status === 422) {
     const errors = (res.json() as { errors?: Array<{ field?: string; message?: string }> } | undefined)?.errors ?? [];
-    const onJob = errors.find((e) => e.field === 'job_id');
+    // The field is `job_id` on add-application and `applications[0].job_id` on create-candidate.
+    const onJob = errors.find((e) => /(^|[.\]])job_id$/.test(e.field ?? ''));
     // Assumption (unconfirmed): "already applied" comes back as 422 on job_id.
     if (onJob && /already/i.test(onJob.message ?? '')) return client.fail(res, step, 'duplicate');
     if (onJob && /(not found|does not exist|invalid)/i.test(onJob.message ?? '')) return client.fail(res, step, 'job_not_found');

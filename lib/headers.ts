@@ -17,6 +17,8 @@ export const HEADER = {
   originalOffset: 'ats-original-offset',
   originalTimestamp: 'ats-original-timestamp',
   failedBy: 'ats-failed-by',
+  /** On DLQ records: `non_retriable` (refused at once, retrying cannot help) or `retries_exhausted`. */
+  deadLetterReason: 'ats-dead-letter-reason',
   redriveId: 'ats-redrive-id',
   redriveCount: 'ats-redrive-count',
   redrivenAt: 'ats-redriven-at',
@@ -57,6 +59,8 @@ export function clipUtf8(text: string, maxBytes = ERROR_MESSAGE_MAX_BYTES): stri
   return `${out}...`;
 }
 
+export type DeadLetterReason = 'non_retriable' | 'retries_exhausted';
+
 export interface FailureInfo {
   code: string;
   message: string;
@@ -75,7 +79,7 @@ export interface SourceRecord {
  * Headers for the next hop: the source's own headers, the original coordinates from the first
  * failure (kept on later hops), the latest error replacing the previous one.
  */
-export function failureHeaders(source: SourceRecord, failure: FailureInfo, next: { tryCount: number; dueAt?: number; failedBy: string; now: number }): HeaderMap {
+export function failureHeaders(source: SourceRecord, failure: FailureInfo, next: { tryCount: number; dueAt?: number; failedBy: string; now: number; deadLetterReason?: DeadLetterReason }): HeaderMap {
   const h = { ...source.headers };
   const first = h[HEADER.originalTopic] === undefined;
   if (first) {
@@ -93,5 +97,7 @@ export function failureHeaders(source: SourceRecord, failure: FailureInfo, next:
   if (failure.status === undefined) delete h[HEADER.errorStatus];
   else h[HEADER.errorStatus] = String(failure.status);
   h[HEADER.failedBy] = next.failedBy;
+  if (next.deadLetterReason === undefined) delete h[HEADER.deadLetterReason];
+  else h[HEADER.deadLetterReason] = next.deadLetterReason;
   return h;
 }

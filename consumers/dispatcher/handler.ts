@@ -71,7 +71,7 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
     const t = now();
     const headers = failureHeaders(record, failure, {
       tryCount: route.tryCount,
-      ...(route.kind === 'retry' ? { dueAt: route.dueAt } : {}),
+      ...(route.kind === 'retry' ? { dueAt: route.dueAt } : { deadLetterReason: route.reason }),
       failedBy: deps.group,
       now: t,
     });
