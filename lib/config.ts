@@ -44,6 +44,11 @@ const V = {
   // Kafka
   KAFKA_BROKERS: declare({ env: 'KAFKA_BROKERS', default: '127.0.0.1:9092', doc: 'Comma-separated Kafka bootstrap servers.' }),
   KAFKA_CLIENT_ID: declare({ env: 'KAFKA_CLIENT_ID', default: 'ats-relay', doc: 'Kafka client id prefix (shows in broker logs and quotas).' }),
+  KAFKA_SESSION_TIMEOUT_MS: declare({
+    env: 'KAFKA_SESSION_TIMEOUT_MS',
+    default: '10000',
+    doc: "Consumer-group session: how long a dead member's partitions wait before the group hands them on. Handlers never block heartbeats, so slow ATS calls do not need a long one.",
+  }),
   SCHEMA_REGISTRY_URL: declare({ env: 'SCHEMA_REGISTRY_URL', default: 'http://127.0.0.1:8081/apis/ccompat/v7', doc: 'Confluent-compatible Schema Registry base URL (Apicurio ccompat or Confluent).' }),
 
   // Topics
@@ -130,7 +135,7 @@ export interface TopicsConfig {
 }
 
 export interface Config {
-  kafka: { brokers: string[]; clientId: string };
+  kafka: { brokers: string[]; clientId: string; sessionTimeoutMs: number };
   schemaRegistry: { url: string };
   topics: TopicsConfig;
   retry: { jitter: number };
@@ -390,7 +395,7 @@ export function loadConfig(env: Env = process.env): Config {
   const partitions = r.int(V.TOPIC_PARTITIONS, 1, 10_000);
 
   const config: Config = {
-    kafka: { brokers, clientId: r.str(V.KAFKA_CLIENT_ID) },
+    kafka: { brokers, clientId: r.str(V.KAFKA_CLIENT_ID), sessionTimeoutMs: r.int(V.KAFKA_SESSION_TIMEOUT_MS, 6_000) },
     schemaRegistry: { url: registryUrl },
     topics: {
       applications,
@@ -485,6 +490,7 @@ export function envFromConfig(config: Config): Record<string, string> {
   const env: Record<string, string> = {
     KAFKA_BROKERS: config.kafka.brokers.join(','),
     KAFKA_CLIENT_ID: config.kafka.clientId,
+    KAFKA_SESSION_TIMEOUT_MS: String(config.kafka.sessionTimeoutMs),
     SCHEMA_REGISTRY_URL: config.schemaRegistry.url,
     TOPIC_APPLICATIONS: config.topics.applications,
     TOPIC_PARTITIONS: String(config.topics.partitions),

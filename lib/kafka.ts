@@ -142,14 +142,16 @@ export interface GroupConsumerOptions {
 
 /**
  * The consumer every ats-relay role uses: handlers return at once (work continues outside
- * eachBatch), so the default 3 s heartbeat keeps the member alive however slow the work; fetches are
- * generous because accepting records is cheap and full partitions pause themselves.
+ * eachBatch), so heartbeats keep the member alive however slow the work, and the session can be
+ * short: a SIGKILLed member's partitions move on after `sessionTimeoutMs` (10 s by default), not
+ * the 30 s of kafkajs' default. Three heartbeats fit in a session. Fetches are generous because
+ * accepting records is cheap and full partitions pause themselves.
  */
 export function createGroupConsumer(kafka: Kafka, opts: GroupConsumerOptions): Consumer {
   return kafka.consumer({
     groupId: opts.groupId,
     sessionTimeout: opts.sessionTimeoutMs,
-    heartbeatInterval: 3_000,
+    heartbeatInterval: Math.min(3_000, Math.floor(opts.sessionTimeoutMs / 3)),
     maxBytesPerPartition: 262_144,
     maxWaitTimeInMs: opts.maxWaitTimeMs,
   });

@@ -129,6 +129,7 @@ export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryC
     topics: [topic],
     logger,
     maxInFlight: config.dispatcher.maxInFlight,
+    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
     drainTimeoutMs: opts.drainTimeoutMs ?? Math.max(1_000, config.http.shutdownTimeoutMs - 10_000),
     handle: services.handle,
     ...(role.role === 'retry' ? { dueAt: (record: InboundRecord) => headerInt(record.headers, HEADER.dueAt) } : {}),
