@@ -126,7 +126,7 @@ describe('the built processes against the real stack', () => {
 });
 
 describe('the bin in development', () => {
-  it('tells how to build when dist/ is missing (checked by reading it, not by deleting a shared dist/)', () => {
+  it('imports the built consumer CLI (never tsx) and rejects an unknown command with exit 2', () => {
     const bin = readFileSync(path.join(root, 'bin/ats-relay.mjs'), 'utf8');
     expect(bin).not.toMatch(/import[^;]*['"]tsx/);
     expect(bin).toContain(`'../${BUILT_ENTRYPOINTS.consume}'`);
