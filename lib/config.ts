@@ -111,6 +111,7 @@ const V = {
   STACK_REGISTRY_LINE: declare({ env: 'STACK_REGISTRY_LINE', default: 'auto', doc: 'Apicurio line the local stack runs: 3 (3.3.x, needs Java 21+), 2 (2.6.x on Java 17) or auto (3 when a Java 21+ is found).' }),
   STACK_JAVA21_HOME: declare({ env: 'STACK_JAVA21_HOME', doc: 'A Java 21+ home for Apicurio 3.x; found under /usr/lib/jvm when unset. Without one the stack runs Apicurio 2.6 on Java 17.' }),
   STACK_READY_TIMEOUT_MS: declare({ env: 'STACK_READY_TIMEOUT_MS', default: '180000', doc: 'How long `stack up` waits for each service to answer.' }),
+  TEST_STACK: declare({ env: 'TEST_STACK', default: 'local', doc: 'What `npm test` runs against: local (the stack above, no Docker) or containers (testcontainers: the images of docker-compose.yml; needs a Docker engine).' }),
 } as const;
 
 export const CONFIG_VARS: readonly ConfigVar[] = vars;
@@ -189,6 +190,8 @@ export interface Config {
     mailWebPort: number;
     java21Home: string | undefined;
     registryLine: 'auto' | '2' | '3';
+    /** `npm test`'s stack: the local one (no Docker) or testcontainers (test/support/containers.ts). */
+    testStack: 'local' | 'containers';
     readyTimeoutMs: number;
   };
 }
@@ -469,6 +472,11 @@ export function loadConfig(env: Env = process.env): Config {
         return line as 'auto' | '2' | '3';
       }, 'auto'),
       readyTimeoutMs: r.int(V.STACK_READY_TIMEOUT_MS, 1_000),
+      testStack: r.guard(() => {
+        const stack = r.str(V.TEST_STACK);
+        if (stack !== 'local' && stack !== 'containers') r.fail(V.TEST_STACK, `must be local or containers, got "${stack}"`);
+        return stack as 'local' | 'containers';
+      }, 'local'),
     },
   };
 
@@ -541,6 +549,7 @@ export function envFromConfig(config: Config): Record<string, string> {
     STACK_S3_HEAP_MB: String(config.stack.s3HeapMb),
     STACK_READY_TIMEOUT_MS: String(config.stack.readyTimeoutMs),
     STACK_REGISTRY_LINE: config.stack.registryLine,
+    TEST_STACK: config.stack.testStack,
   };
   if (config.crypto.encryptionKeys && config.crypto.source === 'env') env.ATS_RELAY_ENCRYPTION_KEYS = config.crypto.encryptionKeys;
   if (config.stack.java21Home) env.STACK_JAVA21_HOME = config.stack.java21Home;

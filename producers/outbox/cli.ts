@@ -2,6 +2,8 @@
  * `npm run outbox-relay`: publishes the outbox rows of TOPIC_APPLICATIONS until SIGTERM, then
  * finishes the batch in flight, flushes and disconnects. Run as many as you like (SKIP LOCKED).
  */
+import { Registry } from 'prom-client';
+import { startHealthServer } from '../../consumers/health-server.ts';
 import { runMain, wholeNumberFlag } from '../../lib/cli.ts';
 import { createPool } from '../../lib/db.ts';
 import { createKafka, createProducer, kafkaError } from '../../lib/kafka.ts';
@@ -25,7 +27,10 @@ Options:
   --retention-ms N      delete sent rows older than this (default ${d.retentionMs}, 7 days)
   --prune-interval-ms N how often to prune (default ${d.pruneIntervalMs})
   --pipeline-depth N    batches claimed ahead of the broker's acks (default ${d.pipelineDepth})
-  --all-topics          relay rows of every topic, not only TOPIC_APPLICATIONS`,
+  --all-topics          relay rows of every topic, not only TOPIC_APPLICATIONS
+
+Serves /healthz and /readyz (started, not stopping) on HTTP_PORT, like the consumers, for
+Kubernetes' probes.`,
   options: {
     'batch-size': { type: 'string' },
     'poll-interval-ms': { type: 'string' },
@@ -73,9 +78,16 @@ Options:
     });
     // Registered last, so it runs first: stop claiming and finish the batch before the producer goes.
     onShutdown(() => relay.close());
+    // Probes (deploy/k8s): ready once relaying, not-ready as soon as a shutdown starts.
+    let ready = false;
+    const health = await startHealthServer({ port: config.http.port, registry: new Registry(), ready: () => ready });
+    onShutdown(() => health.close());
     await relay.start();
+    ready = true;
+    logger.info({ port: health.port }, 'health listening');
     logger.info({ topics: values['all-topics'] ? 'all' : [config.topics.applications] }, 'outbox relay started');
     const signal = await shutdownRequested;
+    ready = false;
     logger.info({ signal, ...relay.stats() }, 'outbox relay stopping');
     return 0; // runMain runs the cleanups (relay → producer → pool) once, then exits
   },
