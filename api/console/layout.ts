@@ -67,6 +67,9 @@ progress{width:100%;max-width:34rem;height:1.1rem}
 @media (max-width:640px){main{padding:.6rem}header .who{margin-left:0}.cards{grid-template-columns:1fr}th,td{padding:.3rem}}
 `;
 
+/** After a rejected form, the keyboard lands on the first field the server marked. */
+const FOCUS_FIRST_ERROR = "var e=document.querySelector('[aria-invalid=true]');if(e){e.focus();e.scrollIntoView({block:'center'})}";
+
 export function renderPage(o: PageOptions): string {
   const admin = o.session?.scope.kind === 'admin';
   const who = o.session ? (o.session.scope.kind === 'admin' ? 'operator (admin token)' : `company ${o.session.scope.companyId}`) : '';
@@ -80,7 +83,8 @@ ${nav.length ? html`<nav aria-label="Main">${nav.map((n) => html`<a href="${n.hr
 ${o.session
   ? html`<div class="who"><span>${who} · ${o.session.tokenName}</span><form class="inline" method="post" action="/console/sign-out"><input type="hidden" name="_csrf" value="${o.csrfToken}"><button type="submit">Sign out</button></form></div>`
   : ''}
-</header><main id="main">${o.body}</main></body></html>`;
+</header><main id="main">${o.body}</main>
+<script>${trusted(FOCUS_FIRST_ERROR)}</script></body></html>`;
   return page.value;
 }
 
