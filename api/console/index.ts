@@ -45,7 +45,10 @@ export interface ConsoleDeps {
 /** What the page modules share. Kafka pieces are created on first use (customer pages need none). */
 export interface ConsoleContext extends ConsoleDeps {
   sessions: ConsoleSessions;
+  /** Consumers and producers (record reads, redrives). */
   kafka(): Kafka;
+  /** Metadata reads for pages (short retries). */
+  adminKafka(): Kafka;
   codec(): EventCodec;
   redrives: RedriveRunner;
   /** Send a full page with the session's header and a fresh CSRF token. */
@@ -84,7 +87,11 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
 
   let kafka: Kafka | undefined;
   let codec: EventCodec | undefined;
+  let adminKafka: Kafka | undefined;
   const getKafka = (): Kafka => (kafka ??= createKafka(config.kafka, deps.log, { clientIdSuffix: 'console' }));
+  // Metadata reads retry briefly: a page should say "Kafka unreachable" within seconds, not hang.
+  const getAdminKafka = (): Kafka =>
+    (adminKafka ??= createKafka(config.kafka, deps.log, { clientIdSuffix: 'console', retry: { retries: 2, initialRetryTime: 300, maxRetryTime: 2_000 }, connectionTimeoutMs: 3_000 }));
   const redrives = createRedriveRunner({ config, pool: deps.pool, kafka: getKafka, codec: () => getCodec(), log: deps.log });
   const getCodec = (): EventCodec => (codec ??= createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications }));
   app.addHook('onClose', async () => redrives.close());
@@ -93,6 +100,7 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
     ...deps,
     sessions,
     kafka: getKafka,
+    adminKafka: getAdminKafka,
     codec: getCodec,
     redrives,
     page(request, reply, o) {

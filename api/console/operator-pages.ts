@@ -144,7 +144,7 @@ export function registerOperatorPages(app: FastifyInstance, ctx: ConsoleContext)
   // --- pipeline ---
 
   app.get<{ Querystring: { refresh?: string } }>('/pipeline', async (request, reply) => {
-    const view = await readPipeline(ctx.kafka(), ctx.config);
+    const view = await readPipeline(ctx.adminKafka(), ctx.config);
     const refresh = request.query.refresh === 'off' ? undefined : 5;
     return ctx.page(request, reply, {
       title: 'Pipeline',
@@ -184,7 +184,7 @@ export function registerOperatorPages(app: FastifyInstance, ctx: ConsoleContext)
     let content: Html = html`<div class="empty">Pick a topic and a partition; leave the offset empty for the newest records.</div>`;
     let partitions: number[] = [];
     if (topic) {
-      const marks = await topicWatermarks(ctx.kafka(), topic);
+      const marks = await topicWatermarks(ctx.adminKafka(), topic);
       partitions = marks?.map((m) => m.partition) ?? [];
       const mark = marks?.find((m) => m.partition === partition);
       if (!marks) content = notice('error', `Topic ${topic} does not exist: run npm run topics -- ensure.`);

@@ -16,6 +16,9 @@ import type { ProgressCounts } from '../../scripts/redrive/progress.ts';
 import { DEFAULT_MAX_REDRIVES, redrive, type RedriveReport } from '../../scripts/redrive/redrive.ts';
 import { createDlqSource } from '../../scripts/redrive/source-dlq.ts';
 
+/** How long a finished run's live counts stay for its progress page (the history has them after). */
+const KEEP_FINISHED_MS = 60 * 60_000;
+
 export interface RunningRedrive {
   id: string;
   total: number;
@@ -111,7 +114,11 @@ export function createRedriveRunner(deps: RedriveRunnerDeps): RedriveRunner {
         },
       );
       inFlight.add(p);
-      void p.finally(() => inFlight.delete(p));
+      // The progress page needs a finished run's live state only briefly; the history row stays.
+      void p.finally(() => {
+        inFlight.delete(p);
+        setTimeout(() => active.delete(state.id), KEEP_FINISHED_MS).unref();
+      });
       return state.id;
     },
     progress: (id) => active.get(id),
