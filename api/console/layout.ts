@@ -64,6 +64,7 @@ dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.
 .filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end;margin-bottom:1rem}.filters label{margin:0}.filters input,.filters select{width:auto}
 .chart svg{width:100%;height:auto;max-width:900px;background:var(--card);border:1px solid var(--line);border-radius:6px}
 progress{width:100%;max-width:34rem;height:1.1rem}
+.skip{position:absolute;left:-999px;top:0;background:#fff;padding:.4rem .8rem;z-index:1}.skip:focus{left:.5rem}
 @media (max-width:640px){main{padding:.6rem}header .who{margin-left:0}.cards{grid-template-columns:1fr}th,td{padding:.3rem}}
 `;
 
@@ -78,7 +79,7 @@ export function renderPage(o: PageOptions): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 ${o.refreshSeconds ? html`<meta http-equiv="refresh" content="${o.refreshSeconds}">` : ''}
 <title>${o.title} · ats-relay console</title><style>${trusted(CSS)}</style></head>
-<body><header><a class="brand" href="/console/">ats-relay console</a>
+<body><a class="skip" href="#main">Skip to content</a><header><a class="brand" href="/console/">ats-relay console</a>
 ${nav.length ? html`<nav aria-label="Main">${nav.map((n) => html`<a href="${n.href}"${o.active === n.key ? trusted(' aria-current="page"') : ''}>${n.label}</a>`)}</nav>` : ''}
 ${o.session
   ? html`<div class="who"><span>${who} · ${o.session.tokenName}</span><form class="inline" method="post" action="/console/sign-out"><input type="hidden" name="_csrf" value="${o.csrfToken}"><button type="submit">Sign out</button></form></div>`

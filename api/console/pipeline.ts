@@ -110,7 +110,9 @@ export async function readPipeline(kafka: Kafka, config: Config, now = Date.now(
       const groups: GroupView[] = relevant
         .map((g) => {
           const d = described.find((x) => x.groupId === g.groupId);
-          const partitions = g.partitions.filter((p) => p.committed !== null).sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
+          // Partitions without a commit show only when they hold records (a topic the group reads, e.g. a new partition).
+          const read = new Set(g.partitions.filter((p) => p.committed !== null).map((p) => p.topic));
+          const partitions = g.partitions.filter((p) => p.committed !== null || (read.has(p.topic) && p.high > 0)).sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
           return { groupId: g.groupId, state: d?.state ?? 'Unknown', members: d?.members.length ?? 0, partitions, totalLag: partitions.reduce((n, p) => n + (p.lag ?? 0), 0) };
         })
         .sort((a, b) => a.groupId.localeCompare(b.groupId));
