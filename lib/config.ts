@@ -98,6 +98,8 @@ const V = {
   LOG_LEVEL: declare({ env: 'LOG_LEVEL', default: 'info', doc: 'pino log level (fatal, error, warn, info, debug, trace, silent).' }),
   HTTP_PORT: declare({ env: 'HTTP_PORT', default: '9464', doc: 'Port of a consumer\'s /healthz, /readyz and /metrics (0 = any free port).' }),
   API_PORT: declare({ env: 'API_PORT', default: '3000', doc: 'Port of the integrations HTTP API.' }),
+  CONSOLE_SESSION_TTL_MS: declare({ env: 'CONSOLE_SESSION_TTL_MS', default: '28800000', doc: 'How long a web console sign-in lasts (8 hours); the session also ends with a sign-out or the revocation of its API token.' }),
+  CONSOLE_COOKIE_SECURE: declare({ env: 'CONSOLE_COOKIE_SECURE', default: 'false', doc: 'Mark the web console\'s cookies Secure (HTTPS only): true in production behind TLS.' }),
   ATS_SANDBOX_PORT: declare({ env: 'ATS_SANDBOX_PORT', default: '4010', doc: 'Port of the ATS sandbox (npm run sandbox).' }),
   SHUTDOWN_TIMEOUT_MS: declare({ env: 'SHUTDOWN_TIMEOUT_MS', default: '30000', doc: 'Upper bound for a graceful shutdown after SIGTERM.' }),
 
@@ -176,6 +178,7 @@ export interface Config {
   };
   log: { level: string };
   http: { port: number; apiPort: number; sandboxPort: number; shutdownTimeoutMs: number };
+  console: { sessionTtlMs: number; cookieSecure: boolean };
   stack: {
     home: string;
     kafkaVersion: string;
@@ -453,6 +456,7 @@ export function loadConfig(env: Env = process.env): Config {
       sandboxPort: r.int(V.ATS_SANDBOX_PORT, 0, 65_535),
       shutdownTimeoutMs: r.int(V.SHUTDOWN_TIMEOUT_MS, 1_000),
     },
+    console: { sessionTtlMs: r.int(V.CONSOLE_SESSION_TTL_MS, 60_000), cookieSecure: r.bool(V.CONSOLE_COOKIE_SECURE) },
     stack: {
       home: expandHome(r.str(V.STACK_HOME)),
       kafkaVersion: r.str(V.STACK_KAFKA_VERSION),
@@ -539,6 +543,8 @@ export function envFromConfig(config: Config): Record<string, string> {
     LOG_LEVEL: config.log.level,
     HTTP_PORT: String(config.http.port),
     API_PORT: String(config.http.apiPort),
+    CONSOLE_SESSION_TTL_MS: String(config.console.sessionTtlMs),
+    CONSOLE_COOKIE_SECURE: String(config.console.cookieSecure),
     ATS_SANDBOX_PORT: String(config.http.sandboxPort),
     SHUTDOWN_TIMEOUT_MS: String(config.http.shutdownTimeoutMs),
     STACK_HOME: config.stack.home,
