@@ -230,10 +230,13 @@ export async function audit(world: World, malformed: Map<string, string>): Promi
 
   // At the sandbox: candidates per application (the e-mail carries the application id).
   const candidates = new Map<string, number>();
+  const trail = new Map<string, string[]>();
   for (const c of world.customers) {
     for (const cand of world.sandbox.candidates('greenhouse', c.tenant)) {
       for (const m of JSON.stringify(cand).matchAll(/chaos\+([0-9a-f-]{36})@/g)) {
         candidates.set(m[1]!, (candidates.get(m[1]!) ?? 0) + 1);
+        const r = cand as { id?: unknown; created_at?: unknown };
+        trail.set(m[1]!, [...(trail.get(m[1]!) ?? []), `candidate ${String(r.id)} created ${String(r.created_at)}`]);
         break;
       }
     }
@@ -267,7 +270,7 @@ export async function audit(world: World, malformed: Map<string, string>): Promi
     const n = candidates.get(id) ?? 0;
     if (n > 1) {
       duplicates++;
-      problems.push(`duplicate: application ${id} has ${n} candidates at the sandbox (log: ${logged.get(id) ?? 'none'})`);
+      problems.push(`duplicate: application ${id} has ${n} candidates at the sandbox (${(trail.get(id) ?? []).join('; ')}; log: ${logged.get(id) ?? 'none'})`);
     }
     if (logged.get(id) === 'delivered' && n >= 1) delivered++;
     else if (dlqByKey.has(id)) deadLettered++;

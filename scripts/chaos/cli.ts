@@ -43,7 +43,8 @@ Options:
     await migrate(db.toString());
     const base = loadConfig({ ...envFromConfig(config), DATABASE_URL: db.toString() });
     const t0 = Date.now();
-    const results = await runChaos(base, { profile: PROFILES[profileName], scenarios, partitions, settleTimeoutMs: 180_000, say: (line) => console.log(line) });
+    const stamp = (): string => `[${String(Math.round((Date.now() - t0) / 1000)).padStart(4)} s]`;
+    const results = await runChaos(base, { profile: PROFILES[profileName], scenarios, partitions, settleTimeoutMs: 180_000, say: (line) => console.log(`${stamp()} ${line}`) });
     console.log(`\n${table(results)}\n\n${results.length} scenarios in ${((Date.now() - t0) / 1000).toFixed(0)} s (profile ${profileName})`);
     return results.every((r) => r.ok) ? 0 : 1;
   },

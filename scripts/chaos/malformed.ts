@@ -30,8 +30,9 @@ export async function malformedRecord(world: World, kind: MalformedKind): Promis
       // Ids far above anything the registry has handed out; a handful, so lookups are few.
       return { key, value: Buffer.concat([schemaIdPrefix(0, 2_000_000_000 + Math.floor(Math.random() * 5)), randomBytes(64)]) };
     case 'truncated-avro': {
+      // Cut past the header and the event id (so each value is unique), before the end.
       const whole = await world.codec.encode(world.event(world.customers[0]!));
-      return { key, value: whole.subarray(0, 6 + Math.floor(Math.random() * (whole.length / 2))) };
+      return { key, value: whole.subarray(0, 5 + 37 + Math.floor(Math.random() * (whole.length / 2))) };
     }
     case 'invalid-fields': {
       // Valid Avro, but the integration does not exist and the e-mail is not one.

@@ -4,7 +4,8 @@
  */
 import type { Config } from '../../lib/config.ts';
 import { audit, settle, startMonitor, type AuditResult } from './audit.ts';
-import { SCENARIOS, type Profile, type Scenario } from './scenarios.ts';
+import { SCENARIOS, type Profile, type ProxiedService, type Scenario } from './scenarios.ts';
+import { hostPortOf, startTcpProxy, viaProxy, type TcpProxy } from './tcp-proxy.ts';
 import { startWorld } from './world.ts';
 
 export interface ScenarioResult {
@@ -43,7 +44,24 @@ async function runInWorld(base: Config, scenarios: Scenario[], opts: ChaosOption
   const name = scenarios.map((s) => s.name).join('+');
   const t0 = Date.now();
   for (const s of scenarios) opts.say(`== ${s.name}: ${s.summary}`);
-  const world = await startWorld(base, { partitions: opts.partitions, say: opts.say });
+  // The shared services a scenario takes down sit behind proxies of this world's own.
+  const proxies = new Map<ProxiedService, TcpProxy>();
+  const env: Record<string, string> = {};
+  const targets: Record<ProxiedService, [string, string]> = {
+    s3: ['S3_ENDPOINT', base.s3.endpoint ?? ''],
+    smtp: ['SMTP_URL', base.alerts.smtpUrl],
+    registry: ['SCHEMA_REGISTRY_URL', base.schemaRegistry.url],
+  };
+  for (const service of new Set(scenarios.flatMap((s) => s.proxies ?? []))) {
+    const [variable, url] = targets[service];
+    const proxy = await startTcpProxy(hostPortOf(url));
+    proxies.set(service, proxy);
+    env[variable] = viaProxy(url, proxy);
+  }
+  const world = await startWorld(base, { partitions: opts.partitions, say: opts.say, env }).catch(async (err: unknown) => {
+    for (const p of proxies.values()) await p.close();
+    throw err;
+  });
   opts.say(`   world chaos-${world.run} up in ${((Date.now() - t0) / 1000).toFixed(0)} s (${world.supervisor.names().join(', ')})`);
   const monitor = startMonitor(world);
   const malformed = new Map<string, string>();
@@ -52,7 +70,7 @@ async function runInWorld(base: Config, scenarios: Scenario[], opts: ChaosOption
     let recoveryMs: number | undefined;
     for (const scenario of scenarios) {
       if (scenarios.length > 1) opts.say(`-- ${scenario.name}`);
-      const outcome = await scenario.run({ world, profile: opts.profile, monitor, malformed, say: opts.say });
+      const outcome = await scenario.run({ world, profile: opts.profile, monitor, malformed, proxies, say: opts.say });
       notes.push(...outcome.notes);
       if (outcome.recoveryMs !== undefined) recoveryMs = Math.max(recoveryMs ?? 0, outcome.recoveryMs);
     }
@@ -78,6 +96,7 @@ async function runInWorld(base: Config, scenarios: Scenario[], opts: ChaosOption
   } finally {
     await monitor.stop().catch(() => undefined);
     await world.close();
+    for (const p of proxies.values()) await p.close();
   }
 }
 

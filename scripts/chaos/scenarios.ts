@@ -5,23 +5,34 @@
  */
 import { MALFORMED_KINDS, malformedRecord, type MalformedKind } from './malformed.ts';
 import { sha256, type Monitor } from './audit.ts';
+import type { TcpProxy } from './tcp-proxy.ts';
 import type { World } from './world.ts';
+
+export type ProxiedService = 's3' | 'smtp' | 'registry';
 
 export interface Profile {
   name: 'full' | 'short';
   /** Applications published per second during a scenario. */
   rate: number;
   kills: number;
+  /** Who is killed, in order (random consumer processes when the list runs out). */
+  victims: string[];
   malformed: number;
   oversized: number;
   /** How long the hung ATS hangs. */
   hangMs: number;
   scaleHoldMs: number;
+  /** How long S3 and SMTP are down. */
+  outageMs: number;
+  /** How long the registry is down. */
+  registryOutageMs: number;
+  /** How long PostgreSQL connections keep being terminated. */
+  pgChaosMs: number;
 }
 
 export const PROFILES: Record<Profile['name'], Profile> = {
-  full: { name: 'full', rate: 30, kills: 8, malformed: 10_000, oversized: 5, hangMs: 20_000, scaleHoldMs: 15_000 },
-  short: { name: 'short', rate: 15, kills: 2, malformed: 500, oversized: 1, hangMs: 8_000, scaleHoldMs: 6_000 },
+  full: { name: 'full', rate: 30, kills: 8, victims: ['dispatcher#1'], malformed: 10_000, oversized: 5, hangMs: 20_000, scaleHoldMs: 15_000, outageMs: 15_000, registryOutageMs: 30_000, pgChaosMs: 20_000 },
+  short: { name: 'short', rate: 15, kills: 2, victims: ['dispatcher#1', 'retry-a'], malformed: 500, oversized: 1, hangMs: 8_000, scaleHoldMs: 6_000, outageMs: 6_000, registryOutageMs: 10_000, pgChaosMs: 8_000 },
 };
 
 export interface ScenarioContext {
@@ -30,6 +41,8 @@ export interface ScenarioContext {
   monitor: Monitor;
   /** Malformed records published: hash of the value → kind. */
   malformed: Map<string, string>;
+  /** TCP proxies in front of the shared services this scenario takes down (see Scenario.proxies). */
+  proxies: Map<ProxiedService, TcpProxy>;
   say(line: string): void;
 }
 
@@ -42,6 +55,8 @@ export interface ScenarioOutcome {
 export interface Scenario {
   name: string;
   summary: string;
+  /** Services the world's processes reach through a toggleable proxy. */
+  proxies?: ProxiedService[];
   run(ctx: ScenarioContext): Promise<ScenarioOutcome>;
 }
 
@@ -64,7 +79,7 @@ export const SCENARIOS: Scenario[] = [
         await sleep(3_000);
         for (let i = 0; i < profile.kills; i++) {
           const names = world.supervisor.names();
-          const victim = i === 0 ? 'dispatcher#1' : names[Math.floor(Math.random() * names.length)]!;
+          const victim = profile.victims[i] ?? names[Math.floor(Math.random() * names.length)]!;
           const t0 = Date.now();
           await world.supervisor.kill(victim, 0);
           // Two clocks from the kill: the restarted process answers /readyz, the group commits again.
@@ -160,6 +175,65 @@ export const SCENARIOS: Scenario[] = [
       } finally {
         await load.stop();
       }
+    },
+  },
+  {
+    name: 'outages',
+    summary: 'S3 down then back, SMTP down then back, the registry down (with a dispatcher SIGKILLed and restarted meanwhile), each behind a TCP proxy',
+    proxies: ['s3', 'smtp', 'registry'],
+    async run({ world, profile, monitor, proxies, say }) {
+      const load = world.load(profile.rate);
+      const notes: string[] = [];
+      try {
+        await sleep(3_000);
+        for (const service of ['s3', 'smtp'] as const) {
+          await proxies.get(service)!.down();
+          say(`   ${service} down`);
+          await sleep(profile.outageMs);
+          await proxies.get(service)!.up();
+          say(`   ${service} back`);
+          await sleep(2_000);
+        }
+        // The registry: a restarted decode-only process must wait for it, not crash or dead-letter.
+        await proxies.get('registry')!.down();
+        say('   registry down; SIGKILL and restart dispatcher#1 meanwhile');
+        const t0 = Date.now();
+        await world.supervisor.kill('dispatcher#1', 0);
+        await sleep(profile.registryOutageMs);
+        await proxies.get('registry')!.up();
+        say('   registry back');
+        const moved = await monitor.progressAfter('dispatcher#1', 60_000);
+        notes.push(`registry down ${profile.registryOutageMs / 1000} s; the restarted dispatcher committed again ${moved === undefined ? '(no lag)' : `${((Date.now() - t0 - profile.registryOutageMs) / 1000).toFixed(1)} s after it came back`}`);
+        await sleep(2_000);
+      } finally {
+        await load.stop();
+      }
+      return { notes };
+    },
+  },
+  {
+    name: 'pg-kill',
+    summary: "the chaos processes' PostgreSQL connections terminated (pg_terminate_backend) every second, mid-batch",
+    async run({ world, profile, say }) {
+      const load = world.load(profile.rate);
+      let terminated = 0;
+      try {
+        await sleep(3_000);
+        const until = Date.now() + profile.pgChaosMs;
+        while (Date.now() < until) {
+          // Only this database's backends, never the harness's own: other engineers' databases are not ours.
+          const { rows } = await world.pool.query<{ n: number }>(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name <> 'chaos-harness'",
+          );
+          terminated += rows[0]!.n;
+          await sleep(1_000);
+        }
+        say(`   ${terminated} backends terminated`);
+        await sleep(2_000);
+      } finally {
+        await load.stop();
+      }
+      return { notes: [`${terminated} PostgreSQL backends terminated over ${profile.pgChaosMs / 1000} s`] };
     },
   },
 ];

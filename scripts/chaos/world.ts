@@ -84,9 +84,11 @@ export async function startWorld(base: Config, opts: WorldOptions): Promise<Worl
   await withAdmin(kafka, (admin) => ensureTopics(admin, specs));
   const producer = createProducer(kafka);
   await producer.connect();
-  const codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
+  // The harness's own producer side talks to the registry directly: an outage scenario takes the
+  // registry away from the pipeline's processes, not from the candidate backend.
+  const codec = createEventCodec({ registryUrl: base.schemaRegistry.url, topic: config.topics.applications });
   await codec.register();
-  const pool = createPool(config.database, { max: 4 });
+  const pool = createPool(config.database, { max: 4, applicationName: 'chaos-harness' });
   const repo = createIntegrationRepository({ pool, keyring: new Keyring(config.crypto.encryptionKeys) });
 
   // Sandbox faults, on for the whole run: Acme answers slowly (so kills land mid-call), Globex
@@ -174,7 +176,8 @@ export async function startWorld(base: Config, opts: WorldOptions): Promise<Worl
       while (!stopped) {
         const t0 = Date.now();
         const batch = Array.from({ length: perTick }, () => event(customers[i++ % customers.length]!));
-        await publish(batch);
+        // A batch the broker did not take is not counted as published; the load goes on.
+        await publish(batch).catch((err: Error) => say(`   publish failed (${err.message}); continuing`));
         await new Promise((r) => setTimeout(r, Math.max(0, tickMs - (Date.now() - t0))));
       }
     })();
