@@ -132,7 +132,7 @@ export async function startWorld(base: Config, opts: WorldOptions): Promise<Worl
     roles.set(spec.name, spec);
     await supervisor.start(spec);
   }
-  await supervisor.waitReady(120_000);
+  await supervisor.waitReady(240_000);
 
   const published = new Map<string, string[]>(customers.map((c) => [c.name, []]));
 
