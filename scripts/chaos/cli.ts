@@ -2,6 +2,7 @@ import { envFromConfig, loadConfig } from '../../lib/config.ts';
 import { migrate } from '../../db/migrate.ts';
 import { runMain, UsageError, wholeNumberFlag } from '../../lib/cli.ts';
 import { runChaos, table } from './run.ts';
+import { killAllSupervised } from './supervisor.ts';
 import { PROFILES, SCENARIOS } from './scenarios.ts';
 
 await runMain({
@@ -31,7 +32,8 @@ Options:
   --partitions N    partitions of the main topic (default 6)
   -h, --help        this help`,
   options: { profile: { type: 'string' }, scenario: { type: 'string', multiple: true }, partitions: { type: 'string' } },
-  async run({ config, values }) {
+  async run({ config, values, onShutdown }) {
+    onShutdown(killAllSupervised);
     const profileName = values.profile ?? 'full';
     if (profileName !== 'full' && profileName !== 'short') throw new UsageError('--profile is full or short');
     const scenarios = values.scenario?.length ? values.scenario : SCENARIOS.map((s) => s.name);

@@ -39,6 +39,14 @@ export interface Supervisor {
   close(): Promise<void>;
 }
 
+/** Every consumer process any supervisor started and that still runs (for the CLI's Ctrl-C). */
+const running = new Set<TsProcess>();
+
+/** SIGKILL every supervised process still running: the harness is going away without a clean close. */
+export function killAllSupervised(): void {
+  for (const proc of running) proc.child.kill('SIGKILL');
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -58,6 +66,8 @@ export function createSupervisor(env: Record<string, string>, say: (line: string
   async function launch(spec: RoleSpec): Promise<void> {
     const port = await freePort();
     const proc = spawnTs('consumers/cli.ts', [...spec.args, '--group', spec.group], { ...env, HTTP_PORT: String(port) });
+    running.add(proc);
+    void proc.exited.then(() => running.delete(proc));
     const slot: Slot = { spec, proc, port, stopping: false };
     slots.set(spec.name, slot);
     void proc.exited.then((code) => {

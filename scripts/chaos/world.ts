@@ -128,11 +128,21 @@ export async function startWorld(base: Config, opts: WorldOptions): Promise<Worl
     { name: 'dlq-s3', args: ['--role', 'dlq-s3'], group: group('dlq-s3'), topic: config.topics.dlq },
     { name: 'alerts', args: ['--role', 'alerts'], group: group('alerts'), topic: config.topics.dlq },
   ];
-  for (const spec of all) {
-    roles.set(spec.name, spec);
-    await supervisor.start(spec);
+  try {
+    for (const spec of all) {
+      roles.set(spec.name, spec);
+      await supervisor.start(spec);
+    }
+    await supervisor.waitReady(240_000);
+  } catch (err) {
+    // A world that never came up leaves nothing behind: no orphaned consumers, no topics.
+    await supervisor.close();
+    await producer.disconnect().catch(() => undefined);
+    await withAdmin(kafka, (a) => a.deleteTopics({ topics: specs.map((s) => s.topic) })).catch(() => undefined);
+    await sandbox.close();
+    await pool.end();
+    throw err;
   }
-  await supervisor.waitReady(240_000);
 
   const published = new Map<string, string[]>(customers.map((c) => [c.name, []]));
 
