@@ -17,6 +17,8 @@ export const HEADER = {
   originalOffset: 'ats-original-offset',
   originalTimestamp: 'ats-original-timestamp',
   failedBy: 'ats-failed-by',
+  deferredFor: 'ats-deferred-for',
+  deferralCount: 'ats-deferral-count',
   redriveId: 'ats-redrive-id',
   redriveCount: 'ats-redrive-count',
   redrivenAt: 'ats-redriven-at',
@@ -92,6 +94,29 @@ export function failureHeaders(source: SourceRecord, failure: FailureInfo, next:
   h[HEADER.errorMessage] = clipUtf8(failure.message);
   if (failure.status === undefined) delete h[HEADER.errorStatus];
   else h[HEADER.errorStatus] = String(failure.status);
+  h[HEADER.failedBy] = next.failedBy;
+  // This hop is a failure: a deferral mark from an earlier hop no longer describes it.
+  delete h[HEADER.deferredFor];
+  return h;
+}
+
+/**
+ * Headers for a deferral hop (throttled, or another process holds the application): the record is
+ * parked on a tier until `dueAt` without a try being used. `ats-try-count` and the latest error stay
+ * as they were; `ats-deferred-for` says why this hop happened, `ats-deferral-count` how often.
+ */
+export function deferralHeaders(source: SourceRecord, next: { reason: string; dueAt: number; failedBy: string }): HeaderMap {
+  const h = { ...source.headers };
+  if (h[HEADER.originalTopic] === undefined) {
+    h[HEADER.originalTopic] = source.topic;
+    h[HEADER.originalPartition] = String(source.partition);
+    h[HEADER.originalOffset] = source.offset;
+    h[HEADER.originalTimestamp] = source.timestamp;
+  }
+  h[HEADER.tryCount] = String(tryCountOf(source.headers));
+  h[HEADER.dueAt] = String(next.dueAt);
+  h[HEADER.deferredFor] = next.reason;
+  h[HEADER.deferralCount] = String((headerInt(source.headers, HEADER.deferralCount) ?? 0) + 1);
   h[HEADER.failedBy] = next.failedBy;
   return h;
 }

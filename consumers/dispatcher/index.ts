@@ -16,9 +16,10 @@ import type { Logger } from '../../lib/logger.ts';
 import { createEventCodec } from '../../lib/serde.ts';
 import { createConnectors } from '../../connectors/index.ts';
 import { CircuitBreakers } from '../circuit-breaker.ts';
-import { StreamConsumer, type InboundRecord } from '../engine/stream-consumer.ts';
+import { StreamConsumer, type HandleResult, type InboundRecord } from '../engine/stream-consumer.ts';
 import { createConsumerMetrics, type ConsumerMetrics } from '../metrics.ts';
 import { createRetryRouter } from '../retry-router.ts';
+import { createDeliveryClaims } from './delivery-claims.ts';
 import { createDeliveryLog } from './delivery-log.ts';
 import { createDeliveryHandler } from './handler.ts';
 
@@ -58,7 +59,7 @@ export function tierByName(config: Config, name: string): RetryTier {
 export interface DeliveryServices {
   kafka: Kafka;
   metrics: ConsumerMetrics;
-  handle: (record: InboundRecord, signal: AbortSignal) => Promise<void>;
+  handle: (record: InboundRecord, signal: AbortSignal) => Promise<HandleResult>;
   /** Check credentials, subscribe to registry changes, connect the producer, register the schema. */
   start(): Promise<void>;
   close(): Promise<void>;
@@ -79,6 +80,9 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     allowPrivateNetworks: config.ats.allowPrivateNetworks,
     resumeMaxBytes: config.ats.resumeMaxBytes,
     rateLimits: config.ats.rateLimits,
+    // A delivery waits for a rate-limit slot while it holds an in-flight slot, so only briefly:
+    // longer waits come back as rate_limited and the handler defers the record without a slot.
+    rateLimitMaxWaitMs: Math.min(1_000, config.ats.requestTimeoutMs),
     // A delivery holds one request at a time, so this many sockets per ATS host never queue one
     // behind another (undici opens them lazily; the per-integration limiter bounds the rate).
     connectionsPerOrigin: config.dispatcher.maxInFlight,
@@ -93,6 +97,8 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     sender: createSendBatcher({ producer: async () => producer }),
     route: createRetryRouter({ tiers: config.topics.retryTiers, jitter: config.retry.jitter }),
     breakers: new CircuitBreakers({ failureThreshold: config.dispatcher.circuitFailureThreshold, openMs: config.dispatcher.circuitOpenMs }),
+    claims: createDeliveryClaims(pool),
+    tiers: config.topics.retryTiers,
     metrics,
     logger,
   });
