@@ -121,7 +121,8 @@ export class SandboxState {
   /** Greenhouse v3 access tokens. */
   readonly tokens = new Map<string, { tenant: Tenant; sub: string; expiresAt: number }>();
   /** Ashby file upload handles. */
-  readonly uploads = new Map<string, { tenant: Tenant; fileName: string; contentType: string; bytes: Buffer | null }>();
+  /** Ashby upload handles: the form fields the storage expects, and the bytes once uploaded. */
+  readonly uploads = new Map<string, { tenant: Tenant; fileName: string; contentType: string; bytes: Buffer | null; fields: Record<string, string> }>();
   readonly files = new Map<string, FileEntry>();
   faults: Fault[] = [];
   readonly stats = { requests: 0, byPlatform: {} as Record<string, number>, byStatus: {} as Record<string, number>, faultsFired: 0 };

@@ -46,7 +46,7 @@ function atSandbox(email: string): { candidates: number; applications: number } 
 
 async function counter(c: DeliveryConsumer, name: 'duplicates' | 'deferred', labels: Record<string, string>): Promise<number> {
   const { values } = await c.metrics[name].get();
-  return values.filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want)).reduce((s, v) => s + v.value, 0);
+  return values.filter((v) => Object.entries(labels).every(([k, want]) => (v.labels as Record<string, unknown>)[k] === want)).reduce((s, v) => s + v.value, 0);
 }
 
 it('forwarded to a tier, offset lost, original replayed while the tier copy is due: one application, no call for the replay', async () => {
