@@ -87,6 +87,8 @@ const methods: Record<string, Rpc> = {
     const upload = state.uploads.get(b.resumeHandle);
     if (!upload || upload.tenant !== tenant || !upload.bytes) return fail('invalid_input', 'resumeHandle does not name an uploaded file');
     c.resumeFileHandle = { id: randomUUID(), name: upload.fileName, handle: b.resumeHandle, ...fileSummary(upload.fileName, upload.contentType, upload.bytes) };
+    // Counted so tests can tell a resume attached once from one replaced by a second upload.
+    c.resumeUploads = Number(c.resumeUploads ?? 0) + 1;
     state.uploads.delete(b.resumeHandle);
     return ok(candidateView(tenant, c));
   },

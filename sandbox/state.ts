@@ -78,7 +78,7 @@ export function tenantKey(platform: Platform, tenant: string): string {
   return `${platform}:${tenant}`;
 }
 
-export type FaultKind = 'latency' | 'error' | 'rate_limit' | 'hang' | 'reset' | 'bad_credentials' | 'respond';
+export type FaultKind = 'latency' | 'error' | 'rate_limit' | 'hang' | 'reset' | 'bad_credentials' | 'respond' | 'ghost';
 
 export interface FaultSpec {
   kind: FaultKind;
@@ -92,7 +92,11 @@ export interface FaultSpec {
   times?: number;
   /** latency: added delay. */
   ms?: number;
-  /** error: HTTP status (default 503) and the share of matching requests that fail (default 1). */
+  /**
+   * error: HTTP status (default 503) and the share of matching requests that fail (default 1).
+   * ghost: the vendor commits the write, then the answer is lost — `status` (default 500), or the
+   * connection reset when `status` is 0.
+   */
   status?: number;
   rate?: number;
   /** rate_limit: Retry-After seconds (default 1). */
