@@ -35,6 +35,11 @@ export interface DeliveryClaims {
   /** The application is delivered: its routes have done their job. */
   forgetRoutes(integrationId: string, applicationId: string): Promise<void>;
   lease(integrationId: string, applicationId: string): Promise<Lease>;
+  /**
+   * Drop routes older than `olderThanMs` (past the topics' retention no copy can be replayed) and
+   * leases that expired (their holder died); returns the rows removed.
+   */
+  prune(olderThanMs: number): Promise<number>;
 }
 
 export interface ClaimsOptions {
@@ -137,6 +142,11 @@ export function createDeliveryClaims(pool: Pick<Pool, 'query'>, opts: ClaimsOpti
     wasRouted: (at) => finds.call(at),
     recordRoute: (entry) => writes.call(entry),
     forgetRoutes: (integrationId, applicationId) => forgets.call({ integrationId, applicationId }),
+    async prune(olderThanMs) {
+      const routes = await pool.query(`DELETE FROM delivery_routes WHERE created_at < now() - make_interval(secs => $1::double precision)`, [olderThanMs / 1000]);
+      const leases = await pool.query(`DELETE FROM delivery_leases WHERE expires_at < now() - interval '1 hour'`);
+      return (routes.rowCount ?? 0) + (leases.rowCount ?? 0);
+    },
     async lease(integrationId, applicationId) {
       const key: LeaseKey = { integrationId, applicationId, holder: randomUUID() };
       const acquired = await acquires.call(key);

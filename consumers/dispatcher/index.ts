@@ -87,6 +87,12 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     // behind another (undici opens them lazily; the per-integration limiter bounds the rate).
     connectionsPerOrigin: config.dispatcher.maxInFlight,
   });
+  const claims = createDeliveryClaims(pool);
+  // Hourly: routes past the topics' retention can no longer meet a replay; expired leases had dead holders.
+  let pruneTimer: NodeJS.Timeout | undefined;
+  const prune = (): void => {
+    claims.prune(config.topics.retentionMs).catch((err: unknown) => logger.warn({ err }, 'pruning delivery routes and leases failed; next hour again'));
+  };
   const handle = createDeliveryHandler({
     group: groupId,
     dlqTopic: config.topics.dlq,
@@ -97,7 +103,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     sender: createSendBatcher({ producer: async () => producer }),
     route: createRetryRouter({ tiers: config.topics.retryTiers, jitter: config.retry.jitter }),
     breakers: new CircuitBreakers({ failureThreshold: config.dispatcher.circuitFailureThreshold, openMs: config.dispatcher.circuitOpenMs }),
-    claims: createDeliveryClaims(pool),
+    claims,
     tiers: config.topics.retryTiers,
     metrics,
     logger,
@@ -111,8 +117,12 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
       await cache.start();
       await producer.connect();
       await codec.register();
+      prune();
+      pruneTimer = setInterval(prune, 3_600_000);
+      pruneTimer.unref();
     },
     async close() {
+      clearInterval(pruneTimer);
       await connectors.close();
       await producer.disconnect();
       await cache.close();

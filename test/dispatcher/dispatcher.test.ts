@@ -98,6 +98,29 @@ describe('dispatcher and retry tiers', () => {
     expect(tierA.find((r) => r.key?.toString() === event.applicationId)).toBeUndefined();
   });
 
+  it('Ashby: an unknown job is dead-lettered as job_not_found and nothing is created in the ATS', async () => {
+    const tenant = uniqueName('ashby');
+    const apiKey = `ash-${crypto.randomUUID()}`;
+    p.sandbox.addTenant({ platform: 'ashby', tenant, credentials: { apiKey }, jobs: ['job-known'] });
+    const integration = await p.repo.createIntegration(p.integration.companyId, {
+      platform: 'ashby',
+      name: 'Ashby (sandbox)',
+      settings: {},
+      credentials: { apiKey },
+      apiBaseUrl: p.sandbox.urlFor('ashby', tenant),
+      enabled: true,
+      allowMissingResume: false,
+    });
+    const event = p.event({ integrationId: integration.id, platform: 'ashby', atsJobId: 'job-unknown' });
+    await p.publish(event);
+    const dead = await waitFor('dead letter', async () => (await readTopic(p.kafka, p.config.topics.dlq)).find((r) => r.key?.toString() === event.applicationId), 20_000);
+    expect(dead.headers[HEADER.errorCode]).toBe('job_not_found');
+    expect(dead.headers[HEADER.tryCount]).toBe('1');
+    expect(p.sandbox.candidates('ashby', tenant)).toHaveLength(0);
+    expect(p.sandbox.applications('ashby', tenant)).toHaveLength(0);
+    expect(p.sandbox.state.uploads.size).toBe(0);
+  });
+
   it('garbage bytes go to the DLQ with the raw bytes intact', async () => {
     const key = uniqueName('garbage');
     const value = Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02]);

@@ -134,6 +134,7 @@ it('a burst for one throttled integration: all delivered once, none dead-lettere
     },
   };
   console.log(`throttling: ${JSON.stringify(summary)}`);
-  // Within 2× of its unthrottled p99 (plus a small floor: a loaded 2-core CI box jitters by 100s of ms).
-  expect(summary.steady.duringP99).toBeLessThanOrEqual(2 * summary.steady.baselineP99 + 500);
+  // Within 2× of its unthrottled p99, plus a floor: test files run two at a time on a shared 2-core box, and a
+  // neighbour starting during one phase moves a 32-sample p99 by a second or more.
+  expect(summary.steady.duringP99).toBeLessThanOrEqual(2 * summary.steady.baselineP99 + 1_000);
 }, 300_000);
