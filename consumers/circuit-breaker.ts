@@ -72,6 +72,11 @@ export class CircuitBreakers {
     c.probing = false;
   }
 
+  /** An admitted call that was not made (e.g. another process holds the application): frees the probe. */
+  abandon(id: string): void {
+    this.get(id).probing = false;
+  }
+
   /** Only retriable failures count: a 400 says nothing about the ATS's health. */
   onFailure(id: string, retriable: boolean, retryAfterMs?: number): void {
     const c = this.get(id);

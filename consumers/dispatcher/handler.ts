@@ -201,7 +201,10 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
     // Another copy of this application (another group's tier copy, a replayed original) may be at
     // the ATS right now; both would search, find nothing and create. Only the lease holder calls.
     const lease = await deps.claims.lease(integration.id, event.applicationId);
-    if (!lease.acquired) return defer(record, event, 'lease_held', deferral.defaultWaitMs, rounds);
+    if (!lease.acquired) {
+      deps.breakers.abandon(integration.id); // no call made: a half-open probe must not stay taken
+      return defer(record, event, 'lease_held', deferral.defaultWaitMs, rounds);
+    }
     try {
       const started = performance.now();
       let result;

@@ -93,6 +93,16 @@ describe('throttling is not failure', () => {
     expect(b.admit('i1')).toEqual({ allowed: true });
   });
 
+  it('a half-open probe that was not used (the application was leased elsewhere) is free again', () => {
+    let t = 0;
+    const b = new CircuitBreakers({ failureThreshold: 1, openMs: 1_000, now: () => t });
+    b.onFailure('i1', true);
+    t = 1_001;
+    expect(b.admit('i1')).toEqual({ allowed: true });
+    b.abandon('i1');
+    expect(b.admit('i1')).toEqual({ allowed: true });
+  });
+
   it('deferred due times are never before the reset and spread after it', () => {
     const opts = { spreadRatio: 0.5, minSpreadMs: 500 };
     expect(deferredDueAt(4_000, 1_000, () => 0, opts)).toBe(5_000);
