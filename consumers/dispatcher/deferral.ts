@@ -7,7 +7,11 @@
  *   longer wait, or many waiting (a burst)                              → park it on a tier (deferral hop)
  *
  * Parking keeps the partition moving for every other integration on it: a burst of one customer is
- * not held in memory, where it would fill the partition's buffer and stop its fetching.
+ * not held in memory, where it would fill the partition's buffer and stop its fetching. A record
+ * parked again waits twice as long each time (to a cap): a customer throttled for hours costs a
+ * dozen hops per record, not one every few seconds. Records of one integration parked together are
+ * queued at the pace its budget allows (`paceMs` per delivery), so a burst comes back spread over
+ * the time the ATS needs for it instead of all at once, to be parked again.
  * Due times are never before the ATS's reset and spread after it, so the window does not reopen
  * on a herd.
  */
@@ -31,6 +35,9 @@ export interface DeferralOptions {
   minSpreadMs: number;
   /** Wait when the ATS said "too many" without saying for how long. */
   defaultWaitMs: number;
+  /** A parked record's first wait at least; doubled per earlier deferral hop, up to maxParkMs. */
+  minParkMs: number;
+  maxParkMs: number;
 }
 
 export const DEFERRAL_DEFAULTS: DeferralOptions = {
@@ -40,7 +47,31 @@ export const DEFERRAL_DEFAULTS: DeferralOptions = {
   spreadRatio: 0.5,
   minSpreadMs: 500,
   defaultWaitMs: 1_000,
+  minParkMs: 2_000,
+  maxParkMs: 300_000,
 };
+
+/**
+ * Each integration's next free parking slot: parked records of one integration come due `paceMs`
+ * apart, after whatever their own wait says. In memory, per process: an estimate, not a promise.
+ */
+export class ParkingQueue {
+  private readonly next = new Map<string, number>();
+
+  slot(integrationId: string, earliest: number, paceMs: number, now: number): number {
+    const prev = this.next.get(integrationId);
+    const at = Math.max(earliest, prev !== undefined && prev > now ? prev : earliest);
+    this.next.set(integrationId, at + paceMs);
+    if (this.next.size > 10_000) for (const [k, v] of this.next) if (v <= now) this.next.delete(k);
+    return at;
+  }
+}
+
+/** How long a record parked for the `hops`-th time waits: what the ATS asked, or the backoff if longer. */
+export function parkedWaitMs(waitMs: number, hops: number, opts: Pick<DeferralOptions, 'minParkMs' | 'maxParkMs'>): number {
+  const backoff = Math.min(opts.maxParkMs, opts.minParkMs * 2 ** Math.min(30, Math.max(0, hops)));
+  return Math.max(waitMs, backoff);
+}
 
 /** When a deferred record may run again: after `waitMs`, never before, spread over a window after it. */
 export function deferredDueAt(waitMs: number, now: number, random: () => number, opts: Pick<DeferralOptions, 'spreadRatio' | 'minSpreadMs'>): number {

@@ -19,7 +19,7 @@
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import { RelayError } from '../../lib/errors.ts';
 import type { RetryTier } from '../../lib/config.ts';
-import { deferralHeaders, failureHeaders, HEADER, tryCountOf, type FailureInfo } from '../../lib/headers.ts';
+import { deferralHeaders, failureHeaders, HEADER, headerInt, tryCountOf, type FailureInfo } from '../../lib/headers.ts';
 import type { SendBatcher } from '../../lib/send-batcher.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { IntegrationRecord, DeliveryOutcome, DeliveryRecord } from '../../lib/integrations/repository.ts';
@@ -30,7 +30,7 @@ import type { HandleResult, InboundRecord } from '../engine/stream-consumer.ts';
 import type { ConsumerMetrics } from '../metrics.ts';
 import type { Route, RouteInput } from '../retry-router.ts';
 import type { DeliveryClaims, RecordCoordinates } from './delivery-claims.ts';
-import { DEFERRAL_DEFAULTS, deferredDueAt, parkingTier, type DeferralOptions, type DeferralReason } from './deferral.ts';
+import { DEFERRAL_DEFAULTS, deferredDueAt, parkedWaitMs, ParkingQueue, parkingTier, type DeferralOptions, type DeferralReason } from './deferral.ts';
 
 /**
  * Error codes the dispatcher itself assigns (the connectors' ATS_ERROR_CODES cover what an ATS
@@ -65,6 +65,8 @@ export interface HandlerDeps {
   /** The retry ladder; deferred records are parked on it without using a try. */
   tiers: RetryTier[];
   deferral?: Partial<DeferralOptions>;
+  /** Time one delivery takes of the integration's rate budget (undefined: no budget known). */
+  paceMs?: (integration: IntegrationRecord) => number | undefined;
   metrics: ConsumerMetrics;
   logger: Logger;
   now?: () => number;
@@ -83,6 +85,7 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
   /** Records waiting in process to run again, and how many of each integration's wait at once. */
   const waiting = new WeakMap<InboundRecord, { integrationId: string; rounds: number }>();
   const waitingPerIntegration = new Map<string, number>();
+  const parking = new ParkingQueue();
   const coordinates = (record: InboundRecord): RecordCoordinates => ({ group: deps.group, topic: record.topic, partition: record.partition, offset: record.offset });
 
   async function forward(record: InboundRecord, failure: Failure, event: ApplicationSubmitted | undefined, attempted: boolean): Promise<void> {
@@ -124,7 +127,7 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
    * Throttling is not failure (see deferral.ts): a short wait in process without a slot, or a
    * deferral hop to a tier; `ats-try-count` is left as it was either way.
    */
-  async function defer(record: InboundRecord, event: ApplicationSubmitted, reason: DeferralReason, waitMs: number, rounds: number): Promise<HandleResult> {
+  async function defer(record: InboundRecord, event: ApplicationSubmitted, reason: DeferralReason, waitMs: number, rounds: number, paceMs = 0): Promise<HandleResult> {
     const t = now();
     const dueAt = deferredDueAt(waitMs, t, random, deferral);
     const integrationId = event.integrationId;
@@ -135,14 +138,17 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
       deps.metrics.deferred.inc({ reason, where: 'in_process' });
       return { retryAt: dueAt };
     }
-    const tier = parkingTier(deps.tiers, dueAt - t);
-    const headers = deferralHeaders(record, { reason, dueAt, failedBy: deps.group });
+    const hops = headerInt(record.headers, HEADER.deferralCount) ?? 0;
+    const earliest = deferredDueAt(parkedWaitMs(waitMs, hops, deferral), t, random, deferral);
+    const parkedDueAt = reason === 'rate_limited' ? parking.slot(integrationId, earliest, paceMs, t) : earliest;
+    const tier = parkingTier(deps.tiers, parkedDueAt - t);
+    const headers = deferralHeaders(record, { reason, dueAt: parkedDueAt, failedBy: deps.group });
     await deps.sender.send(tier.topic, [{ key: record.key, value: record.value, headers }]);
     await deps.claims.recordRoute({ ...coordinates(record), integrationId, applicationId: event.applicationId, routedTo: tier.topic });
     deps.metrics.deferred.inc({ reason, where: 'parked' });
     deps.logger
       .child({ topic: record.topic, partition: record.partition, offset: record.offset })
-      .debug({ reason, integrationId, to: tier.topic, dueAt, waitMs }, 'deferred: parked without using a try');
+      .debug({ reason, integrationId, to: tier.topic, dueAt: parkedDueAt, waitMs, hops: hops + 1 }, 'deferred: parked without using a try');
   }
 
   async function decode(record: InboundRecord): Promise<ApplicationSubmitted | Failure> {
@@ -194,7 +200,7 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
     const admission = deps.breakers.admit(integration.id);
     if (!admission.allowed) {
       const wait = Math.max(0, admission.untilMs - now());
-      if (admission.reason === 'rate_limited') return defer(record, event, 'rate_limited', wait, rounds);
+      if (admission.reason === 'rate_limited') return defer(record, event, 'rate_limited', wait, rounds, deps.paceMs?.(integration));
       return forward(record, { code: admission.reason, message: `circuit open: no call for ${wait} ms`, status: undefined, retriable: true, retryAfterMs: wait }, event, false);
     }
 
@@ -215,7 +221,7 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
         if (err instanceof AtsError && err.code === 'rate_limited') {
           // A 429 says the ATS is busy, not broken: the circuit does not count it, and no try is used.
           deps.breakers.onThrottled(integration.id, err.context.clientSide ? undefined : err.retryAfterMs);
-          return await defer(record, event, 'rate_limited', err.retryAfterMs ?? deferral.defaultWaitMs, rounds);
+          return await defer(record, event, 'rate_limited', err.retryAfterMs ?? deferral.defaultWaitMs, rounds, deps.paceMs?.(integration));
         }
         if (err instanceof AtsError) {
           deps.breakers.onFailure(integration.id, err.retriable, err.retryAfterMs);

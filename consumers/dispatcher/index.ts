@@ -15,6 +15,7 @@ import { createSendBatcher } from '../../lib/send-batcher.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createEventCodec } from '../../lib/serde.ts';
 import { createConnectors } from '../../connectors/index.ts';
+import { DEFAULT_RATE_LIMITS } from '../../connectors/rate-limit.ts';
 import { CircuitBreakers } from '../circuit-breaker.ts';
 import { StreamConsumer, type HandleResult, type InboundRecord } from '../engine/stream-consumer.ts';
 import { createConsumerMetrics, type ConsumerMetrics } from '../metrics.ts';
@@ -88,6 +89,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     connectionsPerOrigin: config.dispatcher.maxInFlight,
   });
   const claims = createDeliveryClaims(pool);
+  const rateBudgets = { ...DEFAULT_RATE_LIMITS, ...config.ats.rateLimits };
   // Hourly: routes past the topics' retention can no longer meet a replay; expired leases had dead holders.
   let pruneTimer: NodeJS.Timeout | undefined;
   const prune = (): void => {
@@ -105,6 +107,11 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     breakers: new CircuitBreakers({ failureThreshold: config.dispatcher.circuitFailureThreshold, openMs: config.dispatcher.circuitOpenMs }),
     claims,
     tiers: config.topics.retryTiers,
+    paceMs: (integration) => {
+      const bucket = rateBudgets[integration.platform];
+      // A delivery takes two or three requests (search, create, attachment).
+      return bucket ? Math.ceil((3 / bucket.refillPerSecond) * 1000) : undefined;
+    },
     metrics,
     logger,
   });

@@ -7,7 +7,7 @@ import { CircuitBreakers } from '../../consumers/circuit-breaker.ts';
 import { OffsetTracker } from '../../consumers/engine/offset-tracker.ts';
 import { createRetryRouter } from '../../consumers/retry-router.ts';
 import { loadConfig } from '../../lib/config.ts';
-import { deferredDueAt, parkingTier } from '../../consumers/dispatcher/deferral.ts';
+import { deferredDueAt, parkedWaitMs, ParkingQueue, parkingTier } from '../../consumers/dispatcher/deferral.ts';
 import { clipUtf8, deferralHeaders, failureHeaders, HEADER } from '../../lib/headers.ts';
 
 describe('OffsetTracker', () => {
@@ -110,6 +110,21 @@ describe('throttling is not failure', () => {
     const dues = Array.from({ length: 200 }, (_, i) => deferredDueAt(2_000, 0, () => i / 200, opts));
     expect(Math.min(...dues)).toBe(2_000);
     expect(new Set(dues).size).toBeGreaterThan(150); // not one thundering millisecond
+  });
+
+  it('a record parked again waits twice as long each time, up to a cap, never less than the ATS asked', () => {
+    const opts = { minParkMs: 2_000, maxParkMs: 300_000 };
+    expect([0, 1, 2, 3].map((hops) => parkedWaitMs(500, hops, opts))).toEqual([2_000, 4_000, 8_000, 16_000]);
+    expect(parkedWaitMs(500, 40, opts)).toBe(300_000);
+    expect(parkedWaitMs(60_000, 0, opts)).toBe(60_000);
+  });
+
+  it("parked records of one integration come due at its budget's pace, never before their own wait", () => {
+    const q = new ParkingQueue();
+    expect([0, 1, 2].map(() => q.slot('i1', 5_000, 300, 0))).toEqual([5_000, 5_300, 5_600]);
+    expect(q.slot('i1', 9_000, 300, 0)).toBe(9_000); // its own wait is later than the queue
+    expect(q.slot('i2', 5_000, 300, 0)).toBe(5_000); // another integration has its own queue
+    expect(q.slot('i1', 1_000, 300, 20_000)).toBe(1_000); // the queue has drained
   });
 
   it('parks on the shortest tier covering the wait, else the longest', () => {
