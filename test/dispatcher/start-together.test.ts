@@ -1,6 +1,6 @@
 /**
  * A rollout on a new environment: every role starts at the same moment on a subject the registry has
- * never seen. Each one comes up (consumers report ready, relays keep running), the subject ends with
+ * never seen. Each one comes up (every /readyz answers ready), the subject ends with
  * the schema and BACKWARD compatibility, and each stops cleanly on SIGTERM.
  */
 import { afterAll, expect, it } from 'vitest';
@@ -38,15 +38,16 @@ it('eight processes started at once on a new subject all come up', async () => {
   for (const args of [['--role', 'dispatcher'], ...config.topics.retryTiers.map((t) => ['--role', 'retry', '--tier', t.name]), ['--role', 'dlq-s3'], ['--role', 'alerts']]) {
     consumers.push([[...args, '--group', uniqueName('start')], await freePort()]);
   }
-  const relays = 8 - consumers.length;
+  const relays: number[] = [];
+  while (consumers.length + relays.length < 8) relays.push(await freePort());
   for (const [args, port] of consumers) children.push(spawnTs('consumers/cli.ts', args, { ...env, HTTP_PORT: String(port) }));
-  for (let i = 0; i < relays; i++) children.push(spawnTs('producers/outbox/cli.ts', [], env));
+  for (const port of relays) children.push(spawnTs('producers/outbox/cli.ts', [], { ...env, HTTP_PORT: String(port) }));
   expect(children).toHaveLength(8);
 
   const gone = (): TsProcess[] => children.filter((c) => c.child.exitCode !== null || c.child.signalCode !== null);
-  await waitFor('every consumer ready', async () => {
+  await waitFor('every process ready', async () => {
     if (gone().length) throw new Error(`a process exited at start:\n${gone().map((c) => c.output()).join('\n')}`);
-    return (await Promise.all(consumers.map(([, port]) => readyz(port)))).every(Boolean);
+    return (await Promise.all([...consumers.map(([, port]) => port), ...relays].map(readyz))).every(Boolean);
   }, 90_000);
   const config_ = (await (await fetch(`${config.schemaRegistry.url}/config/${subject}`)).json()) as { compatibilityLevel: string };
   expect(config_.compatibilityLevel).toBe('BACKWARD');
