@@ -6,7 +6,7 @@ import { runMain, wholeNumberFlag } from '../../lib/cli.ts';
 import { createPool } from '../../lib/db.ts';
 import { createKafka, createProducer, kafkaError } from '../../lib/kafka.ts';
 import { createLogger } from '../../lib/logger.ts';
-import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
+import { createEventCodec, JOB_SCHEMA_FILE, loadSchemaFile, STATUS_SCHEMA_FILE, type EventCodec } from '../../lib/serde.ts';
 import { DEFAULT_RELAY_TUNING } from './options.ts';
 import { createOutboxRelay } from './relay.ts';
 
@@ -25,7 +25,8 @@ Options:
   --retention-ms N      delete sent rows older than this (default ${d.retentionMs}, 7 days)
   --prune-interval-ms N how often to prune (default ${d.pruneIntervalMs})
   --pipeline-depth N    batches claimed ahead of the broker's acks (default ${d.pipelineDepth})
-  --all-topics          relay rows of every topic, not only TOPIC_APPLICATIONS`,
+  --all-topics          relay rows of every topic, not only TOPIC_APPLICATIONS
+  --topics a,b          relay rows of these topics, e.g. the way back's TOPIC_APPLICATION_STATUS,TOPIC_JOBS`,
   options: {
     'batch-size': { type: 'string' },
     'poll-interval-ms': { type: 'string' },
@@ -33,6 +34,7 @@ Options:
     'prune-interval-ms': { type: 'string' },
     'pipeline-depth': { type: 'string' },
     'all-topics': { type: 'boolean' },
+    topics: { type: 'string' },
   },
   async run({ config, values, onShutdown, shutdownRequested }) {
     const logger = createLogger({ level: config.log.level, name: 'outbox-relay' });
@@ -49,10 +51,19 @@ Options:
     }
     onShutdown(() => producer.disconnect());
 
-    const codecs = new Map<string, EventCodec>();
-    const codecFor = (topic: string): EventCodec => {
+    const codecs = new Map<string, EventCodec<unknown>>();
+    // Each topic's own contract: the way back's topics carry ApplicationStatusChanged / JobSynced.
+    const schemaFiles = new Map([
+      [config.inbound.statusTopic, STATUS_SCHEMA_FILE],
+      [config.inbound.jobsTopic, JOB_SCHEMA_FILE],
+    ]);
+    const codecFor = (topic: string): EventCodec<unknown> => {
       let codec = codecs.get(topic);
-      if (!codec) codecs.set(topic, (codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic })));
+      if (!codec) {
+        const file = schemaFiles.get(topic);
+        codec = createEventCodec<unknown>({ registryUrl: config.schemaRegistry.url, topic, ...(file ? { schema: loadSchemaFile(file) } : {}) });
+        codecs.set(topic, codec);
+      }
       return codec;
     };
     // Fail fast on a registry that is not there or rejects the schema, before taking rows.
@@ -64,7 +75,7 @@ Options:
       producer,
       codecFor,
       logger,
-      ...(values['all-topics'] ? {} : { topics: [config.topics.applications] }),
+      ...(values['all-topics'] ? {} : { topics: values.topics ? values.topics.split(',').map((t) => t.trim()).filter(Boolean) : [config.topics.applications] }),
       batchSize: wholeNumberFlag('batch-size', values['batch-size']) ?? d.batchSize,
       pollIntervalMs: wholeNumberFlag('poll-interval-ms', values['poll-interval-ms']) ?? d.pollIntervalMs,
       retentionMs: wholeNumberFlag('retention-ms', values['retention-ms']) ?? d.retentionMs,
@@ -74,7 +85,7 @@ Options:
     // Registered last, so it runs first: stop claiming and finish the batch before the producer goes.
     onShutdown(() => relay.close());
     await relay.start();
-    logger.info({ topics: values['all-topics'] ? 'all' : [config.topics.applications] }, 'outbox relay started');
+    logger.info({ topics: values['all-topics'] ? 'all' : (values.topics ?? config.topics.applications) }, 'outbox relay started');
     const signal = await shutdownRequested;
     logger.info({ signal, ...relay.stats() }, 'outbox relay stopping');
     return 0; // runMain runs the cleanups (relay → producer → pool) once, then exits

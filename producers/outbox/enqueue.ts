@@ -40,7 +40,8 @@ export interface OutboxRowInput {
   /** Record key: the application id. */
   key: string;
   value?: Buffer;
-  payload?: ApplicationSubmitted;
+  /** The event as JSON (ApplicationSubmitted, or the way back's ApplicationStatusChanged / JobSynced). */
+  payload?: object;
 }
 
 export interface EnqueuedEvent {
