@@ -50,7 +50,7 @@ Tokens: create one with \`npm run integrations -- create-token --admin\` (or --c
     onShutdown(() => connectors.close());
 
     // Cleanups run last-registered first: stop serving and drain, then connectors, then the pool.
-    const app = buildApi({ config, pool, keyring, log, repository, connectors });
+    const app = buildApi({ config, pool, keyring, log, repository, connectors, jobLister: connectors });
     onShutdown(async () => {
       log.info('api shutting down');
       await app.close();

@@ -16,6 +16,7 @@ import type { Logger } from '../lib/logger.ts';
 import { notFound, RegistryError, ValidationError } from '../lib/integrations/errors.ts';
 import { validate, type JsonSchema } from '../lib/integrations/json-schema.ts';
 import { maskCredentials } from '../lib/integrations/masking.ts';
+import { registerInboundRoutes, WEBHOOK_ROUTE, type InboundApiDeps } from './inbound.ts';
 import {
   createIntegrationRepository,
   DELIVERY_STATUSES,
@@ -51,6 +52,9 @@ export interface ApiDeps {
   connectors?: ConnectionTester | undefined;
   /** Defaults to a repository over `pool` and `keyring`. */
   repository?: IntegrationRepository;
+  /** The way back: job import's listing (connectors) and the replay-window clock (api/inbound.ts). */
+  jobLister?: InboundApiDeps['jobLister'];
+  now?: InboundApiDeps['now'];
 }
 
 declare module 'fastify' {
@@ -59,7 +63,8 @@ declare module 'fastify' {
   }
 }
 
-const PUBLIC_ROUTES = new Set(['/healthz', '/readyz']);
+// The webhook receiver is public: vendors authenticate by signature (api/inbound.ts), not by token.
+const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', WEBHOOK_ROUTE]);
 
 // --- request schemas -------------------------------------------------------------------------------
 
@@ -330,6 +335,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       return { items: page.items.map(deliveryView), nextCursor: page.nextCursor };
     },
   );
+
+  registerInboundRoutes(app, { config, pool, keyring: deps.keyring, log, repo, jobLister: deps.jobLister, ...(deps.now ? { now: deps.now } : {}) });
 
   return app;
 }

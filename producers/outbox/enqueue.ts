@@ -10,7 +10,6 @@
  * never waits on the Schema Registry. Enrichment reads the registry through the same transaction, so
  * it sees a consistent state.
  */
-import type { ApplicationSubmitted } from '../../lib/application.ts';
 import type { Queryable } from '../../lib/integrations/lookups.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import { assertValidApplication, type ApplicationInput } from '../application-input.ts';
