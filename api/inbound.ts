@@ -14,7 +14,7 @@ import type { Keyring } from '../lib/crypto/keyring.ts';
 import type { Pool } from '../lib/db.ts';
 import type { Logger } from '../lib/logger.ts';
 import { notFound, ValidationError } from '../lib/integrations/errors.ts';
-import type { JsonSchema } from '../lib/integrations/json-schema.ts';
+import { validate, type JsonSchema } from '../lib/integrations/json-schema.ts';
 import type { IntegrationRecord, IntegrationRepository, Scope } from '../lib/integrations/repository.ts';
 import { JobImportError, listSyncRuns, startJobImport, suggestJobMappings, type JobLister } from '../producers/jobs/job-import.ts';
 import { acceptWebhook } from '../producers/webhooks/inbox.ts';
@@ -105,9 +105,14 @@ export function registerInboundRoutes(app: FastifyInstance, deps: InboundApiDeps
   /** Generate (or, for Lever's signature token, set) the secret; the answer is the only time it is shown. */
   app.post<{ Params: { id: string }; Body: { secret?: string } | undefined }>(
     '/integrations/:id/webhook-secret',
-    { schema: { params: idParams, body: secretBody } },
+    // The body is optional (no body = generate), so it is checked here rather than by the route schema.
+    { schema: { params: idParams } },
     async (request) => {
       const integration = await load(request, request.params.id);
+      if (request.body !== undefined && request.body !== null) {
+        const { errors } = validate(secretBody, request.body);
+        if (errors.length) throw new ValidationError(errors);
+      }
       const secret = await secrets.rotate(integration.id, request.body?.secret);
       request.log.info({ integrationId: integration.id }, 'webhook secret rotated');
       return { url: webhookUrl(config.inbound.publicBaseUrl, integration.id), secret };

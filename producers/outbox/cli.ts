@@ -6,7 +6,7 @@ import { runMain, wholeNumberFlag } from '../../lib/cli.ts';
 import { createPool } from '../../lib/db.ts';
 import { createKafka, createProducer, kafkaError } from '../../lib/kafka.ts';
 import { createLogger } from '../../lib/logger.ts';
-import { createEventCodec, JOB_SCHEMA_FILE, loadSchemaFile, STATUS_SCHEMA_FILE, type EventCodec } from '../../lib/serde.ts';
+import { createTopicCodecs } from './codecs.ts';
 import { DEFAULT_RELAY_TUNING } from './options.ts';
 import { createOutboxRelay } from './relay.ts';
 
@@ -51,21 +51,8 @@ Options:
     }
     onShutdown(() => producer.disconnect());
 
-    const codecs = new Map<string, EventCodec<unknown>>();
     // Each topic's own contract: the way back's topics carry ApplicationStatusChanged / JobSynced.
-    const schemaFiles = new Map([
-      [config.inbound.statusTopic, STATUS_SCHEMA_FILE],
-      [config.inbound.jobsTopic, JOB_SCHEMA_FILE],
-    ]);
-    const codecFor = (topic: string): EventCodec<unknown> => {
-      let codec = codecs.get(topic);
-      if (!codec) {
-        const file = schemaFiles.get(topic);
-        codec = createEventCodec<unknown>({ registryUrl: config.schemaRegistry.url, topic, ...(file ? { schema: loadSchemaFile(file) } : {}) });
-        codecs.set(topic, codec);
-      }
-      return codec;
-    };
+    const codecFor = createTopicCodecs(config);
     // Fail fast on a registry that is not there or rejects the schema, before taking rows.
     await codecFor(config.topics.applications).register();
 
