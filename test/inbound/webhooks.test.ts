@@ -177,7 +177,7 @@ describe('inbound webhooks', () => {
 
   it('accepts webhooks while nothing can publish (no relay, as with Kafka down) and publishes them all once it is back', async () => {
     await h.stopRelay();
-    let apps: Array<{ applicationId: string }> = [];
+    let apps: Array<Awaited<ReturnType<typeof delivered>>> = [];
     try {
       const r = await receiver('lever');
       apps = await Promise.all([1, 2, 3].map(() => delivered(r)));
