@@ -1,9 +1,34 @@
-# One image for every ats-relay process; docker-compose.yml picks the command.
-FROM node:20-bookworm-slim
+# One image for every ats-relay process; the command picks the role (docker-compose.yml, deploy/k8s/).
+# Node is the LTS line CI proves (.ci/run runs the suite on this version too).
+ARG NODE_VERSION=24.22.3
+
+# 1. build: all dependencies, TypeScript → dist/ (npm run build), nothing of it shipped but dist/.
+FROM node:${NODE_VERSION}-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY . .
+RUN npm run build
+
+# 2. deps: production dependencies only (no tsx, TypeScript, vitest or testcontainers).
+FROM node:${NODE_VERSION}-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
+
+# 3. runtime: node runs the built JavaScript under tini as PID 1, so SIGTERM reaches node (which
+#    drains and commits within SHUTDOWN_TIMEOUT_MS) and zombies are reaped; npm is never PID 1.
+FROM node:${NODE_VERSION}-bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts
-COPY . .
-USER node
-CMD ["npm", "run", "consume", "--", "--help"]
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY bin ./bin
+# The image's `node` user, numeric so Kubernetes' runAsNonRoot can verify it.
+USER 1000:1000
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "bin/ats-relay.mjs", "consume", "--help"]

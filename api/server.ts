@@ -16,6 +16,7 @@ import type { Logger } from '../lib/logger.ts';
 import { notFound, RegistryError, ValidationError } from '../lib/integrations/errors.ts';
 import { validate, type JsonSchema } from '../lib/integrations/json-schema.ts';
 import { maskCredentials } from '../lib/integrations/masking.ts';
+import { applyIntegrationPatch } from '../lib/integrations/patch.ts';
 import { registerInboundRoutes, WEBHOOK_ROUTE, type InboundApiDeps } from './inbound.ts';
 import {
   createIntegrationRepository,
@@ -32,10 +33,10 @@ import {
   createIntegrationSchema,
   jobIdSchema,
   patchIntegrationSchema,
-  validatePatch,
   type NewIntegrationInput,
   type IntegrationPatch,
 } from '../lib/integrations/validation.ts';
+import { consolePlugin } from './console/index.ts';
 
 /** What the API needs from the connectors (connectors/index.ts `createConnectors`). */
 export interface ConnectionTester {
@@ -65,6 +66,8 @@ declare module 'fastify' {
 
 // The webhook receiver is public: vendors authenticate by signature (api/inbound.ts), not by token.
 const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', WEBHOOK_ROUTE]);
+/** The web console (api/console/) authenticates with its own session cookie, not a bearer header. */
+const isConsolePath = (url: string): boolean => url === '/console' || url.startsWith('/console/') || url.startsWith('/console?');
 
 // --- request schemas -------------------------------------------------------------------------------
 
@@ -180,7 +183,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
 
   app.addHook('onRequest', async (request, reply) => {
-    if (PUBLIC_ROUTES.has(request.routeOptions.url ?? '')) return;
+    if (PUBLIC_ROUTES.has(request.routeOptions.url ?? '') || isConsolePath(request.url)) return;
     const header = request.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const token = m ? await repo.authenticateToken(m[1]!) : null;
@@ -207,6 +210,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     if (!found) throw notFound('integration', id);
     return found;
   }
+
+  void app.register(consolePlugin, { prefix: '/console', config, pool, repository: repo, log, connectors: deps.connectors });
 
   // --- probes ---
 
@@ -249,22 +254,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     { schema: { params: integrationParams, body: patchIntegrationSchema } },
     async (request) => {
       const current = await loadIntegration(request, request.params.id);
-      const checked = validatePatch(current, request.body);
-      if (!checked.ok) throw new ValidationError(checked.errors);
-      const { patch, merged } = checked.value;
-      const updated = await repo.updateIntegration(
-        current.id,
-        patch.version,
-        {
-          name: patch.name,
-          apiBaseUrl: patch.apiBaseUrl,
-          settings: patch.settings === undefined ? undefined : merged.settings,
-          credentials: patch.credentials === undefined ? undefined : merged.credentials,
-          enabled: patch.enabled,
-          allowMissingResume: patch.allowMissingResume,
-        },
-        scopeOf(request),
-      );
+      const updated = await applyIntegrationPatch(repo, current, request.body, scopeOf(request));
       request.log.info({ integrationId: updated.id, version: updated.version, fields: Object.keys(request.body) }, 'integration updated');
       return integrationView(updated);
     },

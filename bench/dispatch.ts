@@ -7,7 +7,8 @@
  *     measured three times (first, after the 0 ms dispatcher run, last), the median reported.
  * N applications are published to fresh 12-partition topics while the dispatcher runs; end-to-end
  * latency is publish → delivered (including the queueing of the backlog). Peak RSS is the
- * dispatcher process's high-water mark.
+ * dispatcher process's high-water mark; the dispatcher runs as production runs it, the built
+ * JavaScript (`npm run build`) under plain node, unless `source` asks for the sources through tsx.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -37,6 +38,8 @@ export interface DispatchBenchOptions {
   /** How long each naive run may take (its rate is what it delivered per second). */
   naiveSeconds: number;
   rawSeconds: number;
+  /** Run the dispatcher from dist/ with plain node (as deployed; the caller builds first) or from the sources through tsx. */
+  dispatcher: 'built' | 'source';
   say: (line: string) => void;
 }
 
@@ -44,6 +47,8 @@ export interface DispatchBenchResult {
   count: number;
   partitions: number;
   maxInFlight: number;
+  /** Which dispatcher was measured (and whose peak RSS peakRssMb is). */
+  dispatcher: 'built' | 'source';
   deliveriesPerSec0ms: number;
   deliveriesPerSec50ms: number;
   /** kafkajs eachMessage with its defaults: one message at a time. */
@@ -167,10 +172,10 @@ async function deliveredCount(db: pg.Pool, integrationId: string): Promise<numbe
   return rows[0]!.n;
 }
 
-async function runDispatcher(s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, count: number, maxInFlight: number, say: (l: string) => void) {
+async function runDispatcher(s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, count: number, maxInFlight: number, built: boolean, say: (l: string) => void) {
   const port = await freePort();
   const env = { ...envFromConfig(s.config), HTTP_PORT: String(port), DISPATCHER_MAX_IN_FLIGHT: String(maxInFlight), LOG_LEVEL: 'warn' };
-  const proc = spawnTs('consumers/cli.ts', ['--role', 'dispatcher', '--group', `bench-${randomUUID().slice(0, 8)}`], env);
+  const proc = spawnTs('consumers/cli.ts', ['--role', 'dispatcher', '--group', `bench-${randomUUID().slice(0, 8)}`], env, { built });
   try {
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -332,7 +337,7 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
     for (const latency of [0, 50]) {
       say(`dispatcher, ${latency} ms ATS latency: ${opts.count} applications, ${opts.partitions} partitions, ${opts.maxInFlight} in flight…`);
       const s = await scenario(config, `d${latency}`, opts.partitions, sandbox, repo, kafka, latency);
-      const d = await runDispatcher(s, producer, codec, db, opts.count, opts.maxInFlight, say);
+      const d = await runDispatcher(s, producer, codec, db, opts.count, opts.maxInFlight, opts.dispatcher === 'built', say);
       say(`  ${d.perSec.toFixed(0)} deliveries/s, p50 ${d.p50} ms, p99 ${d.p99} ms, peak RSS ${d.rss} MB`);
       if (latency === 0) await measureRaw();
       const naiveCount = Math.min(opts.count, latency === 0 ? opts.count : 4_000);
@@ -355,6 +360,7 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
       count: opts.count,
       partitions: opts.partitions,
       maxInFlight: opts.maxInFlight,
+      dispatcher: opts.dispatcher,
       deliveriesPerSec0ms: Math.round(r0.perSec),
       deliveriesPerSec50ms: Math.round(r50.perSec),
       naivePerSec0ms: round(r0.naive, 1),

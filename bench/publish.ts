@@ -273,7 +273,7 @@ async function startRelayProcess(config: Config, batchSize: number): Promise<Rel
   const root = fileURLToPath(new URL('..', import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', 'producers/outbox/cli.ts', '--batch-size', String(batchSize), '--poll-interval-ms', '200'], {
     cwd: root,
-    env: childEnv({ ...envFromConfig(config), LOG_LEVEL: 'info' }),
+    env: childEnv({ ...envFromConfig(config), LOG_LEVEL: 'info', HTTP_PORT: '0' }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

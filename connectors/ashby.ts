@@ -3,16 +3,20 @@
  * Business errors come back as HTTP 200 with `success: false` and a code (`errorInfo.code`, or the
  * older `errors[]`), mapped below. Each step looks before it writes, so a retry resumes where the
  * last attempt stopped:
- *   candidate.search {email} → (candidate.create) → resume: file.createFileUploadHandle → PUT bytes
- *   → candidate.uploadResume {resumeHandle} (skipped when the candidate already has a resume)
- *   → application.create (skipped when an application for the job exists: that is a delivered one).
+ *   candidate.search {email} → job.info (the job exists: nothing is written for an unknown one)
+ *   → (candidate.create) → resume: file.createFileUploadHandle → multipart POST to the storage URL
+ *   (every returned field, the file last) → candidate.uploadResume {resumeHandle} (skipped when the
+ *   candidate already has a resume) → application.create (skipped when an application for the job
+ *   exists: that is a delivered one).
  */
 import type { ApplicationSubmitted } from '../lib/application.ts';
 import type { AshbySettings, Integration } from '../lib/integration.ts';
-import { AtsError, scrubSecrets, type AtsErrorCode } from './ats-error.ts';
+import { truncate } from '../lib/errors.ts';
+import { AtsError, vendorText, type AtsErrorCode } from './ats-error.ts';
 import type { HttpResponse } from './http.ts';
 import { loadResume, type Resume } from './resume.ts';
 import type { AtsJob, Connector, ConnectorDeps, DeliveryResult, JobPage } from './types.ts';
+import { FormData } from 'undici';
 import { baseUrl, basicKeyAuth, isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
 
 const ASHBY_URL = 'https://api.ashbyhq.com';
@@ -51,8 +55,13 @@ function messageOf(body: unknown): string | undefined {
   return Array.isArray(b.errors) ? b.errors.map(String).join('; ') : undefined;
 }
 
+/** How long a job found by job.info is trusted without asking again. */
+const JOB_CHECK_TTL_MS = 10 * 60_000;
+
 export class AshbyConnector implements Connector {
   readonly platform = 'ashby' as const;
+  /** `${integrationId}:${jobId}` → when job.info last found it. */
+  private readonly knownJobs = new Map<string, number>();
 
   constructor(private readonly deps: ConnectorDeps) {}
 
@@ -75,6 +84,8 @@ export class AshbyConnector implements Connector {
     const first = await lookup();
     if (first.delivered) return first.delivered;
     let candidate = first.candidate;
+    // Before anything is written: an unknown job would otherwise leave an orphan candidate behind.
+    await this.checkJob(client, a.atsJobId);
 
     // An existing candidate keeps the resume Ashby already has (uploading parses only into empty fields anyway).
     const needsResume = !candidate?.resumeFileHandle;
@@ -122,27 +133,47 @@ export class AshbyConnector implements Connector {
     await this.rpc(client, 'apiKey.info', {});
   }
 
+  /** job.info before the first write; a job found is trusted for JOB_CHECK_TTL_MS. */
+  private async checkJob(client: VendorClient, jobId: string): Promise<void> {
+    const key = `${client.integration.id}:${jobId}`;
+    if ((this.knownJobs.get(key) ?? 0) > Date.now()) return;
+    try {
+      await this.rpc(client, 'job.info', { id: jobId });
+    } catch (err) {
+      // A key without jobsRead cannot look: application.create still refuses an unknown job, later.
+      if (err instanceof AtsError && err.code === 'forbidden') return;
+      // Assumption (unconfirmed): an unknown id answers success:false with a *_not_found code.
+      if (err instanceof AtsError && err.code === 'validation_failed' && /not_found/i.test(String(err.context.ashbyCode ?? ''))) {
+        throw new AtsError('job_not_found', `ashby job.info: no job ${jobId}`, { status: err.status, vendorMessage: err.vendorMessage, context: err.context });
+      }
+      throw err;
+    }
+    this.knownJobs.set(key, Date.now() + JOB_CHECK_TTL_MS);
+  }
+
+  /** Asked for only here, right before it is used: an upload handle expires (10 minutes, per Ashby). */
   private async uploadResume(client: VendorClient, candidateId: string, resume: Resume): Promise<void> {
-    // Assumption (unconfirmed): the handle request takes filename/contentType/contentLength and answers {handle, url} for a PUT.
-    const upload = await this.rpc<{ handle?: string; url?: string }>(client, 'file.createFileUploadHandle', {
+    const upload = await this.rpc<{ handle?: string; url?: string; fields?: Record<string, unknown> }>(client, 'file.createFileUploadHandle', {
       fileUploadContext: 'CandidateResume',
       filename: resume.fileName,
       contentType: resume.contentType,
       contentLength: resume.bytes.length,
     });
-    if (!upload?.handle || !upload.url) {
-      throw new AtsError('unexpected_response', 'ashby file.createFileUploadHandle returned no handle/url', { context: client.context('file.createFileUploadHandle') });
+    if (!upload?.handle || !upload.url || !upload.fields || typeof upload.fields !== 'object') {
+      throw new AtsError('unexpected_response', 'ashby file.createFileUploadHandle returned no handle/url/fields', { context: client.context('file.createFileUploadHandle') });
     }
-    const step = 'resume.put';
-    const put = await client.request({
-      method: 'PUT',
-      url: upload.url,
-      headers: { 'content-type': resume.contentType },
-      body: resume.bytes,
-      step,
-    });
-    // An upload URL that expired or was refused is fixed by a retry, which asks for a fresh one.
-    if (!isSuccess(put.status)) throw client.fail(put, step, put.status < 500 && put.status !== 429 ? 'unavailable' : undefined);
+    // Ashby's documented upload: a multipart/form-data POST with every returned field, the file last as `file`.
+    const form = new FormData();
+    for (const [name, value] of Object.entries(upload.fields)) form.append(name, String(value));
+    form.append('file', new Blob([resume.bytes], { type: resume.contentType }), resume.fileName);
+    const step = 'resume.upload';
+    const res = await client.request({ method: 'POST', url: upload.url, body: form, step });
+    if (!isSuccess(res.status)) {
+      // A 403 is final, as everywhere (the storage refuses the signed request); other 4xx (an
+      // expired or malformed form) are fixed by a retry, which asks for a fresh handle.
+      const code = res.status === 403 ? 'forbidden' : res.status < 500 && res.status !== 429 ? 'unavailable' : undefined;
+      throw client.fail(res, step, code);
+    }
     await this.rpc(client, 'candidate.uploadResume', { candidateId, resumeHandle: upload.handle });
   }
 
@@ -200,8 +231,8 @@ export class AshbyConnector implements Connector {
     if (envelope?.success === false) {
       const code = envelope.errorInfo?.code ?? String(envelope.errors?.[0] ?? 'unknown');
       const ours = ashbyCode(code);
-      const vendorMessage = scrubSecrets(messageOf(envelope) ?? code, Object.values(client.integration.credentials));
-      throw new AtsError(ours, `ashby ${method} failed: ${ours}`, { status: res.status, vendorMessage, context: { ...client.context(method), ashbyCode: code } });
+      const vendorMessage = vendorText(messageOf(envelope) ?? code, Object.values(client.integration.credentials));
+      throw new AtsError(ours, `ashby ${method} failed: ${ours}: ${truncate(vendorMessage, 300)}`, { status: res.status, vendorMessage, context: { ...client.context(method), ashbyCode: code } });
     }
     throw client.unexpected(res, method, 'response is not an Ashby envelope');
   }

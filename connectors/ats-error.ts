@@ -81,6 +81,17 @@ export function codeForStatus(status: number): AtsErrorCode {
   return 'unexpected_response';
 }
 
+/**
+ * What the vendor said, fit to travel in headers, logs and e-mails: credentials it echoed back and
+ * e-mail addresses (the candidate's, usually) are masked, whitespace folded.
+ */
+export function vendorText(text: string, secrets: Iterable<string | undefined>): string {
+  return scrubSecrets(text, secrets)
+    .replace(/[^\s@<>()[\]"',;:]+@[^\s@<>()[\]"',;:]+\.[a-z]{2,}/gi, '<e-mail>')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
 /** Replace any credential value that a vendor echoed back before the text leaves the connector. */
 export function scrubSecrets(text: string, secrets: Iterable<string | undefined>): string {
   let out = text;

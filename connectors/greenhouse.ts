@@ -43,7 +43,8 @@ function messageOf(body: unknown): string | undefined {
 function failCreate(client: VendorClient, res: HttpResponse, step: string): AtsError {
   if (res.status === 422) {
     const errors = (res.json() as { errors?: Array<{ field?: string; message?: string }> } | undefined)?.errors ?? [];
-    const onJob = errors.find((e) => e.field === 'job_id');
+    // The field is `job_id` on add-application and `applications[0].job_id` on create-candidate.
+    const onJob = errors.find((e) => /(^|[.\]])job_id$/.test(e.field ?? ''));
     // Assumption (unconfirmed): "already applied" comes back as 422 on job_id.
     if (onJob && /already/i.test(onJob.message ?? '')) return client.fail(res, step, 'duplicate');
     if (onJob && /(not found|does not exist|invalid)/i.test(onJob.message ?? '')) return client.fail(res, step, 'job_not_found');
@@ -233,13 +234,26 @@ export class GreenhouseConnector implements Connector {
     };
     let applicationId = candidateId === undefined ? undefined : await findApplication(candidateId);
 
-    const hasResume = async (application: number): Promise<boolean> => {
-      // Assumption (unconfirmed): attachments are listed per application at GET /v3/attachments?application_id=.
-      const att = await this.send(client, settings, { method: 'GET', path: `/v3/attachments?application_id=${application}`, step: 'attachments.list' });
-      if (!isSuccess(att.status)) throw client.fail(att, 'attachments.list', att.status === 404 ? 'unexpected_response' : undefined);
-      return ((att.json() ?? []) as Array<{ type?: string }>).some((x) => x.type === 'resume');
+    /**
+     * Whether the application already carries a resume; undefined when the lookup failed. The
+     * application exists either way, so a failed lookup must not fail the delivery: the resume is
+     * attached again, which Greenhouse makes harmless (a new resume reclassifies the previous as "other").
+     */
+    const hasResume = async (application: number): Promise<boolean | undefined> => {
+      // Harvest v3 "List attachments": GET /v3/attachments filtered by application_ids (comma list).
+      let att: HttpResponse;
+      try {
+        att = await this.send(client, settings, { method: 'GET', path: `/v3/attachments?application_ids=${application}`, step: 'attachments.list' });
+      } catch (err) {
+        if (err instanceof AtsError && err.code === 'rate_limited') throw err; // a deferral, not a verdict
+        return undefined;
+      }
+      if (att.status === 429) throw client.fail(att, 'attachments.list');
+      const list = isSuccess(att.status) ? att.json() : undefined;
+      if (!Array.isArray(list)) return undefined;
+      return (list as Array<{ type?: string; application_id?: number }>).some((x) => x.type === 'resume' && (x.application_id === undefined || x.application_id === application));
     };
-    if (applicationId !== undefined && (await hasResume(applicationId))) {
+    if (applicationId !== undefined && (await hasResume(applicationId)) === true) {
       return { externalCandidateId: String(candidateId), externalApplicationId: String(applicationId), deduplicated: true };
     }
 
@@ -273,7 +287,7 @@ export class GreenhouseConnector implements Connector {
         // created it. Theirs is ours, and so is their resume once it is there.
         applicationId = err.code === 'duplicate' ? await findApplication(candidateId) : undefined;
         if (applicationId === undefined) throw err;
-        if (await hasResume(applicationId)) return { externalCandidateId: String(candidateId), externalApplicationId: String(applicationId), deduplicated: !created.candidate };
+        if ((await hasResume(applicationId)) === true) return { externalCandidateId: String(candidateId), externalApplicationId: String(applicationId), deduplicated: !created.candidate };
       }
     }
 

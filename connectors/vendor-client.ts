@@ -4,7 +4,8 @@
  * vendor's message (secrets scrubbed, truncated), the status, retryAfterMs and the step it was in.
  */
 import type { Integration, Platform } from '../lib/integration.ts';
-import { AtsError, codeForStatus, scrubSecrets, type AtsErrorCode } from './ats-error.ts';
+import { truncate } from '../lib/errors.ts';
+import { AtsError, codeForStatus, vendorText, type AtsErrorCode } from './ats-error.ts';
 import type { HttpRequest, HttpResponse } from './http.ts';
 import { retryAfterMsFrom, type BucketSpec } from './rate-limit.ts';
 import type { ConnectorDeps } from './types.ts';
@@ -65,8 +66,10 @@ export class VendorClient {
   fail(res: HttpResponse, step: string, code?: AtsErrorCode, vendorMessage?: string): AtsError {
     const finalCode = code ?? codeForStatus(res.status);
     const raw = vendorMessage ?? this.opts.messageOf(res.json(), res.text()) ?? res.text().slice(0, 300);
-    const message = raw ? scrubSecrets(raw, Object.values(this.opts.integration.credentials)) : undefined;
-    return new AtsError(finalCode, `${this.opts.platform} ${step} failed: HTTP ${res.status} ${finalCode}`, {
+    const message = raw ? vendorText(raw, Object.values(this.opts.integration.credentials)) : undefined;
+    // The vendor's own words travel in the message (DLQ header, digest, delivery log): a support
+    // engineer tells an unknown job from a bad field from them.
+    return new AtsError(finalCode, `${this.opts.platform} ${step} failed: HTTP ${res.status} ${finalCode}${message ? `: ${truncate(message, 300)}` : ''}`, {
       status: res.status,
       retryAfterMs: retryAfterMsFrom(res.headers, res.status),
       vendorMessage: message,

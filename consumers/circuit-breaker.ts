@@ -1,8 +1,9 @@
 /**
  * Protects a customer's ATS: after `failureThreshold` consecutive retriable failures an
  * integration's circuit opens and its messages move to the next tier without a call, until
- * `openMs` has passed; then one half-open probe decides. A 429 with Retry-After cools only that
- * integration down for the time the ATS asked for.
+ * `openMs` has passed; then one half-open probe decides. A 429 is not a failure: it never counts
+ * towards opening the circuit, it only cools that integration down for the time the ATS asked for
+ * (the dispatcher defers its records meanwhile, without using a try).
  */
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
@@ -61,6 +62,19 @@ export class CircuitBreakers {
     c.failures = 0;
     c.probing = false;
     c.openUntil = 0;
+  }
+
+  /** The ATS throttled us (429): busy, not broken. Cools down; leaves the failure count alone. */
+  onThrottled(id: string, retryAfterMs?: number): void {
+    const c = this.get(id);
+    if (retryAfterMs !== undefined) c.coolDownUntil = Math.max(c.coolDownUntil, this.now() + retryAfterMs);
+    // A half-open probe that met a 429 decided nothing: let the next one try.
+    c.probing = false;
+  }
+
+  /** An admitted call that was not made (e.g. another process holds the application): frees the probe. */
+  abandon(id: string): void {
+    this.get(id).probing = false;
   }
 
   /** Only retriable failures count: a 400 says nothing about the ATS's health. */

@@ -36,6 +36,7 @@ Configuration comes from the environment: see the README.`;
 
 interface RunningConsumer {
   readonly ready: boolean;
+  readonly failed: Promise<never>;
   readonly metrics: { registry: Registry };
   start(): Promise<void>;
   close(): Promise<void>;
@@ -71,6 +72,7 @@ await runMain({
     onShutdown(() => consumer.close());
     logger.info({ port: health.port }, 'health and metrics listening');
     await consumer.start();
-    await shutdownRequested;
+    // A client that gave up ends the process non-zero (runMain closes what it can first).
+    await Promise.race([shutdownRequested, consumer.failed]);
   },
 });

@@ -8,6 +8,7 @@ export interface ConsumerMetrics {
   delivered: Counter<'platform'>;
   duplicates: Counter<'reason'>;
   retried: Counter<'tier'>;
+  deferred: Counter<'reason' | 'where'>;
   deadLettered: Counter<'code'>;
   inFlight: Gauge;
   atsLatency: Histogram<'platform' | 'outcome'>;
@@ -24,6 +25,12 @@ export function createConsumerMetrics(role: string): ConsumerMetrics {
     delivered: new Counter({ name: 'ats_relay_delivered_total', help: 'Applications delivered to an ATS', labelNames: ['platform'], registers: [registry] }),
     duplicates: new Counter({ name: 'ats_relay_duplicates_total', help: 'Records acknowledged without an ATS call (already delivered)', labelNames: ['reason'], registers: [registry] }),
     retried: new Counter({ name: 'ats_relay_retried_total', help: 'Records sent to a retry tier', labelNames: ['tier'], registers: [registry] }),
+    deferred: new Counter({
+      name: 'ats_relay_deferred_total',
+      help: 'Records deferred without using a try (throttled, or the application held by another process), waiting in process or parked on a tier',
+      labelNames: ['reason', 'where'],
+      registers: [registry],
+    }),
     deadLettered: new Counter({ name: 'ats_relay_dead_lettered_total', help: 'Records sent to the DLQ, by error code', labelNames: ['code'], registers: [registry] }),
     inFlight: new Gauge({ name: 'ats_relay_in_flight', help: 'Deliveries in flight in this process', registers: [registry] }),
     atsLatency: new Histogram({

@@ -6,6 +6,7 @@
  * and when it may run again: now + tier delay × (1 ± jitter), never before the ATS's Retry-After.
  */
 import type { RetryTier } from '../lib/config.ts';
+import type { DeadLetterReason } from '../lib/headers.ts';
 
 export interface RouteInput {
   retriable: boolean;
@@ -16,7 +17,7 @@ export interface RouteInput {
 
 export type Route =
   | { kind: 'retry'; tier: RetryTier; tryCount: number; dueAt: number }
-  | { kind: 'dlq'; tryCount: number; reason: 'non_retriable' | 'retries_exhausted' };
+  | { kind: 'dlq'; tryCount: number; reason: DeadLetterReason };
 
 export interface RouterOptions {
   tiers: RetryTier[];

@@ -83,13 +83,17 @@ export async function runMain<O extends Options>(spec: MainSpec<O>, argv = proce
       }
     })());
 
-  const onSignal = (sig: NodeJS.Signals): void => {
-    signalled(sig);
+  /** Whatever the reason for stopping, closing is bounded: past SHUTDOWN_TIMEOUT_MS the process just exits. */
+  const boundShutdown = (): void => {
     const timer = setTimeout(() => {
       process.stderr.write(`${spec.name}: shutdown took longer than ${config.http.shutdownTimeoutMs} ms, exiting\n`);
       process.exit(1);
     }, config.http.shutdownTimeoutMs);
     timer.unref();
+  };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signalled(sig);
+    boundShutdown();
     void closeAll().then(() => process.exit(0));
   };
   process.once('SIGTERM', onSignal);
@@ -106,6 +110,7 @@ export async function runMain<O extends Options>(spec: MainSpec<O>, argv = proce
     await closeAll();
     process.exit(code ?? 0);
   } catch (err) {
+    boundShutdown();
     if (err instanceof UsageError || err instanceof ConfigError) {
       process.stderr.write(`${spec.name}: ${err.message}\n`);
       await closeAll();

@@ -44,6 +44,11 @@ const V = {
   // Kafka
   KAFKA_BROKERS: declare({ env: 'KAFKA_BROKERS', default: '127.0.0.1:9092', doc: 'Comma-separated Kafka bootstrap servers.' }),
   KAFKA_CLIENT_ID: declare({ env: 'KAFKA_CLIENT_ID', default: 'ats-relay', doc: 'Kafka client id prefix (shows in broker logs and quotas).' }),
+  KAFKA_SESSION_TIMEOUT_MS: declare({
+    env: 'KAFKA_SESSION_TIMEOUT_MS',
+    default: '10000',
+    doc: "Consumer-group session: how long a dead member's partitions wait before the group hands them on. Handlers never block heartbeats, so slow ATS calls do not need a long one.",
+  }),
   SCHEMA_REGISTRY_URL: declare({ env: 'SCHEMA_REGISTRY_URL', default: 'http://127.0.0.1:8081/apis/ccompat/v7', doc: 'Confluent-compatible Schema Registry base URL (Apicurio ccompat or Confluent).' }),
 
   // Topics
@@ -101,6 +106,8 @@ const V = {
   LOG_LEVEL: declare({ env: 'LOG_LEVEL', default: 'info', doc: 'pino log level (fatal, error, warn, info, debug, trace, silent).' }),
   HTTP_PORT: declare({ env: 'HTTP_PORT', default: '9464', doc: 'Port of a consumer\'s /healthz, /readyz and /metrics (0 = any free port).' }),
   API_PORT: declare({ env: 'API_PORT', default: '3000', doc: 'Port of the integrations HTTP API.' }),
+  CONSOLE_SESSION_TTL_MS: declare({ env: 'CONSOLE_SESSION_TTL_MS', default: '28800000', doc: 'How long a web console sign-in lasts (8 hours); the session also ends with a sign-out or the revocation of its API token.' }),
+  CONSOLE_COOKIE_SECURE: declare({ env: 'CONSOLE_COOKIE_SECURE', default: 'false', doc: 'Mark the web console\'s cookies Secure (HTTPS only): true in production behind TLS.' }),
   ATS_SANDBOX_PORT: declare({ env: 'ATS_SANDBOX_PORT', default: '4010', doc: 'Port of the ATS sandbox (npm run sandbox).' }),
   SHUTDOWN_TIMEOUT_MS: declare({ env: 'SHUTDOWN_TIMEOUT_MS', default: '30000', doc: 'Upper bound for a graceful shutdown after SIGTERM.' }),
 
@@ -114,6 +121,7 @@ const V = {
   STACK_REGISTRY_LINE: declare({ env: 'STACK_REGISTRY_LINE', default: 'auto', doc: 'Apicurio line the local stack runs: 3 (3.3.x, needs Java 21+), 2 (2.6.x on Java 17) or auto (3 when a Java 21+ is found).' }),
   STACK_JAVA21_HOME: declare({ env: 'STACK_JAVA21_HOME', doc: 'A Java 21+ home for Apicurio 3.x; found under /usr/lib/jvm when unset. Without one the stack runs Apicurio 2.6 on Java 17.' }),
   STACK_READY_TIMEOUT_MS: declare({ env: 'STACK_READY_TIMEOUT_MS', default: '180000', doc: 'How long `stack up` waits for each service to answer.' }),
+  TEST_STACK: declare({ env: 'TEST_STACK', default: 'local', doc: 'What `npm test` runs against: local (the stack above, no Docker) or containers (testcontainers: the images of docker-compose.yml; needs a Docker engine).' }),
 } as const;
 
 export const CONFIG_VARS: readonly ConfigVar[] = vars;
@@ -138,7 +146,7 @@ export interface TopicsConfig {
 }
 
 export interface Config {
-  kafka: { brokers: string[]; clientId: string };
+  kafka: { brokers: string[]; clientId: string; sessionTimeoutMs: number };
   schemaRegistry: { url: string };
   topics: TopicsConfig;
   retry: { jitter: number };
@@ -180,6 +188,7 @@ export interface Config {
   /** Inbound webhooks and job import (the way back from the ATS). */
   inbound: { statusTopic: string; jobsTopic: string; publicBaseUrl: string; webhookMaxBytes: number; webhookToleranceMs: number; jobSyncIntervalMs: number };
   http: { port: number; apiPort: number; sandboxPort: number; shutdownTimeoutMs: number };
+  console: { sessionTtlMs: number; cookieSecure: boolean };
   stack: {
     home: string;
     kafkaVersion: string;
@@ -194,6 +203,8 @@ export interface Config {
     mailWebPort: number;
     java21Home: string | undefined;
     registryLine: 'auto' | '2' | '3';
+    /** `npm test`'s stack: the local one (no Docker) or testcontainers (test/support/containers.ts). */
+    testStack: 'local' | 'containers';
     readyTimeoutMs: number;
   };
 }
@@ -400,7 +411,7 @@ export function loadConfig(env: Env = process.env): Config {
   const partitions = r.int(V.TOPIC_PARTITIONS, 1, 10_000);
 
   const config: Config = {
-    kafka: { brokers, clientId: r.str(V.KAFKA_CLIENT_ID) },
+    kafka: { brokers, clientId: r.str(V.KAFKA_CLIENT_ID), sessionTimeoutMs: r.int(V.KAFKA_SESSION_TIMEOUT_MS, 6_000) },
     schemaRegistry: { url: registryUrl },
     topics: {
       applications,
@@ -463,6 +474,7 @@ export function loadConfig(env: Env = process.env): Config {
       sandboxPort: r.int(V.ATS_SANDBOX_PORT, 0, 65_535),
       shutdownTimeoutMs: r.int(V.SHUTDOWN_TIMEOUT_MS, 1_000),
     },
+    console: { sessionTtlMs: r.int(V.CONSOLE_SESSION_TTL_MS, 60_000), cookieSecure: r.bool(V.CONSOLE_COOKIE_SECURE) },
     stack: {
       home: expandHome(r.str(V.STACK_HOME)),
       kafkaVersion: r.str(V.STACK_KAFKA_VERSION),
@@ -482,6 +494,11 @@ export function loadConfig(env: Env = process.env): Config {
         return line as 'auto' | '2' | '3';
       }, 'auto'),
       readyTimeoutMs: r.int(V.STACK_READY_TIMEOUT_MS, 1_000),
+      testStack: r.guard(() => {
+        const stack = r.str(V.TEST_STACK);
+        if (stack !== 'local' && stack !== 'containers') r.fail(V.TEST_STACK, `must be local or containers, got "${stack}"`);
+        return stack as 'local' | 'containers';
+      }, 'local'),
     },
   };
 
@@ -503,6 +520,7 @@ export function envFromConfig(config: Config): Record<string, string> {
   const env: Record<string, string> = {
     KAFKA_BROKERS: config.kafka.brokers.join(','),
     KAFKA_CLIENT_ID: config.kafka.clientId,
+    KAFKA_SESSION_TIMEOUT_MS: String(config.kafka.sessionTimeoutMs),
     SCHEMA_REGISTRY_URL: config.schemaRegistry.url,
     TOPIC_APPLICATIONS: config.topics.applications,
     TOPIC_PARTITIONS: String(config.topics.partitions),
@@ -549,6 +567,8 @@ export function envFromConfig(config: Config): Record<string, string> {
     JOB_SYNC_INTERVAL_MS: String(config.inbound.jobSyncIntervalMs),
     HTTP_PORT: String(config.http.port),
     API_PORT: String(config.http.apiPort),
+    CONSOLE_SESSION_TTL_MS: String(config.console.sessionTtlMs),
+    CONSOLE_COOKIE_SECURE: String(config.console.cookieSecure),
     ATS_SANDBOX_PORT: String(config.http.sandboxPort),
     SHUTDOWN_TIMEOUT_MS: String(config.http.shutdownTimeoutMs),
     STACK_HOME: config.stack.home,
@@ -559,6 +579,7 @@ export function envFromConfig(config: Config): Record<string, string> {
     STACK_S3_HEAP_MB: String(config.stack.s3HeapMb),
     STACK_READY_TIMEOUT_MS: String(config.stack.readyTimeoutMs),
     STACK_REGISTRY_LINE: config.stack.registryLine,
+    TEST_STACK: config.stack.testStack,
   };
   if (config.crypto.encryptionKeys && config.crypto.source === 'env') env.ATS_RELAY_ENCRYPTION_KEYS = config.crypto.encryptionKeys;
   if (config.stack.java21Home) env.STACK_JAVA21_HOME = config.stack.java21Home;

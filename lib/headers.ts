@@ -17,6 +17,10 @@ export const HEADER = {
   originalOffset: 'ats-original-offset',
   originalTimestamp: 'ats-original-timestamp',
   failedBy: 'ats-failed-by',
+  /** On DLQ records: `non_retriable` (refused at once, retrying cannot help) or `retries_exhausted`. */
+  deadLetterReason: 'ats-dead-letter-reason',
+  deferredFor: 'ats-deferred-for',
+  deferralCount: 'ats-deferral-count',
   redriveId: 'ats-redrive-id',
   redriveCount: 'ats-redrive-count',
   redrivenAt: 'ats-redriven-at',
@@ -57,6 +61,8 @@ export function clipUtf8(text: string, maxBytes = ERROR_MESSAGE_MAX_BYTES): stri
   return `${out}...`;
 }
 
+export type DeadLetterReason = 'non_retriable' | 'retries_exhausted';
+
 export interface FailureInfo {
   code: string;
   message: string;
@@ -71,19 +77,24 @@ export interface SourceRecord {
   headers: HeaderMap;
 }
 
-/**
- * Headers for the next hop: the source's own headers, the original coordinates from the first
- * failure (kept on later hops), the latest error replacing the previous one.
- */
-export function failureHeaders(source: SourceRecord, failure: FailureInfo, next: { tryCount: number; dueAt?: number; failedBy: string; now: number }): HeaderMap {
+/** The source's headers plus where the record was first consumed (set on its first hop, then kept). */
+function withOriginalCoordinates(source: SourceRecord): HeaderMap {
   const h = { ...source.headers };
-  const first = h[HEADER.originalTopic] === undefined;
-  if (first) {
+  if (h[HEADER.originalTopic] === undefined) {
     h[HEADER.originalTopic] = source.topic;
     h[HEADER.originalPartition] = String(source.partition);
     h[HEADER.originalOffset] = source.offset;
     h[HEADER.originalTimestamp] = source.timestamp;
   }
+  return h;
+}
+
+/**
+ * Headers for the next hop: the source's own headers, the original coordinates from the first
+ * failure (kept on later hops), the latest error replacing the previous one.
+ */
+export function failureHeaders(source: SourceRecord, failure: FailureInfo, next: { tryCount: number; dueAt?: number; failedBy: string; now: number; deadLetterReason?: DeadLetterReason }): HeaderMap {
+  const h = withOriginalCoordinates(source);
   h[HEADER.firstFailureAt] ??= String(next.now);
   h[HEADER.tryCount] = String(next.tryCount);
   if (next.dueAt === undefined) delete h[HEADER.dueAt];
@@ -93,5 +104,25 @@ export function failureHeaders(source: SourceRecord, failure: FailureInfo, next:
   if (failure.status === undefined) delete h[HEADER.errorStatus];
   else h[HEADER.errorStatus] = String(failure.status);
   h[HEADER.failedBy] = next.failedBy;
+  if (next.deadLetterReason === undefined) delete h[HEADER.deadLetterReason];
+  else h[HEADER.deadLetterReason] = next.deadLetterReason;
+  // This hop is a failure: a deferral mark from an earlier hop no longer describes it.
+  delete h[HEADER.deferredFor];
+  return h;
+}
+
+/**
+ * Headers for a deferral hop (throttled, or another process holds the application): the record is
+ * parked on a tier until `dueAt` without a try being used. `ats-try-count` and the latest error stay
+ * as they were; `ats-deferred-for` says why this hop happened, `ats-deferral-count` how often.
+ */
+export function deferralHeaders(source: SourceRecord, next: { reason: string; dueAt: number; failedBy: string }): HeaderMap {
+  const h = withOriginalCoordinates(source);
+  h[HEADER.tryCount] = String(tryCountOf(source.headers));
+  h[HEADER.dueAt] = String(next.dueAt);
+  h[HEADER.deferredFor] = next.reason;
+  h[HEADER.deferralCount] = String((headerInt(source.headers, HEADER.deferralCount) ?? 0) + 1);
+  h[HEADER.failedBy] = next.failedBy;
+  delete h[HEADER.deadLetterReason]; // a redriven dead letter parked again is no longer one
   return h;
 }

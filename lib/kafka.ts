@@ -142,14 +142,16 @@ export interface GroupConsumerOptions {
 
 /**
  * The consumer every ats-relay role uses: handlers return at once (work continues outside
- * eachBatch), so the default 3 s heartbeat keeps the member alive however slow the work; fetches are
- * generous because accepting records is cheap and full partitions pause themselves.
+ * eachBatch), so heartbeats keep the member alive however slow the work, and the session can be
+ * short: a SIGKILLed member's partitions move on after `sessionTimeoutMs` (10 s by default), not
+ * the 30 s of kafkajs' default. Three heartbeats fit in a session. Fetches are generous because
+ * accepting records is cheap and full partitions pause themselves.
  */
 export function createGroupConsumer(kafka: Kafka, opts: GroupConsumerOptions): Consumer {
   return kafka.consumer({
     groupId: opts.groupId,
     sessionTimeout: opts.sessionTimeoutMs,
-    heartbeatInterval: 3_000,
+    heartbeatInterval: Math.min(3_000, Math.floor(opts.sessionTimeoutMs / 3)),
     maxBytesPerPartition: 262_144,
     maxWaitTimeInMs: opts.maxWaitTimeMs,
   });
@@ -178,6 +180,15 @@ export interface ManualCommitRunOptions {
   logger: Logger;
   /** After every group join, with this member's partitions per topic. */
   onJoin(assignment: Record<string, number[]>): void;
+  /**
+   * The client crashed. `fatal`: it gave up (a non-retriable error, or more than `maxRestarts`
+   * crashes within `restartWindowMs`) and will not fetch again: the owner must close and exit
+   * non-zero so its supervisor restarts it. Otherwise kafkajs rejoins by itself (`onJoin` follows).
+   */
+  onCrash(err: Error, fatal: boolean): void;
+  /** Restarts tolerated within `restartWindowMs` before a crash counts as fatal (default 3). */
+  maxRestarts?: number;
+  restartWindowMs?: number;
   eachBatch: EachBatchHandler;
 }
 
@@ -187,11 +198,37 @@ export interface ManualCommitRunOptions {
  * record's outcome is durable, so this is the one way they run.
  */
 export async function runManualCommit(consumer: Consumer, opts: ManualCommitRunOptions): Promise<void> {
+  const maxRestarts = opts.maxRestarts ?? 3;
+  const windowMs = opts.restartWindowMs ?? 120_000;
+  const restarts: number[] = [];
+  let gaveUp = false;
   consumer.on(consumer.events.GROUP_JOIN, (e) => opts.onJoin(e.payload.memberAssignment));
-  consumer.on(consumer.events.CRASH, (e) => opts.logger.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed'));
+  consumer.on(consumer.events.CRASH, (e) => {
+    if (gaveUp) return;
+    const now = Date.now();
+    while (restarts.length > 0 && restarts[0]! < now - windowMs) restarts.shift();
+    restarts.push(now);
+    const fatal = !e.payload.restart || restarts.length > maxRestarts;
+    const err = e.payload.error;
+    opts.logger.error({ err, restart: e.payload.restart, crashesInWindow: restarts.length, fatal }, fatal ? 'consumer crashed for good' : 'consumer crashed; the client restarts it');
+    if (fatal) {
+      gaveUp = true;
+      // A restart may be scheduled already: disconnecting cancels it, so the member stays gone.
+      if (e.payload.restart) consumer.disconnect().catch(() => undefined);
+    }
+    opts.onCrash(err, fatal);
+  });
   await consumer.connect();
   for (const topic of opts.topics) await consumer.subscribe({ topic, fromBeginning: opts.fromBeginning ?? true });
   await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch: opts.eachBatch });
+}
+
+/** A promise that rejects with the first fatal error handed to `fail`, for owners to race against their work. */
+export function crashSignal(): { failed: Promise<never>; fail(err: Error): void } {
+  let fail: (err: Error) => void = () => undefined;
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => undefined); // owners that never look at it must not see an unhandled rejection
+  return { failed, fail };
 }
 
 export async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T>): Promise<T> {

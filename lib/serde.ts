@@ -10,7 +10,7 @@
  * on version N sees exactly the fields of version N, whatever version produced the record.
  */
 import { readFileSync } from 'node:fs';
-import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import type { ApplicationSubmitted } from './application.ts';
 import { RelayError } from './errors.ts';
@@ -88,9 +88,96 @@ function registryError(err: unknown, action: string, context: Record<string, unk
   return new SerdeError('registry_unavailable', `${action}: schema registry unavailable: ${message}`, { retriable: true, status, cause: err, context });
 }
 
+const WANTED_COMPATIBILITY = 'BACKWARD';
+/** Levels that include BACKWARD: a subject set stricter on purpose is left as it is. */
+const SATISFIES_BACKWARD = new Set([WANTED_COMPATIBILITY, 'BACKWARD_TRANSITIVE', 'FULL', 'FULL_TRANSITIVE']);
+const REGISTRY_JSON = 'application/vnd.schemaregistry.v1+json';
+
+/** An HTTP answer from the registry that is not a success, with the registry's own words. */
+class RegistryHttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function registryCall(url: string, init: { method: string; body?: unknown }): Promise<unknown> {
+  const res = await fetch(url, {
+    method: init.method,
+    headers: { accept: REGISTRY_JSON, ...(init.body === undefined ? {} : { 'content-type': REGISTRY_JSON }) },
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+  });
+  const text = await res.text();
+  if (!res.ok) {
+    let message = text;
+    try {
+      message = (JSON.parse(text) as { message?: string }).message ?? text;
+    } catch {
+      // not JSON: keep the raw text
+    }
+    throw new RegistryHttpError(res.status, `${init.method} ${new URL(url).pathname}: HTTP ${res.status}: ${message.slice(0, 500)}`);
+  }
+  return text ? JSON.parse(text) : undefined;
+}
+
+/** Retries what may pass on a second try (no answer, 5xx, 408/429); a 4xx verdict is final. */
+async function withRetry<T>(retry: RegistryRetry, fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const status = (err as { status?: number }).status;
+      const final = status !== undefined && status < 500 && status !== 408 && status !== 429;
+      if (final || attempt >= retry.retries) throw err;
+      const backoffSecs = Math.min(retry.maxRetryTimeInSecs, retry.initialRetryTimeInSecs * 2 ** attempt);
+      await new Promise((r) => setTimeout(r, backoffSecs * 1000 * (0.8 + Math.random() * 0.4)));
+    }
+  }
+}
+
+/**
+ * Register `schema` under `subject` and make sure the subject's compatibility is BACKWARD, safely
+ * when any number of processes do the same at once on a new subject.
+ *
+ * The registry client's own register() reads the config, registers, then creates the config when it
+ * read none: two processes starting together both read none, and the loser's create is refused
+ * ("A rule named 'COMPATIBILITY' already exists" on Apicurio). Registering the same schema is
+ * idempotent on the registry's side; for the config, a refused write is success once the config
+ * reads as wanted.
+ */
+async function registerIdempotently(registryUrl: string, subject: string, schema: string, retry: RegistryRetry): Promise<number> {
+  const base = registryUrl.replace(/\/+$/, '');
+  const configUrl = `${base}/config/${encodeURIComponent(subject)}`;
+  const registered = await withRetry(retry, () =>
+    registryCall(`${base}/subjects/${encodeURIComponent(subject)}/versions`, { method: 'POST', body: { schema } }),
+  );
+  const id = (registered as { id?: unknown }).id;
+  if (typeof id !== 'number') throw new Error(`register: the registry answered without a schema id: ${JSON.stringify(registered)}`);
+
+  const readCompatibility = async (): Promise<string | undefined> => {
+    try {
+      const config = (await withRetry(retry, () => registryCall(configUrl, { method: 'GET' }))) as { compatibilityLevel?: string; compatibility?: string };
+      return (config.compatibilityLevel ?? config.compatibility)?.toUpperCase();
+    } catch (err) {
+      if ((err as { status?: number }).status === 404) return undefined; // no subject-level config yet
+      throw err;
+    }
+  };
+  if (SATISFIES_BACKWARD.has((await readCompatibility()) ?? '')) return id;
+  try {
+    await withRetry(retry, () => registryCall(configUrl, { method: 'PUT', body: { compatibility: WANTED_COMPATIBILITY } }));
+  } catch (err) {
+    // A concurrent starter may have written it first; what matters is what the subject says now.
+    if (!SATISFIES_BACKWARD.has((await readCompatibility()) ?? '')) throw err;
+  }
+  return id;
+}
+
 export function createEventCodec<T = ApplicationSubmitted>(opts: EventCodecOptions): EventCodec<T> {
-  const retry = { ...DEFAULT_RETRY, ...opts.retry, factor: 0.2, multiplier: 2 };
-  const registry = new SchemaRegistry({ host: opts.registryUrl, retry });
+  const retry: RegistryRetry = { ...DEFAULT_RETRY, ...opts.retry };
+  const registry = new SchemaRegistry({ host: opts.registryUrl, retry: { ...retry, factor: 0.2, multiplier: 2 } });
   const schema = opts.schema ?? loadApplicationSchema();
   const readerType = avro.Type.forSchema(schema);
   const subject = `${opts.topic}-value`;
@@ -101,9 +188,8 @@ export function createEventCodec<T = ApplicationSubmitted>(opts: EventCodecOptio
   const readers = new Map<number, Promise<(body: Buffer) => T>>();
 
   function register(): Promise<number> {
-    schemaId ??= registry
-      .register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject, compatibility: COMPATIBILITY.BACKWARD })
-      .then((r) => (knownId = r.id))
+    schemaId ??= registerIdempotently(opts.registryUrl, subject, JSON.stringify(schema), retry)
+      .then((id) => (knownId = id))
       .catch((err: unknown) => {
         schemaId = undefined; // a later call tries again
         throw registryError(err, 'register', { subject });

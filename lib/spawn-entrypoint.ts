@@ -1,6 +1,8 @@
 /**
  * Run one of the project's entrypoints as a real child process (as an operator would): the demo
  * and the benchmarks start the pipeline this way, and tests that kill, restart or signal a process.
+ * Development tooling only (not in the production build): sources run through tsx, or with
+ * `built` the JavaScript `npm run build` emitted for them, with plain node as production runs it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { childEnv } from './process-env.ts';
@@ -12,8 +14,14 @@ export interface TsProcess {
   exited: Promise<number | string>;
 }
 
-export function spawnTs(script: string, args: string[], env: Record<string, string>): TsProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+/** `consumers/cli.ts` → `dist/consumers/cli.js` (scripts/build.ts keeps the sources' layout). */
+export function builtPath(script: string): string {
+  return `dist/${script.replace(/\.ts$/, '.js')}`;
+}
+
+export function spawnTs(script: string, args: string[], env: Record<string, string>, opts: { built?: boolean } = {}): TsProcess {
+  const argv = opts.built ? [builtPath(script), ...args] : ['--import', 'tsx', script, ...args];
+  const child = spawn(process.execPath, argv, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));

@@ -3,14 +3,16 @@
  * the API key as user (missing → 401, wrong → 403). Business errors are HTTP 200 with
  * `success: false`; the sandbox sends both envelopes the docs show (`errorInfo` and `errors[]`).
  *   apiKey.info, candidate.search, candidate.create, candidate.info, candidate.uploadResume,
- *   application.create, application.info, file.createFileUploadHandle
- * Resume uploads go to the URL the handle call returns (`PUT /ashby/_uploads/{handle}`, no auth,
- * standing in for the presigned storage URL).
+ *   application.create, application.info, job.info, file.createFileUploadHandle
+ * Resume uploads go to the URL the handle call returns (`POST /ashby/_uploads/{handle}`, no auth,
+ * standing in for the presigned storage URL): multipart/form-data carrying every field the handle
+ * call returned and the file last, named `file`, as Ashby documents; anything else is a 403, as a
+ * storage service refuses a request that does not match its signed policy.
  */
 import { randomUUID } from 'node:crypto';
 import type { SandboxRecord, SandboxState, Tenant } from './state.ts';
 import { fileSummary, type VendorEmulation } from './vendor.ts';
-import { basicAuth, header, isEmail, jsonBody, mediaType, reply, type SandboxReply, type SandboxRequest } from './wire.ts';
+import { basicAuth, isEmail, jsonBody, mediaType, multipartBody, reply, type SandboxReply, type SandboxRequest } from './wire.ts';
 import { ashbyJobList } from './jobs.ts';
 
 function fail(code: string, message: string): SandboxReply {
@@ -68,9 +70,17 @@ const methods: Record<string, Rpc> = {
   'file.createFileUploadHandle': (b, tenant, state, req) => {
     if (b.fileUploadContext !== 'CandidateResume') return fail('invalid_input', 'fileUploadContext must be CandidateResume');
     if (typeof b.filename !== 'string' || !b.filename) return fail('invalid_input', 'filename is required');
+    if (typeof b.contentType !== 'string' || !Number.isSafeInteger(b.contentLength)) return fail('invalid_input', 'contentType and contentLength are required');
     const handle = randomUUID();
-    state.uploads.set(handle, { tenant, fileName: b.filename, contentType: String(b.contentType ?? 'application/octet-stream'), bytes: null });
-    return ok({ handle, url: `${req.origin}/ashby/_uploads/${handle}` });
+    const fields = { key: `uploads/${handle}/${b.filename}`, policy: Buffer.from(JSON.stringify({ handle })).toString('base64'), 'x-amz-signature': randomUUID().replace(/-/g, '') };
+    state.uploads.set(handle, { tenant, fileName: b.filename, contentType: b.contentType, bytes: null, fields });
+    return ok({ handle, url: `${req.origin}/ashby/_uploads/${handle}`, fields });
+  },
+
+  'job.info': (b, tenant) => {
+    if (typeof b.id !== 'string') return fail('invalid_input', 'id is required');
+    // Assumption (unconfirmed): Ashby names an unknown job with this code.
+    return tenant.hasJob(b.id) ? ok({ id: b.id, title: `Job ${b.id}`, status: 'Open' }) : fail('job_not_found', 'No job with that id');
   },
 
   'candidate.uploadResume': (b, tenant, state) => {
@@ -80,6 +90,8 @@ const methods: Record<string, Rpc> = {
     const upload = state.uploads.get(b.resumeHandle);
     if (!upload || upload.tenant !== tenant || !upload.bytes) return fail('invalid_input', 'resumeHandle does not name an uploaded file');
     c.resumeFileHandle = { id: randomUUID(), name: upload.fileName, handle: b.resumeHandle, ...fileSummary(upload.fileName, upload.contentType, upload.bytes) };
+    // Counted so tests can tell a resume attached once from one replaced by a second upload.
+    c.resumeUploads = Number(c.resumeUploads ?? 0) + 1;
     state.uploads.delete(b.resumeHandle);
     return ok(candidateView(tenant, c));
   },
@@ -115,11 +127,19 @@ const methods: Record<string, Rpc> = {
 
 function upload(req: SandboxRequest, state: SandboxState, handle: string): SandboxReply {
   const entry = state.uploads.get(handle);
-  if (req.method !== 'PUT' || !entry) return reply(403, { message: 'Upload URL is invalid or expired' });
-  if (req.body.length === 0) return reply(400, { message: 'Empty upload' });
-  entry.bytes = Buffer.from(req.body);
-  if (header(req, 'content-type')) entry.contentType = header(req, 'content-type')!;
-  return reply(200, {});
+  if (req.method !== 'POST' || !entry) return reply(403, { message: 'Upload URL is invalid or expired' });
+  const parts = multipartBody(req);
+  if (!parts) return reply(403, { message: 'The upload must be multipart/form-data' });
+  const file = parts[parts.length - 1];
+  if (!file || file.name !== 'file' || file.fileName === undefined) return reply(403, { message: 'The last form field must be the file, named "file"' });
+  for (const [name, value] of Object.entries(entry.fields)) {
+    const part = parts.find((p) => p.name === name);
+    if (!part || part.data.toString('utf8') !== value) return reply(403, { message: `Form field "${name}" is missing or does not match the policy` });
+  }
+  if (file.data.length === 0) return reply(400, { message: 'Empty upload' });
+  entry.bytes = Buffer.from(file.data);
+  if (file.contentType) entry.contentType = file.contentType;
+  return reply(204);
 }
 
 export const ashby: VendorEmulation = {

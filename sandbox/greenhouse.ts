@@ -240,8 +240,12 @@ function v3(req: SandboxRequest, state: SandboxState, tenant: Tenant): SandboxRe
     return reply(201, createApplication(state, tenant, body.candidate_id as number, { job_id: body.job_id, source_id: body.source_id }));
   }
   if (req.method === 'GET' && path === '/v3/attachments') {
-    const appId = q.get('application_id');
-    return reply(200, appId ? tenant.indexed(`atts:${appId}`) : [...tenant.attachments.values()]);
+    // Harvest v3 filters by comma lists (application_ids, candidate_ids); an unknown filter is refused.
+    const unknown = [...q.keys()].find((k) => !['application_ids', 'candidate_ids', 'per_page', 'cursor', 'type'].includes(k));
+    if (unknown) return reply(400, { message: `Unknown query parameter: ${unknown}` });
+    const appIds = q.get('application_ids')?.split(',').filter(Boolean);
+    const list = appIds ? appIds.flatMap((id) => tenant.indexed(`atts:${id}`)) : [...tenant.attachments.values()];
+    return reply(200, list.filter((a) => !q.get('type') || a.type === q.get('type')));
   }
   if (req.method === 'POST' && path === '/v3/attachments') {
     const body = jsonBody(req);

@@ -11,7 +11,9 @@
  *                              attachments, stats, reset, files (resumes on loopback)
  *
  * Order for each vendor request: find the tenant → count it → faults that match fire (latency,
- * bad credentials, 5xx, 429, hang, reset, canned answer) → the tenant's rate limit → the vendor.
+ * bad credentials, 5xx, 429, hang, reset, canned answer, ghost) → the tenant's rate limit → the vendor.
+ * A ghost fault lets the vendor commit the write and then loses the answer (a 500 or a reset): what
+ * a client sees when the ATS did the work but the response never arrived.
  */
 import { createHash } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -187,6 +189,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         case 'respond':
           send(res, reply(f.status ?? 500, f.body, f.headers));
           return true;
+        case 'ghost': {
+          await vendor.handle(sreq, state, tenant);
+          if (f.status === 0) {
+            const socket = res.socket as (Socket & { resetAndDestroy?: () => void }) | null;
+            if (socket?.resetAndDestroy) socket.resetAndDestroy();
+            else socket?.destroy();
+          } else {
+            send(res, reply(f.status ?? 500, vendor.errorBody(f.status ?? 500, 'Injected failure after the write committed (sandbox)')));
+          }
+          return true;
+        }
       }
     }
     return false;
@@ -252,7 +265,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     }
     if (path === '/faults' && method === 'POST') {
       const spec = json() as FaultSpec | undefined;
-      const kinds = ['latency', 'error', 'rate_limit', 'hang', 'reset', 'bad_credentials', 'respond'];
+      const kinds = ['latency', 'error', 'rate_limit', 'hang', 'reset', 'bad_credentials', 'respond', 'ghost'];
       if (!spec || !kinds.includes(spec.kind)) return reply(400, { error: `expected {kind: ${kinds.join('|')}, platform?, tenant?, path?, method?, times?, …}` });
       return reply(201, state.addFault(spec));
     }

@@ -81,7 +81,7 @@ export function tenantKey(platform: Platform, tenant: string): string {
   return `${platform}:${tenant}`;
 }
 
-export type FaultKind = 'latency' | 'error' | 'rate_limit' | 'hang' | 'reset' | 'bad_credentials' | 'respond';
+export type FaultKind = 'latency' | 'error' | 'rate_limit' | 'hang' | 'reset' | 'bad_credentials' | 'respond' | 'ghost';
 
 export interface FaultSpec {
   kind: FaultKind;
@@ -95,7 +95,11 @@ export interface FaultSpec {
   times?: number;
   /** latency: added delay. */
   ms?: number;
-  /** error: HTTP status (default 503) and the share of matching requests that fail (default 1). */
+  /**
+   * error: HTTP status (default 503) and the share of matching requests that fail (default 1).
+   * ghost: the vendor commits the write, then the answer is lost — `status` (default 500), or the
+   * connection reset when `status` is 0.
+   */
   status?: number;
   rate?: number;
   /** rate_limit: Retry-After seconds (default 1). */
@@ -124,7 +128,8 @@ export class SandboxState {
   /** Greenhouse v3 access tokens. */
   readonly tokens = new Map<string, { tenant: Tenant; sub: string; expiresAt: number }>();
   /** Ashby file upload handles. */
-  readonly uploads = new Map<string, { tenant: Tenant; fileName: string; contentType: string; bytes: Buffer | null }>();
+  /** Ashby upload handles: the form fields the storage expects, and the bytes once uploaded. */
+  readonly uploads = new Map<string, { tenant: Tenant; fileName: string; contentType: string; bytes: Buffer | null; fields: Record<string, string> }>();
   readonly files = new Map<string, FileEntry>();
   faults: Fault[] = [];
   readonly stats = { requests: 0, byPlatform: {} as Record<string, number>, byStatus: {} as Record<string, number>, faultsFired: 0 };

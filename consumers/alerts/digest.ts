@@ -28,6 +28,8 @@ export interface DeadLetterFact {
   errorCode: string;
   errorMessage: string | undefined;
   applicationId: string | undefined;
+  /** Refused at once (a final answer) rather than after the retry ladder ran out. */
+  refusedAtOnce: boolean;
 }
 
 export interface DecodedFields {
@@ -52,6 +54,8 @@ export function factOf(
     errorCode: record.headers[HEADER.errorCode] || UNKNOWN,
     errorMessage: record.headers[HEADER.errorMessage],
     applicationId: decoded?.applicationId,
+    // Records dead-lettered before the reason header existed: one try means nothing was retried.
+    refusedAtOnce: (record.headers[HEADER.deadLetterReason] ?? ((headerInt(record.headers, HEADER.tryCount) ?? 1) <= 1 ? 'non_retriable' : '')) === 'non_retriable',
   };
 }
 
@@ -77,6 +81,8 @@ export interface GroupCounts {
   platform: string;
   errorCode: string;
   count: number;
+  /** Of `count`, refused at once (the rest exhausted their retries). */
+  refused: number;
   firstFailureAt: number;
   lastFailureAt: number;
   samples: string[];
@@ -141,6 +147,7 @@ export class Digest {
         platform: fact.platform,
         errorCode: fact.errorCode,
         count: 0,
+        refused: 0,
         firstFailureAt: fact.firstFailureAt,
         lastFailureAt: fact.deadAt,
         samples: [],
@@ -153,6 +160,7 @@ export class Digest {
       part.groups.set(gk, g);
     }
     g.count++;
+    if (fact.refusedAtOnce) g.refused++;
     g.firstFailureAt = Math.min(g.firstFailureAt, fact.firstFailureAt);
     g.lastFailureAt = Math.max(g.lastFailureAt, fact.deadAt);
     g.lastOffset = fact.offset;
@@ -196,6 +204,7 @@ export class Digest {
             platform: g.platform,
             errorCode: g.errorCode,
             count: 0,
+            refused: 0,
             firstFailureAt: g.firstFailureAt,
             lastFailureAt: g.lastFailureAt,
             samples: [],
@@ -207,6 +216,7 @@ export class Digest {
           merged.set(gk, m);
         }
         m.count += g.count;
+        m.refused += g.refused;
         m.firstFailureAt = Math.min(m.firstFailureAt, g.firstFailureAt);
         m.lastFailureAt = Math.max(m.lastFailureAt, g.lastFailureAt);
         for (const s of g.samples) if (m.samples.length < this.limits.maxSamples && !m.samples.includes(s)) m.samples.push(s);
@@ -286,6 +296,24 @@ export function renderSubject(groups: GroupSummary[], ctx: Pick<RenderContext, '
 
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
+/** How a group's records ended up here, in words: refused at once, retries exhausted, or both. */
+function howItEnded(g: Pick<GroupCounts, 'count' | 'refused'>): string {
+  const exhausted = g.count - g.refused;
+  if (exhausted === 0) return 'refused at once';
+  if (g.refused === 0) return 'retries exhausted';
+  return `${g.refused} refused at once, ${exhausted} after retries ran out`;
+}
+
+function headline(groups: GroupCounts[], total: number, company: string | undefined): string {
+  const refused = groups.reduce((n, g) => n + g.refused, 0);
+  const exhausted = total - refused;
+  const parts = [
+    refused ? `${refused} refused at once (retrying cannot help: fix the cause, then redrive)` : '',
+    exhausted ? `${exhausted} exhausted ${exhausted === 1 ? 'its' : 'their'} retries` : '',
+  ].filter(Boolean);
+  return `${total} application${total === 1 ? ' is' : 's are'} in the dead-letter queue${company ? ` for ${company}` : ''}: ${parts.join('; ')}`;
+}
+
 export function renderDigest(groups: GroupSummary[], ctx: RenderContext): RenderedDigest {
   const total = groups.reduce((n, g) => n + g.count, 0);
   const subject = renderSubject(groups, ctx);
@@ -293,12 +321,12 @@ export function renderDigest(groups: GroupSummary[], ctx: RenderContext): Render
   const deferred = ctx.deferredWindows > 0 ? ` (covers ${ctx.deferredWindows + 1} windows: the hourly mail cap held earlier ones back)` : '';
 
   const text: string[] = [
-    `${total} application${total === 1 ? '' : 's'} exhausted their retries and are in the dead-letter queue${ctx.company ? ` for ${ctx.company}` : ''}.`,
+    `${headline(groups, total, ctx.company)}.`,
     `Period: ${period}${deferred}.`,
     '',
   ];
   for (const g of groups) {
-    text.push(`== ${groupLabel(g)}: ${g.count}`);
+    text.push(`== ${groupLabel(g)}: ${g.count} (${howItEnded(g)})`);
     text.push(`   first failure: ${iso(g.firstFailureAt)}   last failure: ${iso(g.lastFailureAt)}`);
     if (g.samples.length) {
       text.push('   sample errors:');
@@ -326,12 +354,12 @@ export function renderDigest(groups: GroupSummary[], ctx: RenderContext): Render
         g.companyId === UNKNOWN
           ? '<p>These records could not be decoded: inspect the archive objects before any redrive.</p>'
           : `<p>Redrive (after fixing the cause):</p><pre>${escapeHtml(redriveCommand(g))}</pre>`;
-      return `<tr><td>${escapeHtml(g.companyId)}</td><td>${escapeHtml(g.platform)}</td><td><code>${escapeHtml(g.errorCode)}</code></td><td style="text-align:right"><b>${g.count}</b></td><td>${iso(g.firstFailureAt)}</td><td>${iso(g.lastFailureAt)}</td></tr>
+      return `<tr><td>${escapeHtml(g.companyId)}</td><td>${escapeHtml(g.platform)}</td><td><code>${escapeHtml(g.errorCode)}</code></td><td style="text-align:right"><b>${g.count}</b><br><small>${escapeHtml(howItEnded(g))}</small></td><td>${iso(g.firstFailureAt)}</td><td>${iso(g.lastFailureAt)}</td></tr>
 <tr><td colspan="6">${samples ? `<p>Sample errors:</p><ul>${samples}</ul>` : ''}${ids}<p>Archived in:</p><ul>${where}</ul>${action}</td></tr>`;
     })
     .join('\n');
   const html = `<!doctype html><html><body style="font-family:sans-serif">
-<p><b>${total}</b> application${total === 1 ? '' : 's'} exhausted their retries and are in the dead-letter queue${ctx.company ? ` for <b>${escapeHtml(ctx.company)}</b>` : ''}.</p>
+<p>${escapeHtml(headline(groups, total, ctx.company))}.</p>
 <p>Period: ${period}${escapeHtml(deferred)}.</p>
 <table border="1" cellpadding="4" cellspacing="0" style="border-collapse:collapse">
 <tr><th>Company</th><th>Platform</th><th>Error code</th><th>Count</th><th>First failure</th><th>Last failure</th></tr>

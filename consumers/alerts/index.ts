@@ -19,7 +19,7 @@
 import { sleep as abortableSleep } from '../../lib/sleep.ts';
 import type { Config } from '../../lib/config.ts';
 import { readHeaders } from '../../lib/headers.ts';
-import { assignedKeys, createGroupConsumer, createKafka, fromTpKey, runManualCommit, tpKey, type Consumer, type Kafka } from '../../lib/kafka.ts';
+import { assignedKeys, createGroupConsumer, createKafka, fromTpKey, runManualCommit, tpKey, crashSignal, type Consumer, type Kafka } from '../../lib/kafka.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createMailer, type Mail, type Mailer } from '../../lib/mailer.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
@@ -45,6 +45,8 @@ export interface AlertConsumer {
   readonly groupId: string;
   readonly metrics: DeadLetterMetrics;
   readonly ready: boolean;
+  /** Rejects once the Kafka client gave up for good: close and exit non-zero (a supervisor restarts the process). */
+  readonly failed: Promise<never>;
   /** Records counted and not yet in a sent digest (tests, diagnostics). */
   readonly pending: number;
   start(): Promise<void>;
@@ -83,6 +85,7 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
   const abort = new AbortController();
   let running = false;
   let joined = false;
+  const crash = crashSignal();
   let windowTimer: NodeJS.Timeout | undefined;
   /** Set first thing in close() (the closing promise is only assigned after its synchronous part ran). */
   let stopping = false;
@@ -211,6 +214,7 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
   return {
     groupId: opts.groupId,
     metrics,
+    failed: crash.failed,
     get ready() {
       return running && joined;
     },
@@ -219,12 +223,15 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
     },
 
     async start() {
-      await codec.register().catch((err: unknown) => logger.warn({ err }, 'schema registry not reachable yet; decoding retries per record'));
       running = true;
       await runManualCommit(consumer, {
         topics: [opts.topic],
         logger,
         onJoin,
+        onCrash: (err, fatal) => {
+          joined = false; // until the client rejoins, or for good
+          if (fatal) crash.fail(err);
+        },
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
           const { topic, partition } = batch;
           const key = tpKey(topic, partition);

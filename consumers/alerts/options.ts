@@ -48,7 +48,7 @@ export function alertOptions(config: Config, overrides: Partial<AlertOptions> = 
     initialBackoffMs: 1_000,
     maxBackoffMs: 60_000,
     drainTimeoutMs: Math.max(1_000, config.http.shutdownTimeoutMs - 10_000),
-    sessionTimeoutMs: 30_000,
+    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
     ...overrides,
   };
 }

@@ -12,7 +12,7 @@ interface Waiter<I, O> {
   reject(err: unknown): void;
 }
 
-class Coalescer<I, O> {
+export class Coalescer<I, O> {
   private queue: Array<Waiter<I, O>> = [];
   private inFlight = 0;
   private scheduled = false;

@@ -15,10 +15,12 @@ import { createSendBatcher } from '../../lib/send-batcher.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createEventCodec } from '../../lib/serde.ts';
 import { createConnectors } from '../../connectors/index.ts';
+import { DEFAULT_RATE_LIMITS } from '../../connectors/rate-limit.ts';
 import { CircuitBreakers } from '../circuit-breaker.ts';
-import { StreamConsumer, type InboundRecord } from '../engine/stream-consumer.ts';
+import { StreamConsumer, type HandleResult, type InboundRecord } from '../engine/stream-consumer.ts';
 import { createConsumerMetrics, type ConsumerMetrics } from '../metrics.ts';
 import { createRetryRouter } from '../retry-router.ts';
+import { createDeliveryClaims } from './delivery-claims.ts';
 import { createDeliveryLog } from './delivery-log.ts';
 import { createDeliveryHandler } from './handler.ts';
 
@@ -41,6 +43,8 @@ export interface DeliveryConsumer {
   readonly groupId: string;
   readonly metrics: ConsumerMetrics;
   readonly ready: boolean;
+  /** Rejects once the Kafka client gave up for good: close and exit non-zero (a supervisor restarts the process). */
+  readonly failed: Promise<never>;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -58,7 +62,7 @@ export function tierByName(config: Config, name: string): RetryTier {
 export interface DeliveryServices {
   kafka: Kafka;
   metrics: ConsumerMetrics;
-  handle: (record: InboundRecord, signal: AbortSignal) => Promise<void>;
+  handle: (record: InboundRecord, signal: AbortSignal) => Promise<HandleResult>;
   /** Check credentials, subscribe to registry changes, connect the producer, register the schema. */
   start(): Promise<void>;
   close(): Promise<void>;
@@ -73,16 +77,27 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
   const cache = createIntegrationCache({ repository, listen: pool });
   const kafka = createKafka(config.kafka, logger, { clientIdSuffix: groupId });
   const producer = createProducer(kafka);
+  // Decode only: the writer's schema is fetched by id, so the dispatcher never registers (and never races other starters).
   const codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
   const connectors = createConnectors({
     requestTimeoutMs: config.ats.requestTimeoutMs,
     allowPrivateNetworks: config.ats.allowPrivateNetworks,
     resumeMaxBytes: config.ats.resumeMaxBytes,
     rateLimits: config.ats.rateLimits,
+    // A delivery waits for a rate-limit slot while it holds an in-flight slot, so only briefly:
+    // longer waits come back as rate_limited and the handler defers the record without a slot.
+    rateLimitMaxWaitMs: Math.min(1_000, config.ats.requestTimeoutMs),
     // A delivery holds one request at a time, so this many sockets per ATS host never queue one
     // behind another (undici opens them lazily; the per-integration limiter bounds the rate).
     connectionsPerOrigin: config.dispatcher.maxInFlight,
   });
+  const claims = createDeliveryClaims(pool);
+  const rateBudgets = { ...DEFAULT_RATE_LIMITS, ...config.ats.rateLimits };
+  // Hourly: routes past the topics' retention can no longer meet a replay; expired leases had dead holders.
+  let pruneTimer: NodeJS.Timeout | undefined;
+  const prune = (): void => {
+    claims.prune(config.topics.retentionMs).catch((err: unknown) => logger.warn({ err }, 'pruning delivery routes and leases failed; next hour again'));
+  };
   const handle = createDeliveryHandler({
     group: groupId,
     dlqTopic: config.topics.dlq,
@@ -93,6 +108,13 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     sender: createSendBatcher({ producer: async () => producer }),
     route: createRetryRouter({ tiers: config.topics.retryTiers, jitter: config.retry.jitter }),
     breakers: new CircuitBreakers({ failureThreshold: config.dispatcher.circuitFailureThreshold, openMs: config.dispatcher.circuitOpenMs }),
+    claims,
+    tiers: config.topics.retryTiers,
+    paceMs: (integration) => {
+      const bucket = rateBudgets[integration.platform];
+      // A delivery takes two or three requests (search, create, attachment).
+      return bucket ? Math.ceil((3 / bucket.refillPerSecond) * 1000) : undefined;
+    },
     metrics,
     logger,
   });
@@ -104,9 +126,12 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
       await repository.assertCredentialsReadable();
       await cache.start();
       await producer.connect();
-      await codec.register();
+      prune();
+      pruneTimer = setInterval(prune, 3_600_000);
+      pruneTimer.unref();
     },
     async close() {
+      clearInterval(pruneTimer);
       await connectors.close();
       await producer.disconnect();
       await cache.close();
@@ -128,6 +153,7 @@ export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryC
     topics: [topic],
     logger,
     maxInFlight: config.dispatcher.maxInFlight,
+    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
     drainTimeoutMs: opts.drainTimeoutMs ?? Math.max(1_000, config.http.shutdownTimeoutMs - 10_000),
     handle: services.handle,
     ...(role.role === 'retry' ? { dueAt: (record: InboundRecord) => headerInt(record.headers, HEADER.dueAt) } : {}),
@@ -142,6 +168,7 @@ export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryC
   return {
     groupId,
     metrics,
+    failed: stream.failed,
     get ready() {
       return stream.ready;
     },

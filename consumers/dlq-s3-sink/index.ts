@@ -24,7 +24,7 @@ import {
   type Decoded,
   type DeadLetterRecord,
 } from '../../lib/dlq-archive.ts';
-import { assignedKeys, createGroupConsumer, createKafka, fromTpKey, runManualCommit, tpKey, type Consumer, type Kafka } from '../../lib/kafka.ts';
+import { assignedKeys, createGroupConsumer, createKafka, fromTpKey, runManualCommit, tpKey, crashSignal, type Consumer, type Kafka } from '../../lib/kafka.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createS3Client } from '../../lib/s3.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
@@ -50,6 +50,8 @@ export interface DlqS3Sink {
   readonly groupId: string;
   readonly metrics: DeadLetterMetrics;
   readonly ready: boolean;
+  /** Rejects once the Kafka client gave up for good: close and exit non-zero (a supervisor restarts the process). */
+  readonly failed: Promise<never>;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -86,6 +88,7 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
   let assigned = new Set<string>();
   let running = false;
   let joined = false;
+  const crash = crashSignal();
   let tick: NodeJS.Timeout | undefined;
   /** Set first thing in close() (the closing promise is only assigned after its synchronous part ran). */
   let stopping = false;
@@ -239,17 +242,21 @@ export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
   return {
     groupId: opts.groupId,
     metrics,
+    failed: crash.failed,
     get ready() {
       return running && joined;
     },
 
     async start() {
-      await codec.register().catch((err: unknown) => logger.warn({ err }, 'schema registry not reachable yet; decoding retries per batch'));
       running = true;
       await runManualCommit(consumer, {
         topics: [opts.topic],
         logger,
         onJoin,
+        onCrash: (err, fatal) => {
+          joined = false; // until the client rejoins, or for good
+          if (fatal) crash.fail(err);
+        },
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
           const { topic, partition } = batch;
           const key = tpKey(topic, partition);

@@ -39,7 +39,7 @@ export function sinkOptions(config: Config, overrides: Partial<SinkOptions> = {}
     initialBackoffMs: 500,
     maxBackoffMs: 30_000,
     drainTimeoutMs: Math.max(1_000, config.http.shutdownTimeoutMs - 10_000),
-    sessionTimeoutMs: 30_000,
+    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
     ...overrides,
   };
 }

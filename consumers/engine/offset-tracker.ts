@@ -11,11 +11,14 @@ export class OffsetTracker {
   highest = -1;
   /** Offset last committed (the next offset to read), -1 = nothing committed by us yet. */
   committed = -1;
+  /** Accepted and not complete (kept as a count: the engine asks on every record). */
+  private open = 0;
 
   accept(offset: number): void {
     if (offset <= this.highest) throw new Error(`offset ${offset} accepted twice (highest ${this.highest})`);
     this.pending.push({ offset, done: false });
     this.highest = offset;
+    this.open++;
   }
 
   complete(offset: number): void {
@@ -23,6 +26,7 @@ export class OffsetTracker {
     for (let i = this.head; i < this.pending.length; i++) {
       const entry = this.pending[i]!;
       if (entry.offset === offset) {
+        if (!entry.done) this.open--;
         entry.done = true;
         break;
       }
@@ -34,14 +38,12 @@ export class OffsetTracker {
     }
   }
 
-  /** Accepted records whose outcome is not durable yet. */
+  /** Accepted records whose outcome is not durable yet (the ones holding their record in memory). */
   get inFlight(): number {
-    let n = 0;
-    for (let i = this.head; i < this.pending.length; i++) if (!this.pending[i]!.done) n++;
-    return n;
+    return this.open;
   }
 
-  /** Records held in memory (in flight, or done behind an unfinished one). */
+  /** Offsets tracked (in flight, or done behind an unfinished one: an offset each, no record). */
   get buffered(): number {
     return this.pending.length - this.head;
   }

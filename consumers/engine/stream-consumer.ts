@@ -10,10 +10,13 @@
  *   is fetched again then, so the wait is re-derived from headers after any rebalance.
  * - A handler that throws could not make the outcome durable (Kafka or Postgres down): it is run
  *   again with backoff and its offset stays uncommitted meanwhile. Business failures never throw.
+ * - A handler may answer "run me again at `retryAt`" (a short throttling wait): the record gives its
+ *   in-flight slot back while it waits, so other keys (other integrations) keep the slots.
  */
 import { setMaxListeners } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, Kafka } from '../../lib/kafka.ts';
-import { assignedKeys, createGroupConsumer, fromTpKey, runManualCommit, tpKey } from '../../lib/kafka.ts';
+import { assignedKeys, crashSignal, createGroupConsumer, fromTpKey, runManualCommit, tpKey } from '../../lib/kafka.ts';
 import { readHeaders, type HeaderMap } from '../../lib/headers.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { OffsetTracker } from './offset-tracker.ts';
@@ -27,6 +30,9 @@ export interface InboundRecord {
   headers: HeaderMap;
   timestamp: string;
 }
+
+/** What a handler answers: done (undefined), or come back at `retryAt` (epoch ms). */
+export type HandleResult = void | { retryAt: number };
 
 export interface StreamHooks {
   inFlight?(delta: number): void;
@@ -48,8 +54,11 @@ export interface StreamConsumerOptions {
   drainTimeoutMs?: number;
   fromBeginning?: boolean;
   sessionTimeoutMs?: number;
-  /** Resolve once the record's outcome is durable; throw only if it could not be made durable. */
-  handle(record: InboundRecord, signal: AbortSignal): Promise<void>;
+  /**
+   * Resolve once the record's outcome is durable, or with `{ retryAt }` to be run again then (no
+   * slot held meanwhile, offset not committed); throw only if the outcome could not be made durable.
+   */
+  handle(record: InboundRecord, signal: AbortSignal): Promise<HandleResult>;
   /** Epoch ms before which the record must not be handled (retry tiers). */
   dueAt?(record: InboundRecord): number | undefined;
   hooks?: StreamHooks;
@@ -83,6 +92,8 @@ export class StreamConsumer {
   private readonly fullPartitions = new Set<string>();
   private readonly semaphore: Semaphore;
   private readonly abort = new AbortController();
+  /** Aborted when close() starts: records waiting to run again are left uncommitted at once. */
+  private readonly stopWaiting = new AbortController();
   private readonly maxBuffered: number;
   private readonly now: () => number;
   private readonly active = new Set<Promise<void>>();
@@ -92,11 +103,15 @@ export class StreamConsumer {
   private running = false;
   private joined = false;
   private closing: Promise<void> | undefined;
+  private readonly crash = crashSignal();
+  /** Rejects once the Kafka client gave up for good (see runManualCommit's onCrash). */
+  readonly failed: Promise<never> = this.crash.failed;
 
   constructor(private readonly opts: StreamConsumerOptions) {
     this.semaphore = new Semaphore(opts.maxInFlight);
     // Every in-flight handler listens on the one shutdown signal.
     setMaxListeners(0, this.abort.signal);
+    setMaxListeners(0, this.stopWaiting.signal);
     this.maxBuffered = opts.maxBuffered ?? Math.max(64, opts.maxInFlight * 2);
     this.now = opts.now ?? Date.now;
     this.consumer = createGroupConsumer(opts.kafka, { groupId: opts.groupId, sessionTimeoutMs: opts.sessionTimeoutMs ?? 30_000, maxWaitTimeMs: 250 });
@@ -132,6 +147,10 @@ export class StreamConsumer {
         this.assigned = next;
         this.opts.logger.info({ group: this.opts.groupId, assignment }, 'joined consumer group');
       },
+      onCrash: (err, fatal) => {
+        this.joined = false; // not ready until the client rejoins, or for good
+        if (fatal) this.crash.fail(err);
+      },
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         const { topic, partition } = batch;
         const key = tpKey(topic, partition);
@@ -165,7 +184,7 @@ export class StreamConsumer {
           tracker.accept(offset);
           resolveOffset(message.offset);
           this.schedule(record, tracker);
-          if (tracker.buffered >= this.partitionBudget()) {
+          if (this.partitionFull(tracker)) {
             this.fullPartitions.add(key);
             this.consumer.pause([{ topic, partitions: [partition] }]);
             break;
@@ -182,6 +201,21 @@ export class StreamConsumer {
   /** The memory budget shared by the partitions this member owns (bounded RSS however many it gets). */
   private partitionBudget(): number {
     return Math.max(16, Math.ceil(this.maxBuffered / Math.max(1, this.assigned.size)));
+  }
+
+  /**
+   * Fetching pauses when the partition's records still in memory reach its budget. Finished records
+   * behind an unfinished one (a delivery waiting out a throttle) hold only an offset each, so they
+   * count against a far larger bound: one slow integration must not stop a partition for the others.
+   */
+  private partitionFull(tracker: OffsetTracker): boolean {
+    const budget = this.partitionBudget();
+    return tracker.inFlight >= budget || tracker.buffered >= budget * 32;
+  }
+
+  private partitionDrained(tracker: OffsetTracker): boolean {
+    const budget = this.partitionBudget();
+    return tracker.inFlight <= budget / 2 && tracker.buffered <= budget * 16;
   }
 
   private pauseUntilDue(topic: string, partition: number, due: number): void {
@@ -202,13 +236,19 @@ export class StreamConsumer {
     const chainKey = `${record.topic}\u0000${record.partition}\u0000${record.key?.toString('base64') ?? `#${record.offset}`}`;
     const previous = this.keyTails.get(chainKey) ?? Promise.resolve();
     const run = previous.then(async () => {
-      await this.semaphore.acquire();
-      this.opts.hooks?.inFlight?.(1);
-      try {
-        await this.handleUntilDurable(record);
-      } finally {
-        this.opts.hooks?.inFlight?.(-1);
-        this.semaphore.release();
+      for (;;) {
+        await this.semaphore.acquire();
+        this.opts.hooks?.inFlight?.(1);
+        let result: HandleResult;
+        try {
+          result = await this.handleUntilDurable(record);
+        } finally {
+          this.opts.hooks?.inFlight?.(-1);
+          this.semaphore.release();
+        }
+        if (!result) return;
+        // Waiting without a slot; at shutdown the wait ends and the record stays uncommitted.
+        await sleep(Math.max(0, result.retryAt - this.now()), undefined, { signal: this.stopWaiting.signal });
       }
     });
     const tail = run.then(
@@ -223,12 +263,11 @@ export class StreamConsumer {
     });
   }
 
-  private async handleUntilDurable(record: InboundRecord): Promise<void> {
+  private async handleUntilDurable(record: InboundRecord): Promise<HandleResult> {
     let delay = 500;
     for (;;) {
       try {
-        await this.opts.handle(record, this.abort.signal);
-        return;
+        return await this.opts.handle(record, this.abort.signal);
       } catch (err) {
         if (this.abort.signal.aborted) throw err;
         this.opts.hooks?.handlerRetry?.(record, err);
@@ -245,7 +284,7 @@ export class StreamConsumer {
   private completed(record: InboundRecord, tracker: OffsetTracker): void {
     tracker.complete(Number(record.offset));
     const key = tpKey(record.topic, record.partition);
-    if (this.fullPartitions.has(key) && tracker.buffered <= this.partitionBudget() / 2 && !this.closing) {
+    if (this.fullPartitions.has(key) && this.partitionDrained(tracker) && !this.closing) {
       this.fullPartitions.delete(key);
       if (!this.dueTimers.has(key) && this.assigned.has(key)) this.consumer.resume([{ topic: record.topic, partitions: [record.partition] }]);
     }
@@ -282,6 +321,7 @@ export class StreamConsumer {
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.commitTimer);
+      this.stopWaiting.abort();
       for (const timer of this.dueTimers.values()) clearTimeout(timer);
       this.dueTimers.clear();
       if (this.running) {

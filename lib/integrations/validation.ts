@@ -104,6 +104,11 @@ const CREDENTIAL_RULES: CredentialRule[] = [
   { platform: 'generic', when: { authStyle: 'basic' }, required: ['username', 'password'] },
 ];
 
+/** Which credentials a platform requires, and under which settings (forms mark them from this). */
+export function credentialRequirements(platform: Platform): Array<{ when?: Record<string, string>; required: string[] }> {
+  return CREDENTIAL_RULES.filter((r) => r.platform === platform).map((r) => ({ ...(r.when && { when: r.when }), required: r.required }));
+}
+
 export function credentialsSchema(platform: Platform): JsonSchema {
   return {
     type: 'object',

@@ -2,6 +2,8 @@
  * `npm run outbox-relay`: publishes the outbox rows of TOPIC_APPLICATIONS until SIGTERM, then
  * finishes the batch in flight, flushes and disconnects. Run as many as you like (SKIP LOCKED).
  */
+import { Registry } from 'prom-client';
+import { startHealthServer } from '../../consumers/health-server.ts';
 import { runMain, wholeNumberFlag } from '../../lib/cli.ts';
 import { createPool } from '../../lib/db.ts';
 import { createKafka, createProducer, kafkaError } from '../../lib/kafka.ts';
@@ -26,7 +28,10 @@ Options:
   --prune-interval-ms N how often to prune (default ${d.pruneIntervalMs})
   --pipeline-depth N    batches claimed ahead of the broker's acks (default ${d.pipelineDepth})
   --all-topics          relay rows of every topic, not only TOPIC_APPLICATIONS
-  --topics a,b          relay rows of these topics, e.g. the way back's TOPIC_APPLICATION_STATUS,TOPIC_JOBS`,
+  --topics a,b          relay rows of these topics, e.g. the way back's TOPIC_APPLICATION_STATUS,TOPIC_JOBS
+
+Serves /healthz and /readyz (started, not stopping) on HTTP_PORT, like the consumers, for
+Kubernetes' probes.`,
   options: {
     'batch-size': { type: 'string' },
     'poll-interval-ms': { type: 'string' },
@@ -71,9 +76,16 @@ Options:
     });
     // Registered last, so it runs first: stop claiming and finish the batch before the producer goes.
     onShutdown(() => relay.close());
+    // Probes (deploy/k8s): ready once relaying, not-ready as soon as a shutdown starts.
+    let ready = false;
+    const health = await startHealthServer({ port: config.http.port, registry: new Registry(), ready: () => ready });
+    onShutdown(() => health.close());
     await relay.start();
+    ready = true;
+    logger.info({ port: health.port }, 'health listening');
     logger.info({ topics: values['all-topics'] ? 'all' : (values.topics ?? config.topics.applications) }, 'outbox relay started');
     const signal = await shutdownRequested;
+    ready = false;
     logger.info({ signal, ...relay.stats() }, 'outbox relay stopping');
     return 0; // runMain runs the cleanups (relay → producer → pool) once, then exits
   },

@@ -256,7 +256,15 @@ export async function runDemo(base: Config, opts: DemoOptions): Promise<number> 
     out(`\n   applications created in the sandbox ATSs: ${customers.map((c, i) => `${c.name} ${atSandbox[i]}`).join(', ')} (each exactly once)`);
     out(`   total time ${((Date.now() - startedAt) / 1000).toFixed(0)} s`);
     const allDelivered = final.every((c) => c.delivered === c.published);
-    if (opts.keep) out(`\n--keep: everything is still running (sandbox ${sandboxUrl}, topics ats-demo-${run}.*). Stop with Ctrl-C, then npm run stack -- down.`);
+    if (opts.keep) {
+      // The web console (api/console/) on the demo's database and topics, with an operator token.
+      const apiPort = await freePort();
+      children.push({ name: 'api', proc: spawnTs('api/cli.ts', ['--port', String(apiPort), '--host', '127.0.0.1'], env), port: apiPort });
+      await until('the API to answer', 60_000, () => fetch(`http://127.0.0.1:${apiPort}/healthz`).then((r) => r.ok, () => false));
+      const { token } = await repo.createApiToken({ name: `demo-${run} operator`, scope: { kind: 'admin' } });
+      out(`\nConsole: http://127.0.0.1:${apiPort}/console  (sign in with the demo operator token ${token})`);
+      out(`--keep: everything is still running (sandbox ${sandboxUrl}, topics ats-demo-${run}.*). Stop with Ctrl-C, then npm run stack -- down.`);
+    }
     return allDelivered ? 0 : 1;
   } finally {
     if (!opts.keep) {

@@ -229,6 +229,9 @@ function registryService(config: Config, paths: Paths): Service {
             ...common,
             // The management interface would take port 9000; health is served on the main port anyway.
             '-Dquarkus.management.enabled=false',
+            // …but this build starts it all the same: give it a port derived from ours, so a second
+            // stack (or anything on 9000) does not make the registry exit at start.
+            `-Dquarkus.management.port=${port + 1000}`,
             '-Dapicurio.rules.global.compatibility=BACKWARD',
             '-jar',
             path.join(into, 'quarkus-run.jar'),
@@ -273,7 +276,8 @@ function s3Service(config: Config, paths: Paths): Service {
       return {
         command: java.bin,
         // HTTPS is unused; move it next to the HTTP port so it does not collide with anything common.
-        args: [`-Xmx${config.stack.s3HeapMb}m`, '-jar', jar, `--http.port=${port}`, `--server.port=${port + 101}`, '--server.address=127.0.0.1'],
+        // S3Mock 4 reads its HTTP port from com.adobe.testing.s3mock.httpPort (`--http.port` is ignored).
+        args: [`-Xmx${config.stack.s3HeapMb}m`, '-jar', jar, `--com.adobe.testing.s3mock.httpPort=${port}`, `--server.port=${port + 101}`, '--server.address=127.0.0.1'],
         env: {
           COM_ADOBE_TESTING_S3MOCK_STORE_INITIAL_BUCKETS: config.s3.bucket,
           COM_ADOBE_TESTING_S3MOCK_STORE_ROOT: root,

@@ -64,4 +64,27 @@ describe('ashby', () => {
     expect(a.externalApplicationId).toBe(b.externalApplicationId);
     expect([a.deduplicated, b.deduplicated].sort()).toEqual([false, true]);
   });
+
+  it('an unknown job is refused with job_not_found before anything is written', async () => {
+    const f = fixture(h, 'ashby');
+    const app = { ...f.app(), atsJobId: 'no-such-job' };
+    await expect(h.connectors.deliver(app, f.integration)).rejects.toMatchObject({ code: 'job_not_found', retriable: false });
+    expect(h.sandbox.candidates('ashby', f.tenant)).toHaveLength(0);
+    expect(h.sandbox.applications('ashby', f.tenant)).toHaveLength(0);
+    expect([...h.sandbox.state.uploads.values()].filter((u) => u.tenant.spec.tenant === f.tenant)).toHaveLength(0);
+  });
+
+  it('uploads the resume as Ashby documents it: multipart POST with every returned field, the file last', async () => {
+    const f = fixture(h, 'ashby');
+    // The sandbox's storage answers 403 to anything else (a PUT, a field missing, the file not last).
+    const result = await h.connectors.deliver(f.app(), f.integration);
+    const [candidate] = h.sandbox.candidates('ashby', f.tenant);
+    expect(candidate).toMatchObject({ id: result.externalCandidateId, resumeFileHandle: { sha256: h.resume.sha256 } });
+  });
+
+  it('a 403 from the storage is forbidden and final', async () => {
+    const f = fixture(h, 'ashby');
+    h.sandbox.addFault({ kind: 'respond', status: 403, tenant: f.tenant, path: '/_uploads/', body: { message: 'Access Denied' }, times: 1 });
+    await expect(h.connectors.deliver(f.app(), f.integration)).rejects.toMatchObject({ code: 'forbidden', retriable: false, status: 403 });
+  });
 });

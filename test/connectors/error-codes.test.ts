@@ -19,6 +19,8 @@ interface Case {
   code: AtsErrorCode;
   status?: number;
   how: string;
+  /** Words of the vendor's answer that must reach the error message (and so the DLQ header and digest). */
+  says?: string;
   /** Arrange faults on the fixture's tenant, or return a changed integration / application. */
   arrange(f: Fixture<Platform>): { integration?: Integration; app?: ApplicationSubmitted } | void;
 }
@@ -46,6 +48,13 @@ const CASES: Record<string, { platform: Platform; settings?: Record<string, unkn
       { code: 'forbidden', status: 403, how: 'On-Behalf-Of is not a user', arrange: (f) => ({ integration: { ...f.integration, settings: { ...f.integration.settings, onBehalfOf: '1' } } }) },
       { code: 'validation_failed', status: 422, how: '422 on a bad e-mail', arrange: badEmail },
       { code: 'job_not_found', status: 404, how: '404 on an unknown job', arrange: unknownJob },
+      {
+        code: 'job_not_found',
+        status: 422,
+        how: '422 "job not found" on applications[0].job_id',
+        arrange: (f) => respond(f, '/v1/candidates', 422, { message: 'Validation error', errors: [{ field: 'applications[0].job_id', message: 'job not found' }] }),
+        says: 'applications[0].job_id: job not found',
+      },
       {
         code: 'duplicate',
         status: 422,
@@ -153,6 +162,11 @@ for (const [name, vendor] of Object.entries(CASES)) {
         if (c.status !== undefined) expect(e.status).toBe(c.status);
         if (c.code === 'rate_limited') expect(e.retryAfterMs).toBe(2_000);
         if (c.code === 'timeout') expect(Date.now() - started).toBeLessThan(4_000);
+        // The vendor's reason travels in the message whenever it sent one; refusals always carry one.
+        if (c.says) expect(e.message).toContain(c.says);
+        if (e.vendorMessage) expect(e.message).toContain(e.vendorMessage.slice(0, 60));
+        if (['validation_failed', 'job_not_found', 'forbidden', 'duplicate'].includes(c.code) && c.status !== 201) expect(e.vendorMessage, 'the vendor said why').toBeTruthy();
+        expect(e.message).not.toMatch(/[\w.+-]+@[\w-]+\.[a-z]{2,}/i); // no candidate e-mail address
         const serialised = JSON.stringify(e) + e.message + String(e.vendorMessage);
         for (const secret of Object.values(f.integration.credentials)) expect(serialised).not.toContain(secret);
       });

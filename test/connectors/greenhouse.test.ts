@@ -84,6 +84,26 @@ describe('greenhouse harvest v3', () => {
     expect(h.sandbox.attachments('greenhouse', f.tenant)).toHaveLength(1);
   });
 
+  it('v3: an application the ATS already has is never failed because the attachments lookup failed', async () => {
+    const f = fixture(h, 'greenhouse');
+    const app = f.app();
+    // A first attempt created candidate and application; the attachment upload's answer was lost.
+    h.sandbox.addFault({ kind: 'error', status: 500, tenant: f.tenant, path: '/v3/attachments', method: 'POST', times: 1 });
+    await expect(h.connectors.deliver(app, f.integration)).rejects.toMatchObject({ code: 'unavailable' });
+    // The retry's lookup answers 404 (and then 502): the delivery still completes, with the resume attached.
+    for (const status of [404, 502]) {
+      h.sandbox.addFault({ kind: 'respond', status, tenant: f.tenant, path: '/v3/attachments', method: 'GET', body: { message: 'Not Found' }, times: 1 });
+    }
+    const retry = await h.connectors.deliver(app, f.integration);
+    expect(retry.externalApplicationId).toBe(String(h.sandbox.applications('greenhouse', f.tenant)[0]!.id));
+    expect(h.sandbox.applications('greenhouse', f.tenant)).toHaveLength(1);
+    expect(h.sandbox.attachments('greenhouse', f.tenant).filter((a) => a.type === 'resume')).toHaveLength(1);
+    const again = await h.connectors.deliver(app, f.integration);
+    expect(again).toMatchObject({ deduplicated: false, externalApplicationId: retry.externalApplicationId });
+    // A lookup that fails again attaches again; Greenhouse keeps one resume (the previous one becomes "other").
+    expect(h.sandbox.attachments('greenhouse', f.tenant).filter((a) => a.type === 'resume')).toHaveLength(1);
+  });
+
   it('wrong client secret is auth_failed, not retriable', async () => {
     const f = fixture(h, 'greenhouse');
     const err = await h.connectors

@@ -40,7 +40,7 @@ function alerts(s: DeadLetterStack, options: Partial<AlertOptions>, config = s.c
 /** `== <company> <platform>/<code>: <n>` lines of a digest's text part. */
 function countsOf(mail: MailMessage): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const m of mail.text.matchAll(/^== (\S+ \S+\/\S+): (\d+)$/gm)) out[m[1]!] = Number(m[2]);
+  for (const m of mail.text.matchAll(/^== (\S+ \S+\/\S+): (\d+) \(/gm)) out[m[1]!] = Number(m[2]);
   return out;
 }
 
@@ -93,6 +93,11 @@ describe('alert digests', () => {
     // Subject: total and the biggest groups first.
     expect(mail!.subject).toBe(`[ats-relay] 15 dead letters: ${companyA} greenhouse/auth_failed ×7, ${companyB} lever/validation_failed ×5, ${companyA} greenhouse/unavailable ×3`);
     expect(mail!.text).toContain('Greenhouse said 401: invalid Harvest API key');
+    // The wording says what happened: refused at once (401, 422) vs retries exhausted (503).
+    expect(mail!.text).toContain('15 applications are in the dead-letter queue: 12 refused at once');
+    expect(mail!.text).toContain('3 exhausted their retries');
+    expect(mail!.text).toContain(`== ${companyA} greenhouse/auth_failed: 7 (refused at once)`);
+    expect(mail!.text).toContain(`== ${companyA} greenhouse/unavailable: 3 (retries exhausted)`);
     expect(mail!.text).toContain(`npm run redrive -- --company ${companyA} --platform greenhouse --error-code auth_failed --since `);
     expect(mail!.text).toContain(`s3://${s.config.s3.bucket}/${s.config.s3.prefix}/${s.config.topics.dlq}/dt=`);
     for (const item of items.filter((i) => i.code === 'auth_failed')) expect(mail!.text).toContain(item.event.applicationId);

@@ -35,6 +35,8 @@ export interface DeadLetterStack {
   close(): Promise<void>;
 }
 
+const RETRIABLE_CODES = new Set(['rate_limited', 'unavailable', 'timeout', 'network', 'circuit_open']);
+
 export interface DeadLetterSpec {
   event: ApplicationSubmitted;
   code: string;
@@ -68,7 +70,10 @@ export async function startDeadLetterStack(overrides: Record<string, string> = {
           const headers = failureHeaders(
             { topic: config.topics.applications, partition: 0, offset: String(i), timestamp: String(t - 60_000), headers: { 'trace-id': randomUUID() } },
             { code: item.code, message: item.message ?? `${item.code}: the ATS said no`, status: item.status },
-            { tryCount: 4, failedBy: 'ats-relay.retry-5m', now: t - 30_000 },
+            // As the router writes them: a final answer at the first try, a retriable one after the ladder.
+            RETRIABLE_CODES.has(item.code)
+              ? { tryCount: 4, failedBy: 'ats-relay.retry-5m', now: t - 30_000, deadLetterReason: 'retries_exhausted' }
+              : { tryCount: 1, failedBy: 'ats-relay.dispatcher', now: t - 30_000, deadLetterReason: 'non_retriable' },
           );
           return { key: item.event.applicationId, value: await codec.encode(item.event), headers };
         }),

@@ -98,6 +98,29 @@ describe('dispatcher and retry tiers', () => {
     expect(tierA.find((r) => r.key?.toString() === event.applicationId)).toBeUndefined();
   });
 
+  it('Ashby: an unknown job is dead-lettered as job_not_found and nothing is created in the ATS', async () => {
+    const tenant = uniqueName('ashby');
+    const apiKey = `ash-${crypto.randomUUID()}`;
+    p.sandbox.addTenant({ platform: 'ashby', tenant, credentials: { apiKey }, jobs: ['job-known'] });
+    const integration = await p.repo.createIntegration(p.integration.companyId, {
+      platform: 'ashby',
+      name: 'Ashby (sandbox)',
+      settings: {},
+      credentials: { apiKey },
+      apiBaseUrl: p.sandbox.urlFor('ashby', tenant),
+      enabled: true,
+      allowMissingResume: false,
+    });
+    const event = p.event({ integrationId: integration.id, platform: 'ashby', atsJobId: 'job-unknown' });
+    await p.publish(event);
+    const dead = await waitFor('dead letter', async () => (await readTopic(p.kafka, p.config.topics.dlq)).find((r) => r.key?.toString() === event.applicationId), 20_000);
+    expect(dead.headers[HEADER.errorCode]).toBe('job_not_found');
+    expect(dead.headers[HEADER.tryCount]).toBe('1');
+    expect(p.sandbox.candidates('ashby', tenant)).toHaveLength(0);
+    expect(p.sandbox.applications('ashby', tenant)).toHaveLength(0);
+    expect(p.sandbox.state.uploads.size).toBe(0);
+  });
+
   it('garbage bytes go to the DLQ with the raw bytes intact', async () => {
     const key = uniqueName('garbage');
     const value = Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02]);
@@ -125,16 +148,22 @@ describe('dispatcher and retry tiers', () => {
     expect(await delivery(held.applicationId)).toBeNull();
   });
 
-  it('a 429 with Retry-After: 5 is not retried sooner than 5 s', async () => {
+  it('a 429 with Retry-After: 5 defers the delivery, not sooner than 5 s, without using a try', async () => {
     const event = p.event();
     p.sandbox.addFault({ kind: 'rate_limit', retryAfterSeconds: 5, platform: 'greenhouse', tenant: p.tenant, method: 'POST', path: '/v1/candidates', times: 1 });
     const published = Date.now();
     await p.publish(event);
     const d = await waitFor('delivery after the 429', async () => ((await delivery(event.applicationId))?.status === 'delivered' ? delivery(event.applicationId) : undefined), 20_000);
-    const hop = (await readTopic(p.kafka, p.config.topics.retryTiers[0]!.topic)).find((r) => r.key?.toString() === event.applicationId)!;
-    expect(hop.headers[HEADER.errorCode]).toBe('rate_limited');
-    expect(Number(hop.headers[HEADER.dueAt]) - published).toBeGreaterThanOrEqual(5_000);
     expect(d!.deliveredAt!.getTime() - published).toBeGreaterThanOrEqual(5_000);
+    expect(d!.tryCount).toBe(1); // the delivering call; the throttled one is not a try
+    // A 5 s wait is spent in process: no hop at all, and certainly no failure hop.
+    for (const tier of p.config.topics.retryTiers) {
+      const hops = (await readTopic(p.kafka, tier.topic)).filter((r) => r.key?.toString() === event.applicationId);
+      for (const hop of hops) {
+        expect(hop.headers[HEADER.deferredFor]).toBe('rate_limited');
+        expect(hop.headers[HEADER.tryCount]).toBe('0');
+      }
+    }
   });
 
   it('a replayed event that was already delivered is acknowledged without calling the ATS', async () => {

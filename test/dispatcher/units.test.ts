@@ -7,7 +7,8 @@ import { CircuitBreakers } from '../../consumers/circuit-breaker.ts';
 import { OffsetTracker } from '../../consumers/engine/offset-tracker.ts';
 import { createRetryRouter } from '../../consumers/retry-router.ts';
 import { loadConfig } from '../../lib/config.ts';
-import { clipUtf8, failureHeaders, HEADER } from '../../lib/headers.ts';
+import { deferredDueAt, parkedWaitMs, ParkingQueue, parkingTier } from '../../consumers/dispatcher/deferral.ts';
+import { clipUtf8, deferralHeaders, failureHeaders, HEADER } from '../../lib/headers.ts';
 
 describe('OffsetTracker', () => {
   it('commits only the contiguous watermark of finished offsets', () => {
@@ -78,6 +79,69 @@ describe('circuit breaker', () => {
     b.onFailure('i2', true, 5_000);
     t = 4_000;
     expect(b.admit('i2')).toMatchObject({ allowed: false, reason: 'rate_limited', untilMs: 5_000 });
+  });
+});
+
+describe('throttling is not failure', () => {
+  it('a 429 cools the integration down but never opens its circuit', () => {
+    let t = 0;
+    const b = new CircuitBreakers({ failureThreshold: 2, openMs: 60_000, now: () => t });
+    for (let i = 0; i < 10; i++) b.onThrottled('i1', 1_000);
+    expect(b.state('i1')).toBe('closed');
+    expect(b.admit('i1')).toMatchObject({ allowed: false, reason: 'rate_limited', untilMs: 1_000 });
+    t = 1_000;
+    expect(b.admit('i1')).toEqual({ allowed: true });
+  });
+
+  it('a half-open probe that was not used (the application was leased elsewhere) is free again', () => {
+    let t = 0;
+    const b = new CircuitBreakers({ failureThreshold: 1, openMs: 1_000, now: () => t });
+    b.onFailure('i1', true);
+    t = 1_001;
+    expect(b.admit('i1')).toEqual({ allowed: true });
+    b.abandon('i1');
+    expect(b.admit('i1')).toEqual({ allowed: true });
+  });
+
+  it('deferred due times are never before the reset and spread after it', () => {
+    const opts = { spreadRatio: 0.5, minSpreadMs: 500 };
+    expect(deferredDueAt(4_000, 1_000, () => 0, opts)).toBe(5_000);
+    expect(deferredDueAt(4_000, 1_000, () => 0.999, opts)).toBe(5_000 + 1_998);
+    const dues = Array.from({ length: 200 }, (_, i) => deferredDueAt(2_000, 0, () => i / 200, opts));
+    expect(Math.min(...dues)).toBe(2_000);
+    expect(new Set(dues).size).toBeGreaterThan(150); // not one thundering millisecond
+  });
+
+  it('a record parked again waits twice as long each time, up to a cap, never less than the ATS asked', () => {
+    const opts = { minParkMs: 2_000, maxParkMs: 300_000 };
+    expect([0, 1, 2, 3].map((hops) => parkedWaitMs(500, hops, opts))).toEqual([2_000, 4_000, 8_000, 16_000]);
+    expect(parkedWaitMs(500, 40, opts)).toBe(300_000);
+    expect(parkedWaitMs(60_000, 0, opts)).toBe(60_000);
+  });
+
+  it("parked records of one integration come due at its budget's pace, never before their own wait", () => {
+    const q = new ParkingQueue();
+    expect([0, 1, 2].map(() => q.slot('i1', 5_000, 300, 0))).toEqual([5_000, 5_300, 5_600]);
+    expect(q.slot('i1', 9_000, 300, 0)).toBe(9_000); // its own wait is later than the queue
+    expect(q.slot('i2', 5_000, 300, 0)).toBe(5_000); // another integration has its own queue
+    expect(q.slot('i1', 1_000, 300, 20_000)).toBe(1_000); // the queue has drained
+  });
+
+  it('parks on the shortest tier covering the wait, else the longest', () => {
+    const { retryTiers } = loadConfig({}).topics;
+    expect(parkingTier(retryTiers, 5_000).name).toBe('retry-30s');
+    expect(parkingTier(retryTiers, 90_000).name).toBe('retry-2m');
+    expect(parkingTier(retryTiers, 3_600_000).name).toBe('retry-5m');
+  });
+
+  it('a deferral hop keeps the try count and says why it happened; a later failure hop clears the mark', () => {
+    const source = { topic: 'ats.applications.retry-30s', partition: 1, offset: '7', timestamp: '1', headers: { [HEADER.tryCount]: '1', [HEADER.originalTopic]: 'ats.applications' } };
+    const h = deferralHeaders(source, { reason: 'rate_limited', dueAt: 99, failedBy: 'g' });
+    expect(h).toMatchObject({ [HEADER.tryCount]: '1', [HEADER.dueAt]: '99', [HEADER.deferredFor]: 'rate_limited', [HEADER.deferralCount]: '1', [HEADER.originalTopic]: 'ats.applications' });
+    expect(deferralHeaders({ ...source, headers: h }, { reason: 'lease_held', dueAt: 100, failedBy: 'g' })[HEADER.deferralCount]).toBe('2');
+    const failed = failureHeaders({ ...source, headers: h }, { code: 'unavailable', message: 'x', status: 503 }, { tryCount: 2, dueAt: 5, failedBy: 'g', now: 1 });
+    expect(failed[HEADER.deferredFor]).toBeUndefined();
+    expect(failed[HEADER.tryCount]).toBe('2');
   });
 });
 

@@ -277,7 +277,7 @@ describe('transactional outbox', () => {
     const startRelay = (): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; output: () => string } => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'producers/outbox/cli.ts', '--batch-size', '100', '--poll-interval-ms', '200'], {
         cwd: projectRoot,
-        env: testEnv({ TOPIC_APPLICATIONS: h.topic, LOG_LEVEL: 'warn' }),
+        env: testEnv({ TOPIC_APPLICATIONS: h.topic, LOG_LEVEL: 'warn', HTTP_PORT: '0' }),
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       children.add(child);

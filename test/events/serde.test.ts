@@ -82,6 +82,18 @@ describe('ApplicationSubmitted serde', () => {
     expect(await v2.decode(v2Bytes)).toEqual({ ...event, referrerEmail: 'max@example.com' });
   });
 
+  it('registers from many starters at once on a new subject: every one gets the id, the subject ends BACKWARD', async () => {
+    // Processes of a rollout start together; the registry client's check-then-create of the subject's
+    // config let all but one of them fail ("rule COMPATIBILITY already exists").
+    for (let round = 0; round < 3; round++) {
+      const topic = uniqueName('apps');
+      const ids = await Promise.all(Array.from({ length: 8 }, () => createEventCodec({ registryUrl, topic }).register()));
+      expect(new Set(ids).size).toBe(1);
+      const config = (await (await fetch(`${registryUrl}/config/${topic}-value`)).json()) as { compatibilityLevel: string };
+      expect(config.compatibilityLevel).toBe('BACKWARD');
+    }
+  });
+
   it('refuses a breaking change: a new field without a default is rejected by the registry', async () => {
     const topic = uniqueName('apps');
     await createEventCodec({ registryUrl, topic }).register();
