@@ -9,6 +9,7 @@ import { Keyring } from '../lib/crypto/keyring.ts';
 import { createPool } from '../lib/db.ts';
 import { createLogger } from '../lib/logger.ts';
 import { createIntegrationRepository } from '../lib/integrations/repository.ts';
+import { createJobSyncScheduler } from '../producers/jobs/scheduler.ts';
 import { buildApi } from './server.ts';
 
 await runMain({
@@ -24,7 +25,8 @@ Options:
   -h, --help        Show this help
 
 Environment: DATABASE_URL, ATS_RELAY_ENCRYPTION_KEYS (required), API_PORT, LOG_LEVEL, SHUTDOWN_TIMEOUT_MS,
-ATS_REQUEST_TIMEOUT_MS, ATS_ALLOW_PRIVATE_NETWORKS.
+ATS_REQUEST_TIMEOUT_MS, ATS_ALLOW_PRIVATE_NETWORKS, WEBHOOK_PUBLIC_BASE_URL, WEBHOOK_MAX_BYTES, WEBHOOK_TOLERANCE_MS,
+TOPIC_APPLICATION_STATUS, TOPIC_JOBS, JOB_SYNC_INTERVAL_MS.
 Tokens: create one with \`npm run integrations -- create-token --admin\` (or --company <id>).`,
   options: {
     port: { type: 'string' },
@@ -50,11 +52,16 @@ Tokens: create one with \`npm run integrations -- create-token --admin\` (or --c
     onShutdown(() => connectors.close());
 
     // Cleanups run last-registered first: stop serving and drain, then connectors, then the pool.
-    const app = buildApi({ config, pool, keyring, log, repository, connectors });
+    const app = buildApi({ config, pool, keyring, log, repository, connectors, jobLister: connectors });
     onShutdown(async () => {
       log.info('api shutting down');
       await app.close();
     });
+    if (config.inbound.jobSyncIntervalMs > 0) {
+      const scheduler = createJobSyncScheduler({ pool, repo: repository, lister: connectors, jobsTopic: config.inbound.jobsTopic, logger: log, intervalMs: config.inbound.jobSyncIntervalMs });
+      scheduler.start();
+      onShutdown(() => scheduler.close()); // runs before the API stops: no new runs, the one in progress finishes
+    }
     const address = await app.listen({ port, host: values.host ?? '0.0.0.0' });
     log.info({ address, keyId: keyring.primaryKeyId }, 'api listening');
     await shutdownRequested;

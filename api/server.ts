@@ -17,6 +17,7 @@ import { notFound, RegistryError, ValidationError } from '../lib/integrations/er
 import { validate, type JsonSchema } from '../lib/integrations/json-schema.ts';
 import { maskCredentials } from '../lib/integrations/masking.ts';
 import { applyIntegrationPatch } from '../lib/integrations/patch.ts';
+import { registerInboundRoutes, WEBHOOK_ROUTE, type InboundApiDeps } from './inbound.ts';
 import {
   createIntegrationRepository,
   DELIVERY_STATUSES,
@@ -52,6 +53,9 @@ export interface ApiDeps {
   connectors?: ConnectionTester | undefined;
   /** Defaults to a repository over `pool` and `keyring`. */
   repository?: IntegrationRepository;
+  /** The way back: job import's listing (connectors) and the replay-window clock (api/inbound.ts). */
+  jobLister?: InboundApiDeps['jobLister'];
+  now?: InboundApiDeps['now'];
 }
 
 declare module 'fastify' {
@@ -60,7 +64,8 @@ declare module 'fastify' {
   }
 }
 
-const PUBLIC_ROUTES = new Set(['/healthz', '/readyz']);
+// The webhook receiver is public: vendors authenticate by signature (api/inbound.ts), not by token.
+const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', WEBHOOK_ROUTE]);
 /** The web console (api/console/) authenticates with its own session cookie, not a bearer header. */
 const isConsolePath = (url: string): boolean => url === '/console' || url.startsWith('/console/') || url.startsWith('/console?');
 
@@ -320,6 +325,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       return { items: page.items.map(deliveryView), nextCursor: page.nextCursor };
     },
   );
+
+  registerInboundRoutes(app, { config, pool, keyring: deps.keyring, log, repo, jobLister: deps.jobLister, ...(deps.now ? { now: deps.now } : {}) });
 
   return app;
 }

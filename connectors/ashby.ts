@@ -15,7 +15,7 @@ import { truncate } from '../lib/errors.ts';
 import { AtsError, vendorText, type AtsErrorCode } from './ats-error.ts';
 import type { HttpResponse } from './http.ts';
 import { loadResume, type Resume } from './resume.ts';
-import type { Connector, ConnectorDeps, DeliveryResult } from './types.ts';
+import type { AtsJob, Connector, ConnectorDeps, DeliveryResult, JobPage } from './types.ts';
 import { FormData } from 'undici';
 import { baseUrl, basicKeyAuth, isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
 
@@ -175,6 +175,30 @@ export class AshbyConnector implements Connector {
       throw client.fail(res, step, code);
     }
     await this.rpc(client, 'candidate.uploadResume', { candidateId, resumeHandle: upload.handle });
+  }
+
+  /** `job.list {status: ["Open"], limit: 100, cursor}` → `{results, moreDataAvailable, nextCursor}` (the envelope keeps the paging fields). */
+  async listJobsPage(integration: Integration, cursor: string | null, signal?: AbortSignal): Promise<JobPage> {
+    const client = new VendorClient(this.deps, { platform: 'ashby', integration, signal, messageOf });
+    const res = await client.request({
+      method: 'POST',
+      url: `${baseUrl(integration, ASHBY_URL)}/job.list`,
+      headers: { authorization: basicKeyAuth(requireCredential(integration, 'apiKey')), 'content-type': 'application/json', accept: 'application/json; version=1' },
+      body: JSON.stringify({ status: ['Open'], limit: 100, ...(cursor ? { cursor } : {}) }),
+      step: 'job.list',
+    });
+    const results = this.unwrap<Array<Record<string, unknown>>>(client, res, 'job.list');
+    if (!Array.isArray(results)) throw client.unexpected(res, 'job.list', 'results is not an array');
+    const page = res.json() as { moreDataAvailable?: boolean; nextCursor?: string };
+    const jobs = results.map((j): AtsJob => ({
+      externalJobId: String(j.id),
+      title: String(j.title ?? ''),
+      status: j.status === 'Open' ? 'open' : 'closed',
+      requisitionCode: typeof j.customRequisitionId === 'string' && j.customRequisitionId ? j.customRequisitionId : null,
+      location: typeof j.locationName === 'string' ? j.locationName : null,
+      updatedAt: typeof j.updatedAt === 'string' ? j.updatedAt : null,
+    }));
+    return { jobs, next: page.moreDataAvailable && page.nextCursor ? page.nextCursor : null };
   }
 
   private async rpc<T>(client: VendorClient, method: string, body: Record<string, unknown>): Promise<T> {

@@ -14,7 +14,7 @@ import type { GreenhouseSettings, Integration } from '../lib/integration.ts';
 import { AtsError } from './ats-error.ts';
 import type { HttpResponse } from './http.ts';
 import { loadResume, type Resume, type ResumeOutcome } from './resume.ts';
-import type { Connector, ConnectorDeps, DeliveryResult } from './types.ts';
+import { linkNext, type AtsJob, type Connector, type ConnectorDeps, type DeliveryResult, type JobPage } from './types.ts';
 import { baseUrl, basicKeyAuth, isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
 
 const HARVEST_URL = 'https://harvest.greenhouse.io';
@@ -107,6 +107,39 @@ export class GreenhouseConnector implements Connector {
     const version = settings.apiVersion === 'v1' ? 'v1' : 'v3';
     const res = await this.send(client, settings, { method: 'GET', path: `/${version}/jobs?per_page=1`, step: 'jobs.list' });
     if (!isSuccess(res.status)) throw client.fail(res, 'jobs.list', res.status === 404 ? 'unexpected_response' : undefined);
+  }
+
+  /**
+   * `GET /v1|v3/jobs?status=open&per_page=100`, then the `Link: rel="next"` URLs as given (v3's
+   * cursor must be the only parameter of a follow-up call, so links are never rebuilt).
+   */
+  async listJobsPage(integration: Integration, cursor: string | null, signal?: AbortSignal): Promise<JobPage> {
+    const settings = integration.settings as GreenhouseSettings;
+    const client = this.client(integration, signal);
+    const version = settings.apiVersion === 'v1' ? 'v1' : 'v3';
+    const base = baseUrl(integration, HARVEST_URL);
+    let path = `/${version}/jobs?status=open&per_page=100`;
+    if (cursor) {
+      if (!cursor.startsWith(`${base}/`)) throw new AtsError('unexpected_response', `greenhouse jobs.list: pagination link outside ${base}`, { context: client.context('jobs.list') });
+      path = cursor.slice(base.length);
+    }
+    const res = await this.send(client, settings, { method: 'GET', path, step: 'jobs.list' });
+    if (!isSuccess(res.status)) throw client.fail(res, 'jobs.list', res.status === 404 ? 'unexpected_response' : undefined);
+    const rows = res.json() as Array<Record<string, unknown>> | undefined;
+    if (!Array.isArray(rows)) throw client.unexpected(res, 'jobs.list', 'expected a JSON array');
+    const jobs = rows.map((j): AtsJob => {
+      const offices = (j.offices ?? j.office_ids ?? []) as Array<{ name?: string; location?: { name?: string } }>;
+      return {
+        externalJobId: String(j.id),
+        title: String(j.name ?? ''),
+        status: j.status === 'open' ? 'open' : 'closed',
+        requisitionCode: typeof j.requisition_id === 'string' && j.requisition_id ? j.requisition_id : null,
+        location: offices[0]?.location?.name ?? offices[0]?.name ?? null,
+        updatedAt: typeof j.updated_at === 'string' ? j.updated_at : null,
+      };
+    });
+    const header = res.headers.link;
+    return { jobs, next: linkNext(Array.isArray(header) ? header.join(',') : header) };
   }
 
   private client(integration: Integration, signal: AbortSignal | undefined): VendorClient {

@@ -9,7 +9,7 @@ import { FormData } from 'undici';
 import type { ApplicationSubmitted } from '../lib/application.ts';
 import type { Integration, LeverSettings } from '../lib/integration.ts';
 import { loadResume } from './resume.ts';
-import type { Connector, ConnectorDeps, DeliveryResult } from './types.ts';
+import type { AtsJob, Connector, ConnectorDeps, DeliveryResult, JobPage } from './types.ts';
 import { baseUrl, basicKeyAuth, isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
 
 const LEVER_URL = 'https://api.lever.co';
@@ -82,6 +82,33 @@ export class LeverConnector implements Connector {
     const created = (res.json() as { data?: LeverOpportunity } | undefined)?.data;
     if (!created?.id) throw client.unexpected(res, step, 'response has no data.id');
     return { externalCandidateId: created.contact ?? created.id, externalApplicationId: created.id, deduplicated: false, resumeOmitted: omitted };
+  }
+
+  /** `GET /v1/postings?state=published&limit=100[&offset=<token>]` → `{data, hasNext, next}`. */
+  async listJobsPage(integration: Integration, cursor: string | null, signal?: AbortSignal): Promise<JobPage> {
+    const client = new VendorClient(this.deps, { platform: 'lever', integration, signal, messageOf });
+    const res = await client.request({
+      method: 'GET',
+      url: `${baseUrl(integration, LEVER_URL)}/v1/postings?state=published&limit=100${cursor ? `&offset=${encodeURIComponent(cursor)}` : ''}`,
+      headers: { authorization: basicKeyAuth(requireCredential(integration, 'apiKey')), accept: 'application/json' },
+      step: 'postings.list',
+    });
+    if (!isSuccess(res.status)) throw client.fail(res, 'postings.list', res.status === 404 ? 'unexpected_response' : undefined);
+    const body = res.json() as { data?: Array<Record<string, unknown>>; hasNext?: boolean; next?: string } | undefined;
+    if (!Array.isArray(body?.data)) throw client.unexpected(res, 'postings.list', 'expected {data: [...]}');
+    const jobs = body.data.map((p): AtsJob => {
+      const codes = (p.requisitionCodes ?? []) as string[];
+      const categories = (p.categories ?? {}) as { location?: string };
+      return {
+        externalJobId: String(p.id),
+        title: String(p.text ?? ''),
+        status: p.state === 'published' || p.state === 'internal' ? 'open' : 'closed',
+        requisitionCode: codes[0] ?? null,
+        location: categories.location ?? null,
+        updatedAt: p.updatedAt === undefined ? null : String(p.updatedAt),
+      };
+    });
+    return { jobs, next: body.hasNext && body.next ? body.next : null };
   }
 
   async testConnection(integration: Integration, signal?: AbortSignal): Promise<void> {

@@ -22,6 +22,37 @@ export interface Connector {
   deliver(application: ApplicationSubmitted, integration: Integration, signal?: AbortSignal): Promise<DeliveryResult>;
   /** A cheap authenticated read; resolves when the credentials (and base URL) work. */
   testConnection(integration: Integration, signal?: AbortSignal): Promise<void>;
+  /**
+   * One page of the ATS's open jobs (job import). `cursor` is null for the first page, then the
+   * page's `next`; a null `next` ends the listing. Absent for receivers without a job listing.
+   */
+  listJobsPage?(integration: Integration, cursor: string | null, signal?: AbortSignal): Promise<JobPage>;
+}
+
+/** A job as the job import keeps it, whatever the vendor calls its fields. */
+export interface AtsJob {
+  externalJobId: string;
+  title: string;
+  status: 'open' | 'closed';
+  requisitionCode: string | null;
+  location: string | null;
+  /** The vendor's own last-update stamp, as sent (for operators; change detection compares content). */
+  updatedAt: string | null;
+}
+
+export interface JobPage {
+  jobs: AtsJob[];
+  /** Opaque: a vendor cursor, offset token or next-page URL. */
+  next: string | null;
+}
+
+/** RFC 5988 `Link` header → the rel="next" URL. */
+export function linkNext(header: string | undefined): string | null {
+  for (const part of (header ?? '').split(',')) {
+    const m = /<([^>]+)>\s*;\s*rel="?next"?/i.exec(part.trim());
+    if (m) return m[1]!;
+  }
+  return null;
 }
 
 /** Shared machinery handed to every vendor connector by createConnectors(). */

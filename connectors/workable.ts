@@ -11,7 +11,7 @@ import type { Integration, WorkableSettings } from '../lib/integration.ts';
 import { AtsError } from './ats-error.ts';
 import { WORKABLE_PARTNER_RATE_LIMIT } from './rate-limit.ts';
 import { loadResume } from './resume.ts';
-import type { Connector, ConnectorDeps, DeliveryResult } from './types.ts';
+import type { AtsJob, Connector, ConnectorDeps, DeliveryResult, JobPage } from './types.ts';
 import { isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
 
 /** Assumption (unconfirmed): errors carry `{error}` (or `{message}`). */
@@ -110,6 +110,27 @@ export class WorkableConnector implements Connector {
     const created = (res.json() as { candidate?: { id?: string } } | undefined)?.candidate;
     if (!created?.id) throw client.unexpected(res, step, 'response has no candidate.id');
     return { externalCandidateId: created.id, externalApplicationId: created.id, deduplicated: false, resumeOmitted: omitted };
+  }
+
+  /** `GET /spi/v3/jobs?state=published&limit=100`, then `paging.next` (a full URL, followed only within the account's base). */
+  async listJobsPage(integration: Integration, cursor: string | null, signal?: AbortSignal): Promise<JobPage> {
+    const { client, headers } = this.client(integration, signal);
+    const base = spiBase(integration);
+    if (cursor && !cursor.startsWith(`${base}/`)) throw new AtsError('unexpected_response', `workable jobs.list: pagination link outside ${base}`, { context: client.context('jobs.list') });
+    const res = await client.request({ method: 'GET', url: cursor ?? `${base}/jobs?state=published&limit=100`, headers, step: 'jobs.list' });
+    if (!isSuccess(res.status)) throw client.fail(res, 'jobs.list', res.status === 404 ? 'unexpected_response' : undefined);
+    const body = res.json() as { jobs?: Array<Record<string, unknown>>; paging?: { next?: string } } | undefined;
+    if (!Array.isArray(body?.jobs)) throw client.unexpected(res, 'jobs.list', 'expected {jobs: [...]}');
+    const jobs = body.jobs.map((j): AtsJob => ({
+      externalJobId: String(j.shortcode),
+      title: String(j.title ?? ''),
+      // Workable's "closed" means internal/confidential, not filled: only published jobs are advertised.
+      status: j.state === 'published' ? 'open' : 'closed',
+      requisitionCode: typeof j.code === 'string' && j.code ? j.code : null,
+      location: ((j.location ?? {}) as { location_str?: string }).location_str ?? null,
+      updatedAt: typeof j.updated_at === 'string' ? j.updated_at : null,
+    }));
+    return { jobs, next: body.paging?.next ?? null };
   }
 
   async testConnection(integration: Integration, signal?: AbortSignal): Promise<void> {

@@ -69,6 +69,14 @@ const V = {
   ATS_RATE_LIMITS: declare({ env: 'ATS_RATE_LIMITS', default: '', doc: 'Per-platform client-side rate limits overriding the vendor defaults, e.g. "greenhouse=100/10s,workable=none" (requests/window, or none).' }),
   RESUME_MAX_BYTES: declare({ env: 'RESUME_MAX_BYTES', default: '10485760', doc: 'Largest resume fetched and forwarded (10 MiB).' }),
 
+  // The way back: inbound webhooks and job import
+  TOPIC_APPLICATION_STATUS: declare({ env: 'TOPIC_APPLICATION_STATUS', default: 'ats.application-status', doc: 'Topic of ApplicationStatusChanged events (what the ATS says happened to an application we delivered).' }),
+  TOPIC_JOBS: declare({ env: 'TOPIC_JOBS', default: 'ats.jobs', doc: 'Topic of JobSynced events (jobs imported from each ATS: opened, updated, closed).' }),
+  WEBHOOK_PUBLIC_BASE_URL: declare({ env: 'WEBHOOK_PUBLIC_BASE_URL', default: 'http://127.0.0.1:3000', doc: 'Public base URL of the API as the ATSs reach it; webhook URLs shown to customers are <this>/integrations/<id>/webhook.' }),
+  WEBHOOK_MAX_BYTES: declare({ env: 'WEBHOOK_MAX_BYTES', default: '262144', doc: 'Largest inbound webhook body accepted (bigger: 413, nothing stored).' }),
+  WEBHOOK_TOLERANCE_MS: declare({ env: 'WEBHOOK_TOLERANCE_MS', default: '300000', doc: 'Replay window for webhooks that carry a signed timestamp (Lever triggeredAt, generic occurredAt), both directions.' }),
+  JOB_SYNC_INTERVAL_MS: declare({ env: 'JOB_SYNC_INTERVAL_MS', default: '0', doc: 'Periodic job import in the API process, per enabled integration (0 = off; run `integrations -- import-jobs` or POST /integrations/:id/sync instead).' }),
+
   // PostgreSQL
   DATABASE_URL: declare({ env: 'DATABASE_URL', default: 'postgres://postgres@127.0.0.1:5432/ats_relay', doc: 'PostgreSQL connection string (integrations, delivery log, outbox, redrive history).' }),
   ATS_RELAY_ENCRYPTION_KEYS: declare({ env: 'ATS_RELAY_ENCRYPTION_KEYS', doc: 'Keyring for ATS credentials at rest: "k2:<base64 32 bytes>,k1:<…>"; the first key encrypts. Required by processes that read credentials. Unset on a developer machine: the local stack\'s dev keyring (STACK_HOME/dev-keyring, made by `npm run stack -- up`) is used.', secret: true }),
@@ -177,6 +185,8 @@ export interface Config {
     companyRecipients: Record<string, string[]>;
   };
   log: { level: string };
+  /** Inbound webhooks and job import (the way back from the ATS). */
+  inbound: { statusTopic: string; jobsTopic: string; publicBaseUrl: string; webhookMaxBytes: number; webhookToleranceMs: number; jobSyncIntervalMs: number };
   http: { port: number; apiPort: number; sandboxPort: number; shutdownTimeoutMs: number };
   console: { sessionTtlMs: number; cookieSecure: boolean };
   stack: {
@@ -450,6 +460,14 @@ export function loadConfig(env: Env = process.env): Config {
       companyRecipients: parseCompanyRecipients(r),
     },
     log: { level: r.str(V.LOG_LEVEL) },
+    inbound: {
+      statusTopic: r.str(V.TOPIC_APPLICATION_STATUS),
+      jobsTopic: r.str(V.TOPIC_JOBS),
+      publicBaseUrl: r.url(V.WEBHOOK_PUBLIC_BASE_URL, ['http:', 'https:']).replace(/\/+$/, ''),
+      webhookMaxBytes: r.int(V.WEBHOOK_MAX_BYTES, 1_024, 10_485_760),
+      webhookToleranceMs: r.int(V.WEBHOOK_TOLERANCE_MS, 1_000),
+      jobSyncIntervalMs: r.int(V.JOB_SYNC_INTERVAL_MS, 0),
+    },
     http: {
       port: r.int(V.HTTP_PORT, 0, 65_535),
       apiPort: r.int(V.API_PORT, 0, 65_535),
@@ -541,6 +559,12 @@ export function envFromConfig(config: Config): Record<string, string> {
       .map(([company, to]) => `${company}=${to.join(';')}`)
       .join(','),
     LOG_LEVEL: config.log.level,
+    TOPIC_APPLICATION_STATUS: config.inbound.statusTopic,
+    TOPIC_JOBS: config.inbound.jobsTopic,
+    WEBHOOK_PUBLIC_BASE_URL: config.inbound.publicBaseUrl,
+    WEBHOOK_MAX_BYTES: String(config.inbound.webhookMaxBytes),
+    WEBHOOK_TOLERANCE_MS: String(config.inbound.webhookToleranceMs),
+    JOB_SYNC_INTERVAL_MS: String(config.inbound.jobSyncIntervalMs),
     HTTP_PORT: String(config.http.port),
     API_PORT: String(config.http.apiPort),
     CONSOLE_SESSION_TTL_MS: String(config.console.sessionTtlMs),

@@ -22,6 +22,14 @@ export function loadApplicationSchema(): avro.Schema {
   return JSON.parse(readFileSync(APPLICATION_SCHEMA_FILE, 'utf8')) as avro.Schema;
 }
 
+/** The way back's contracts (schemas/application-status-changed.avsc, schemas/job-synced.avsc). */
+export const STATUS_SCHEMA_FILE = new URL('../schemas/application-status-changed.avsc', import.meta.url);
+export const JOB_SCHEMA_FILE = new URL('../schemas/job-synced.avsc', import.meta.url);
+
+export function loadSchemaFile(file: URL): avro.Schema {
+  return JSON.parse(readFileSync(file, 'utf8')) as avro.Schema;
+}
+
 export const SERDE_ERROR_CODES = ['registry_unavailable', 'schema_rejected', 'encode_failed', 'decode_failed'] as const;
 export type SerdeErrorCode = (typeof SERDE_ERROR_CODES)[number];
 

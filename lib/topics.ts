@@ -4,10 +4,10 @@
  * holds data (partitions are never reduced, nothing is deleted; adding partitions moves keys, so that
  * is left to an operator's decision too).
  */
-import type { TopicsConfig } from './config.ts';
+import type { Config, TopicsConfig } from './config.ts';
 import { ConfigResourceTypes, type Admin } from './kafka.ts';
 
-export type TopicRole = 'main' | 'retry' | 'dlq';
+export type TopicRole = 'main' | 'retry' | 'dlq' | 'status' | 'jobs';
 
 export interface TopicSpec {
   topic: string;
@@ -49,6 +49,23 @@ export function topicSpecs(topics: TopicsConfig, opts: { retryPartitions?: numbe
       replicationFactor: topics.replicationFactor,
       configs: base(topics.dlqRetentionMs),
     },
+  ];
+}
+
+/**
+ * The way back: ApplicationStatusChanged (keyed by our application id) and JobSynced (keyed by
+ * integration id and ATS job id). As many partitions as the main topic, the main topic's retention.
+ */
+export function inboundTopicSpecs(config: Pick<Config, 'topics' | 'inbound'>): TopicSpec[] {
+  const { topics, inbound } = config;
+  const configs = {
+    'cleanup.policy': 'delete',
+    'retention.ms': String(topics.retentionMs),
+    'min.insync.replicas': String(topics.replicationFactor >= 3 ? 2 : 1),
+  };
+  return [
+    { topic: inbound.statusTopic, role: 'status', partitions: topics.partitions, replicationFactor: topics.replicationFactor, configs },
+    { topic: inbound.jobsTopic, role: 'jobs', partitions: topics.partitions, replicationFactor: topics.replicationFactor, configs: { ...configs } },
   ];
 }
 

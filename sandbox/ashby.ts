@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { SandboxRecord, SandboxState, Tenant } from './state.ts';
 import { fileSummary, type VendorEmulation } from './vendor.ts';
 import { basicAuth, isEmail, jsonBody, mediaType, multipartBody, reply, type SandboxReply, type SandboxRequest } from './wire.ts';
+import { ashbyJobList } from './jobs.ts';
 
 function fail(code: string, message: string): SandboxReply {
   return reply(200, { success: false, errors: [code], errorInfo: { code, message, requestId: randomUUID() } });
@@ -27,6 +28,8 @@ function candidateView(tenant: Tenant, c: SandboxRecord): Record<string, unknown
 type Rpc = (body: Record<string, unknown>, tenant: Tenant, state: SandboxState, req: SandboxRequest) => SandboxReply;
 
 const methods: Record<string, Rpc> = {
+  'job.list': (b, tenant) => ashbyJobList(b, tenant),
+
   'apiKey.info': (_b, tenant) => ok({ title: `sandbox key for ${tenant.spec.tenant}`, createdAt: new Date(0).toISOString() }),
 
   'candidate.search': (b, tenant) => {

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { SandboxState, SandboxRecord, Tenant } from './state.ts';
 import { fileSummary, type VendorEmulation } from './vendor.ts';
 import { basicAuth, bearer, formBody, header, isBase64, isEmail, jsonBody, reply, type SandboxReply, type SandboxRequest } from './wire.ts';
+import { greenhouseJobs } from './jobs.ts';
 
 const ATTACHMENT_TYPES_V1 = ['resume', 'cover_letter', 'admin_only', 'other', 'take_home_test', 'offer_letter', 'signed_offer_letter'];
 const CONTENT_TYPES = [
@@ -153,9 +154,7 @@ function v1(req: SandboxRequest, state: SandboxState, tenant: Tenant): SandboxRe
     return reply(403, { message: 'Missing or invalid On-Behalf-Of header' });
   }
   const path = req.path;
-  if (req.method === 'GET' && path === '/v1/jobs') {
-    return reply(200, (tenant.spec.jobs ?? []).map((id) => ({ id: Number(id), name: `Job ${id}`, status: 'open' })));
-  }
+  if (req.method === 'GET' && path === '/v1/jobs') return greenhouseJobs(req, tenant, 'v1');
   if (req.method === 'GET' && path === '/v1/candidates') {
     const email = req.query.get('email')?.toLowerCase();
     const jobId = req.query.get('job_id');
@@ -210,9 +209,7 @@ function v1(req: SandboxRequest, state: SandboxState, tenant: Tenant): SandboxRe
 function v3(req: SandboxRequest, state: SandboxState, tenant: Tenant): SandboxReply {
   const path = req.path;
   const q = req.query;
-  if (req.method === 'GET' && path === '/v3/jobs') {
-    return reply(200, (tenant.spec.jobs ?? []).map((id) => ({ id: Number(id), name: `Job ${id}`, status: 'open' })));
-  }
+  if (req.method === 'GET' && path === '/v3/jobs') return greenhouseJobs(req, tenant, 'v3');
   if (req.method === 'GET' && path === '/v3/candidates') {
     const email = q.get('email')?.toLowerCase();
     return reply(200, email ? tenant.indexed(`email:${email}`) : [...tenant.candidates.values()]);

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { SandboxRecord, Tenant } from './state.ts';
 import { fileSummary, type VendorEmulation } from './vendor.ts';
 import { basicAuth, isEmail, jsonBody, mediaType, multipartBody, reply, type SandboxRequest } from './wire.ts';
+import { leverPostings } from './jobs.ts';
 
 const error = (status: number, code: string, message: string) => reply(status, { code, message });
 
@@ -137,9 +138,7 @@ export const lever: VendorEmulation = {
       return reply(200, { data: list, hasNext: false });
     }
     if (req.method === 'POST' && req.path === '/v1/opportunities') return createOpportunity(req, tenant);
-    if (req.method === 'GET' && req.path === '/v1/postings') {
-      return reply(200, { data: (tenant.spec.jobs ?? []).map((id) => ({ id, text: `Posting ${id}`, state: 'published' })), hasNext: false });
-    }
+    if (req.method === 'GET' && req.path === '/v1/postings') return leverPostings(req, tenant);
     return error(404, 'ResourceNotFound', 'Not found');
   },
 };

@@ -27,6 +27,8 @@ import { greenhouse } from './greenhouse.ts';
 import { lever } from './lever.ts';
 import { SandboxState, type Fault, type FaultSpec, type SandboxRecord, type Tenant, type TenantSpec } from './state.ts';
 import type { VendorEmulation } from './vendor.ts';
+import type { SandboxJob } from './jobs.ts';
+import { fireWebhooks, type WebhookResult, type WebhookSpec } from './webhooks.ts';
 import { workable } from './workable.ts';
 import { reply, type SandboxReply, type SandboxRequest } from './wire.ts';
 
@@ -61,6 +63,10 @@ export interface Sandbox {
   attachments(platform: Platform, tenant: string): SandboxRecord[];
   reset(): void;
   close(): Promise<void>;
+  /** Replace a tenant's job listing (sandbox/jobs.ts), in listing order. */
+  setJobs(platform: Platform, tenant: string, jobs: SandboxJob[]): void;
+  /** Send signed vendor webhooks to a URL (sandbox/webhooks.ts), with faults. */
+  fireWebhooks(specs: WebhookSpec[], opts?: { outOfOrder?: boolean }): Promise<WebhookResult[]>;
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer | null> {
@@ -272,6 +278,19 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       if (!platform || !tenantName) return reply(400, { error: 'platform and tenant query parameters are required' });
       return reply(200, records(path.slice(1) as 'candidates', platform, tenantName));
     }
+    if (path === '/jobs' && method === 'PUT') {
+      const list = (() => {
+        try {
+          return JSON.parse(body.toString('utf8')) as SandboxJob[];
+        } catch {
+          return undefined;
+        }
+      })();
+      if (!platform || !tenantName || !Array.isArray(list)) return reply(400, { error: 'PUT /jobs?platform=&tenant= with [{id, title, status, requisitionCode?, location?, updatedAt?}]' });
+      if (!state.tenant(platform, tenantName)) return reply(404, { error: 'no such tenant' });
+      setJobs(platform, tenantName, list);
+      return reply(204);
+    }
     if (path === '/stats' && method === 'GET') return reply(200, { ...state.stats, tenants: state.tenants.size, faults: state.faults.length });
     if (path === '/reset' && method === 'POST') {
       resetAll();
@@ -286,6 +305,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       return reply(201, addFile(decodeURIComponent(file[1]!), Buffer.from(body), contentType || 'application/octet-stream'));
     }
     return reply(404, { error: 'unknown sandbox endpoint' });
+  }
+
+  function setJobs(platform: Platform, tenantName: string, jobs: SandboxJob[]): void {
+    const tenant = state.tenant(platform, tenantName);
+    if (!tenant) throw new Error(`no sandbox tenant ${platform}:${tenantName}`);
+    tenant.jobRecords.clear();
+    for (const j of jobs) tenant.jobRecords.set(String(j.id), { ...j, id: String(j.id) });
   }
 
   function addTenantChecked(spec: TenantSpec): Tenant {
@@ -310,6 +336,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       const prefix = pathname.slice(1, slash < 0 ? undefined : slash);
       const rest = slash < 0 ? '/' : pathname.slice(slash);
       const method = (req.method ?? 'GET').toUpperCase();
+      if (prefix === '_sandbox' && rest === '/webhooks' && method === 'POST') {
+        const spec = (() => {
+          try {
+            return JSON.parse(body.toString('utf8')) as { deliveries?: WebhookSpec[]; outOfOrder?: boolean };
+          } catch {
+            return undefined;
+          }
+        })();
+        if (!Array.isArray(spec?.deliveries)) return send(res, reply(400, { error: 'expected {deliveries: [{platform, url, secret, kind, externalApplicationId, …}], outOfOrder?}' }));
+        return send(res, reply(200, { results: await fireWebhooks(spec.deliveries, { outOfOrder: spec.outOfOrder === true }) }));
+      }
       if (prefix === '_sandbox') return send(res, admin(method, rest, query, body, String(req.headers['content-type'] ?? '')));
       const vendor = VENDORS[prefix];
       if (!vendor) return send(res, reply(404, { error: 'unknown vendor prefix' }));
@@ -345,6 +382,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     applications: (p, t) => records('applications', p, t),
     attachments: (p, t) => records('attachments', p, t),
     reset: resetAll,
+    setJobs,
+    fireWebhooks: (specs, o) => fireWebhooks(specs, o),
     close() {
       closing ??= new Promise<void>((resolve) => {
         for (const s of hung) s.destroy();

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Platform } from '../lib/integration.ts';
+import type { SandboxJob } from './jobs.ts';
 
 export interface RateWindow {
   limit: number;
@@ -44,6 +45,8 @@ export class Tenant {
   readonly attachments = new Map<string, SandboxRecord>();
   /** Generic receivers: Idempotency-Key → the first answer. */
   readonly idempotency = new Map<string, { status: number; body: unknown }>();
+  /** The job listing (sandbox/jobs.ts), in listing order; empty = spec.jobs as open jobs. */
+  readonly jobRecords = new Map<string, SandboxJob>();
   window = { startedAt: 0, count: 0 };
   /** Secondary indexes (`email:…`, `apps:<candidateId>`, `atts:<applicationId>`) so lookups stay O(1) under benchmark load. */
   private readonly index = new Map<string, SandboxRecord[]>();
@@ -55,7 +58,7 @@ export class Tenant {
   }
 
   hasJob(id: string | number): boolean {
-    return (this.spec.jobs ?? []).includes(String(id));
+    return (this.spec.jobs ?? []).includes(String(id)) || this.jobRecords.has(String(id));
   }
 
   indexed(key: string): SandboxRecord[] {

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { SandboxRecord, SandboxState, Tenant } from './state.ts';
 import { fileSummary, type VendorEmulation } from './vendor.ts';
 import { bearer, header, isBase64, isEmail, jsonBody, reply, type SandboxRequest } from './wire.ts';
+import { workableJobs } from './jobs.ts';
 
 const SPI = /^\/([a-z0-9-]+)\/spi\/v3(\/.*)$/i;
 
@@ -98,9 +99,7 @@ export const workable: VendorEmulation = {
     }
     const create = /^\/jobs\/([^/]+)\/candidates$/.exec(r.path);
     if (req.method === 'POST' && create) return createCandidate(req, tenant, decodeURIComponent(create[1]!));
-    if (req.method === 'GET' && r.path === '/jobs') {
-      return reply(200, { jobs: (tenant.spec.jobs ?? []).map((shortcode) => ({ shortcode, title: `Job ${shortcode}`, state: 'published' })), paging: {} });
-    }
+    if (req.method === 'GET' && r.path === '/jobs') return workableJobs(req, tenant, r.subdomain);
     return error(404, 'Not found');
   },
 };

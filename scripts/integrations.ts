@@ -13,6 +13,10 @@ import { maskCredentials } from '../lib/integrations/masking.ts';
 import { createIntegrationRepository, type IntegrationRecord, type IntegrationRepository } from '../lib/integrations/repository.ts';
 import { formatFieldErrors, validateNewIntegration, validatePatch, type FieldError } from '../lib/integrations/validation.ts';
 import { renderFields, renderTable } from '../lib/text-table.ts';
+import { createConnectors } from '../connectors/index.ts';
+import { createLogger } from '../lib/logger.ts';
+import { JobImportError, listSyncRuns, startJobImport } from '../producers/jobs/job-import.ts';
+import { createWebhookSecrets, webhookUrl } from '../producers/webhooks/secrets.ts';
 
 const COMMON = `Environment: DATABASE_URL, ATS_RELAY_ENCRYPTION_KEYS (required).`;
 
@@ -30,6 +34,9 @@ Commands:
   rotate-keys  Re-encrypt every credential with the newest key of ATS_RELAY_ENCRYPTION_KEYS
   create-token Create an API token (shown once)
   revoke-token Revoke an API token
+  webhook      Show an integration's webhook URL; --rotate sets a new secret (shown once)
+  import-jobs  Import the ATS's open jobs now (JobSynced events to TOPIC_JOBS via the outbox)
+  syncs        List an integration's job import runs
 
 Run \`npm run integrations -- <command> --help\` for a command's options.
 ${COMMON}`,
@@ -75,6 +82,20 @@ Prints the token once; only its SHA-256 is stored. An admin token sees every com
 ${COMMON}`,
   'revoke-token': `Usage: npm run integrations -- revoke-token <token id>
 ${COMMON}`,
+  webhook: `Usage: npm run integrations -- webhook <integration id> [--rotate [--secret-file <path|->]]
+
+Prints the URL the customer registers in their ATS (WEBHOOK_PUBLIC_BASE_URL/integrations/<id>/webhook).
+--rotate generates a new webhook secret and prints it once; --secret-file stores the vendor's own value
+instead (Lever's signature token). Workable signs with the account API token: no secret to set.
+${COMMON}`,
+  'import-jobs': `Usage: npm run integrations -- import-jobs <integration id> [--json]
+
+Fetches every open job (all pages, within the integration's rate limit), stores them and writes one JobSynced
+outbox row per job opened, updated or closed since the last run (run \`npm run outbox-relay -- --topics …\`
+to publish). Exit 1 when the run fails or another run of the integration is in progress.
+${COMMON} Also ATS_REQUEST_TIMEOUT_MS, ATS_ALLOW_PRIVATE_NETWORKS, TOPIC_JOBS.`,
+  syncs: `Usage: npm run integrations -- syncs <integration id> [--json]
+${COMMON}`,
 };
 
 /** Options each command accepts (runMain parses the union; anything else is a usage error). */
@@ -89,6 +110,9 @@ const ALLOWED: Record<string, string[]> = {
   'rotate-keys': [],
   'create-token': ['admin', 'company', 'name'],
   'revoke-token': [],
+  webhook: ['rotate', 'secret-file'],
+  'import-jobs': ['json'],
+  syncs: ['json'],
 };
 
 /** The command named first on the line (chooses the --help text before the arguments are parsed). */
@@ -177,6 +201,8 @@ const options = {
   json: { type: 'boolean' },
   remove: { type: 'boolean' },
   admin: { type: 'boolean' },
+  rotate: { type: 'boolean' },
+  'secret-file': { type: 'string' },
 } as const;
 
 type Values = { [K in keyof typeof options]?: (typeof options)[K]['type'] extends 'boolean' ? boolean : string };
@@ -199,7 +225,8 @@ await runMain(
       if (unexpected.length) throw new UsageError(`${command} does not take ${unexpected.map((k) => `--${k}`).join(', ')}\n\n${USAGE[command]}`);
 
       const keyring = new Keyring(config.crypto.encryptionKeys);
-      const pool = createPool(config.database, { max: 2, applicationName: 'ats-relay-integrations-cli' });
+      // import-jobs holds one connection for its lock and one for its transaction.
+      const pool = createPool(config.database, { max: 3, applicationName: 'ats-relay-integrations-cli' });
       onShutdown(() => pool.end());
       const repo = createIntegrationRepository({ pool, keyring });
       const out = (s: string): void => void process.stdout.write(`${s}\n`);
@@ -318,6 +345,66 @@ await runMain(
             const created = await repo.createApiToken({ name: values.name, scope });
             out(renderFields([['id', created.id], ['name', created.name], ['scope', values.admin ? 'admin' : `company:${values.company}`], ['token', created.token]]));
             out('\nStore the token now: it is not shown again (only its hash is kept).');
+            return;
+          }
+          case 'webhook': {
+            const integration = await load(repo, needId(positionals));
+            const secrets = createWebhookSecrets({ pool, keyring });
+            const url = webhookUrl(config.inbound.publicBaseUrl, integration.id);
+            if (values['secret-file'] !== undefined && !values.rotate) throw new UsageError(`--secret-file goes with --rotate\n\n${USAGE.webhook}`);
+            if (!values.rotate) {
+              const info = await secrets.info(integration.id);
+              const signedWith = integration.platform === 'workable' ? 'the account API token' : info ? `the webhook secret (set ${info.rotatedAt.toISOString()})` : 'nothing yet: run with --rotate';
+              out(renderFields([['url', url], ['platform', integration.platform], ['signed with', signedWith]]));
+              return;
+            }
+            if (integration.platform === 'workable') throw new UsageError('Workable signs webhooks with the account API token: update the "token" credential instead');
+            const file = values['secret-file'];
+            const given = file === undefined ? undefined : (file === '-' ? await text(process.stdin) : await readFile(file, 'utf8')).trim();
+            if (given !== undefined && given.length < 16) throw new UsageError('the secret must be at least 16 characters');
+            const secret = await secrets.rotate(integration.id, given);
+            out(renderFields([['url', url], ['secret', secret]]));
+            out('\nGive the secret to the ATS now: it is not shown again.');
+            return;
+          }
+          case 'import-jobs': {
+            const integration = await load(repo, needId(positionals));
+            const logger = createLogger({ level: config.log.level, name: 'import-jobs' });
+            const connectors = createConnectors({ requestTimeoutMs: config.ats.requestTimeoutMs, allowPrivateNetworks: config.ats.allowPrivateNetworks, resumeMaxBytes: config.ats.resumeMaxBytes, rateLimits: config.ats.rateLimits });
+            onShutdown(() => connectors.close());
+            let summary;
+            try {
+              const run = await startJobImport({ pool, lister: connectors, jobsTopic: config.inbound.jobsTopic, logger }, integration, 'cli');
+              summary = await run.done;
+            } catch (err) {
+              if (err instanceof JobImportError) {
+                process.stderr.write(`integrations import-jobs: ${err.message}\n`);
+                return 1;
+              }
+              throw err;
+            }
+            out(values.json ? JSON.stringify(summary, null, 2) : renderFields(Object.entries(summary) as Array<[string, string | number | null]>));
+            return summary.status === 'succeeded' ? 0 : 1;
+          }
+          case 'syncs': {
+            const integration = await load(repo, needId(positionals));
+            const runs = await listSyncRuns(pool, integration.id);
+            out(
+              values.json
+                ? JSON.stringify(runs, null, 2)
+                : renderTable(runs, [
+                    { header: 'RUN', value: (r) => r.id },
+                    { header: 'TRIGGER', value: (r) => r.trigger },
+                    { header: 'STATUS', value: (r) => r.status },
+                    { header: 'STARTED', value: (r) => r.startedAt },
+                    { header: 'PAGES', value: (r) => r.pages },
+                    { header: 'OPENED', value: (r) => r.opened },
+                    { header: 'UPDATED', value: (r) => r.updated },
+                    { header: 'CLOSED', value: (r) => r.closed },
+                    { header: '429s', value: (r) => r.rateLimited },
+                    { header: 'ERROR', value: (r) => r.error ?? '' },
+                  ]),
+            );
             return;
           }
           case 'revoke-token': {

@@ -6,7 +6,7 @@ import { runMain, UsageError } from '../lib/cli.ts';
 import { createKafka, withAdmin } from '../lib/kafka.ts';
 import { createLogger } from '../lib/logger.ts';
 import { renderTable } from '../lib/text-table.ts';
-import { describeTopics, ensureTopics, topicSpecs, type TopicSpec } from '../lib/topics.ts';
+import { describeTopics, ensureTopics, topicSpecs, inboundTopicSpecs, type TopicSpec } from '../lib/topics.ts';
 
 const days = (ms: string | undefined): string => (ms === undefined ? '-' : ms === '-1' ? 'forever' : `${+(Number(ms) / 86_400_000).toFixed(2)} d`);
 
@@ -21,14 +21,14 @@ await runMain({
   describe  Print the topics as the cluster has them next to the configuration.
 
 Configuration: KAFKA_BROKERS, TOPIC_APPLICATIONS, TOPIC_PARTITIONS, TOPIC_REPLICATION_FACTOR,
-TOPIC_RETENTION_MS, DLQ_RETENTION_MS, RETRY_TIERS.`,
+TOPIC_RETENTION_MS, DLQ_RETENTION_MS, RETRY_TIERS, TOPIC_APPLICATION_STATUS, TOPIC_JOBS.`,
   options: {},
   async run({ config, positionals }) {
     const command = positionals[0];
     if (command !== 'ensure' && command !== 'describe') throw new UsageError(`expected "ensure" or "describe", got ${command ? `"${command}"` : 'nothing'}`);
     const logger = createLogger({ level: config.log.level, name: 'topics' });
     const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'topics' });
-    const specs = topicSpecs(config.topics);
+    const specs = [...topicSpecs(config.topics), ...inboundTopicSpecs(config)];
     const configured = (s: TopicSpec): string => `${s.partitions} × rf ${s.replicationFactor}, ${days(s.configs['retention.ms'])}`;
 
     if (command === 'describe') {

@@ -8,7 +8,7 @@ import { runMain, wholeNumberFlag } from '../../lib/cli.ts';
 import { createPool } from '../../lib/db.ts';
 import { createKafka, createProducer, kafkaError } from '../../lib/kafka.ts';
 import { createLogger } from '../../lib/logger.ts';
-import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
+import { createTopicCodecs } from './codecs.ts';
 import { DEFAULT_RELAY_TUNING } from './options.ts';
 import { createOutboxRelay } from './relay.ts';
 
@@ -28,6 +28,7 @@ Options:
   --prune-interval-ms N how often to prune (default ${d.pruneIntervalMs})
   --pipeline-depth N    batches claimed ahead of the broker's acks (default ${d.pipelineDepth})
   --all-topics          relay rows of every topic, not only TOPIC_APPLICATIONS
+  --topics a,b          relay rows of these topics, e.g. the way back's TOPIC_APPLICATION_STATUS,TOPIC_JOBS
 
 Serves /healthz and /readyz (started, not stopping) on HTTP_PORT, like the consumers, for
 Kubernetes' probes.`,
@@ -38,6 +39,7 @@ Kubernetes' probes.`,
     'prune-interval-ms': { type: 'string' },
     'pipeline-depth': { type: 'string' },
     'all-topics': { type: 'boolean' },
+    topics: { type: 'string' },
   },
   async run({ config, values, onShutdown, shutdownRequested }) {
     const logger = createLogger({ level: config.log.level, name: 'outbox-relay' });
@@ -54,12 +56,8 @@ Kubernetes' probes.`,
     }
     onShutdown(() => producer.disconnect());
 
-    const codecs = new Map<string, EventCodec>();
-    const codecFor = (topic: string): EventCodec => {
-      let codec = codecs.get(topic);
-      if (!codec) codecs.set(topic, (codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic })));
-      return codec;
-    };
+    // Each topic's own contract: the way back's topics carry ApplicationStatusChanged / JobSynced.
+    const codecFor = createTopicCodecs(config);
     // Fail fast on a registry that is not there or rejects the schema, before taking rows.
     await codecFor(config.topics.applications).register();
 
@@ -69,7 +67,7 @@ Kubernetes' probes.`,
       producer,
       codecFor,
       logger,
-      ...(values['all-topics'] ? {} : { topics: [config.topics.applications] }),
+      ...(values['all-topics'] ? {} : { topics: values.topics ? values.topics.split(',').map((t) => t.trim()).filter(Boolean) : [config.topics.applications] }),
       batchSize: wholeNumberFlag('batch-size', values['batch-size']) ?? d.batchSize,
       pollIntervalMs: wholeNumberFlag('poll-interval-ms', values['poll-interval-ms']) ?? d.pollIntervalMs,
       retentionMs: wholeNumberFlag('retention-ms', values['retention-ms']) ?? d.retentionMs,
@@ -85,7 +83,7 @@ Kubernetes' probes.`,
     await relay.start();
     ready = true;
     logger.info({ port: health.port }, 'health listening');
-    logger.info({ topics: values['all-topics'] ? 'all' : [config.topics.applications] }, 'outbox relay started');
+    logger.info({ topics: values['all-topics'] ? 'all' : (values.topics ?? config.topics.applications) }, 'outbox relay started');
     const signal = await shutdownRequested;
     ready = false;
     logger.info({ signal, ...relay.stats() }, 'outbox relay stopping');

@@ -10,7 +10,6 @@
  * never waits on the Schema Registry. Enrichment reads the registry through the same transaction, so
  * it sees a consistent state.
  */
-import type { ApplicationSubmitted } from '../../lib/application.ts';
 import type { Queryable } from '../../lib/integrations/lookups.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import { assertValidApplication, type ApplicationInput } from '../application-input.ts';
@@ -40,7 +39,8 @@ export interface OutboxRowInput {
   /** Record key: the application id. */
   key: string;
   value?: Buffer;
-  payload?: ApplicationSubmitted;
+  /** The event as JSON (ApplicationSubmitted, or the way back's ApplicationStatusChanged / JobSynced). */
+  payload?: object;
 }
 
 export interface EnqueuedEvent {

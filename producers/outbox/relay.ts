@@ -18,7 +18,6 @@
  * blocking the rows behind it.
  */
 import pg from 'pg';
-import type { ApplicationSubmitted } from '../../lib/application.ts';
 import type { Pool, PoolClient } from '../../lib/db.ts';
 import { RelayError, truncate } from '../../lib/errors.ts';
 import { ACKS_ALL, kafkaError, type Message, type Producer } from '../../lib/kafka.ts';
@@ -37,7 +36,7 @@ export interface OutboxRelayOptions extends Partial<RelayTuning> {
   /** Connected by the caller, who disconnects it after `close()`. */
   producer: Producer;
   /** The codec of a topic (rows carry their topic; the subject is `<topic>-value`). */
-  codecFor(topic: string): EventCodec;
+  codecFor(topic: string): EventCodec<unknown>;
   /** Relay only rows of these topics (a relay per topic, or tests sharing a database); default: all. */
   topics?: readonly string[];
   logger: Logger;
@@ -67,7 +66,7 @@ interface OutboxRow {
   key: string;
   /** The record value, encoded at enqueue; null when the row carries the JSON payload instead. */
   value: Buffer | null;
-  payload: ApplicationSubmitted | null;
+  payload: unknown;
 }
 
 export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
