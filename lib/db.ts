@@ -28,5 +28,10 @@ export function createPool(database: Config['database'], opts: PoolOptions = {})
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
+  // Nor a checked-out one: the pool listens for errors only while a client is idle or inside
+  // pool.query, and a backend terminated at another moment (pg_terminate_backend, a failover) would
+  // emit an unhandled 'error' and kill the process (seen in the chaos suite). The query that was
+  // running still rejects, and the broken client is discarded when it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
