@@ -286,15 +286,20 @@ export function registerOperatorPages(app: FastifyInstance, ctx: ConsoleContext)
     });
   });
 
-  app.post<{ Body: FormBody }>('/dead-letters/dry-run', async (request, reply) => {
-    const s = selectionOf(request.body ?? {});
-    let filters: RedriveFilters;
+  /** The selection's redrive filters, or the reason they cannot be built (shown as the page's error). */
+  async function filtersOrRefusal(s: Parameters<typeof filtersOf>[0]): Promise<RedriveFilters | string> {
     try {
-      filters = await filtersOf(s);
+      return await filtersOf(s);
     } catch (err) {
       if (!(err instanceof UsageError)) throw err;
-      return ctx.page(request, reply, { title: 'Redrive', active: 'dead-letters', status: 400, body: () => notice('error', err.message) });
+      return err.message;
     }
+  }
+
+  app.post<{ Body: FormBody }>('/dead-letters/dry-run', async (request, reply) => {
+    const s = selectionOf(request.body ?? {});
+    const filters = await filtersOrRefusal(s);
+    if (typeof filters === 'string') return ctx.page(request, reply, { title: 'Redrive', active: 'dead-letters', status: 400, body: () => notice('error', filters) });
     const report = await ctx.redrives.dryRun(filters, operatorOf(request));
     const sendable = report.matched - report.refused;
     return ctx.page(request, reply, {
@@ -312,13 +317,8 @@ export function registerOperatorPages(app: FastifyInstance, ctx: ConsoleContext)
 
   app.post<{ Body: FormBody }>('/dead-letters/redrive', async (request, reply) => {
     const s = selectionOf(request.body ?? {});
-    let filters: RedriveFilters;
-    try {
-      filters = await filtersOf(s);
-    } catch (err) {
-      if (!(err instanceof UsageError)) throw err;
-      return ctx.page(request, reply, { title: 'Redrive', active: 'dead-letters', status: 400, body: () => notice('error', err.message) });
-    }
+    const filters = await filtersOrRefusal(s);
+    if (typeof filters === 'string') return ctx.page(request, reply, { title: 'Redrive', active: 'dead-letters', status: 400, body: () => notice('error', filters) });
     const id = await ctx.redrives.start(filters, operatorOf(request));
     request.log.info({ redriveId: id, selection: describe(s) }, 'console redrive started');
     return reply.redirect(`/console/redrives/${id}`, 303);

@@ -250,18 +250,11 @@ async function runImport(opts: JobImportOptions, integration: Integration, runId
   return summary;
 }
 
-export interface SyncLogRow {
+/** A run as `sync_logs` keeps it: the summary's counts, plus who started it and when. */
+export interface SyncLogRow extends Omit<SyncSummary, 'runId' | 'status'> {
   id: string;
   trigger: SyncTrigger;
-  status: 'running' | 'succeeded' | 'failed';
-  pages: number;
-  fetched: number;
-  opened: number;
-  updated: number;
-  closed: number;
-  unchanged: number;
-  rateLimited: number;
-  error: string | null;
+  status: SyncSummary['status'] | 'running';
   startedAt: string;
   finishedAt: string | null;
 }
