@@ -52,6 +52,16 @@ const PINO_LEVEL: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
  */
 const EXPECTED_WARNINGS = ['Limiting retries for the idempotent producer may invalidate EoS guarantees'];
 
+/**
+ * kafkajs logs every error response at ERROR before it retries: a topic created a moment ago
+ * answers "does not host this topic-partition" until its leader is elected. The caller sees the
+ * error if the retries run out; the log line alone only alarms whoever reads it (the demo's first run).
+ */
+const RETRIED_RESPONSE_ERRORS = ['This server does not host this topic-partition', 'There is no leader for this topic-partition as we are in the middle of a leadership election'];
+function isRetriedResponseError(namespace: string, extra: Record<string, unknown>): boolean {
+  return namespace === 'Connection' && RETRIED_RESPONSE_ERRORS.includes(String(extra.error));
+}
+
 /** kafkajs' INFO is chatty (every connect and group join); it is logged at debug unless it is a problem. */
 function kafkaLogLevel(logger: Logger): logLevel {
   if (logger.isLevelEnabled('debug')) return logLevel.DEBUG;
@@ -65,7 +75,7 @@ function pinoLogCreator(logger: Logger) {
   return () =>
     ({ namespace, level, log }: LogEntry): void => {
       const { message, timestamp: _timestamp, ...extra } = log;
-      const pinoLevel = EXPECTED_WARNINGS.includes(message) ? 'debug' : (PINO_LEVEL[level] ?? 'info');
+      const pinoLevel = EXPECTED_WARNINGS.includes(message) || isRetriedResponseError(namespace, extra) ? 'debug' : (PINO_LEVEL[level] ?? 'info');
       logger[pinoLevel]({ namespace, ...extra }, message);
     };
 }
