@@ -245,11 +245,13 @@ export function registerCustomerPages(app: FastifyInstance, ctx: ConsoleContext)
     const q = (request.query.q ?? '').trim();
     let rows: DeliveryRecord[];
     let nextCursor: string | null = null;
-    if (q) {
+    // An e-mail address is looked up by its hash in the delivery log; anything else is an application id.
+    const byEmail = q.includes('@');
+    if (q && !byEmail) {
       const found = await repo.findDelivery(i.id, q);
       rows = found && (!status || found.status === status) ? [found] : [];
     } else {
-      const page = await repo.listDeliveries(i.id, { status, limit: 25, cursor: request.query.cursor || undefined });
+      const page = await repo.listDeliveries(i.id, { status, ...(byEmail ? { candidateEmail: q } : {}), limit: 25, cursor: request.query.cursor || undefined });
       rows = page.items;
       nextCursor = page.nextCursor;
     }
@@ -264,10 +266,10 @@ export function registerCustomerPages(app: FastifyInstance, ctx: ConsoleContext)
           'deliveries',
           html`<form method="get" class="filters" role="search">
             <div><label for="status">Status</label><select id="status" name="status"><option value="">all</option>${DELIVERY_STATUSES.map((s) => html`<option value="${s}"${s === status ? html` selected` : ''}>${s.replace('_', '-')}</option>`)}</select></div>
-            <div><label for="q">Application id</label><input id="q" name="q" type="search" value="${q}" placeholder="exact application id"></div>
+            <div><label for="q">Application id or candidate e-mail</label><input id="q" name="q" type="search" value="${q}" placeholder="exact application id or e-mail"></div>
             <div><button type="submit">Filter</button></div></form>
           ${rows.length === 0
-            ? html`<div class="empty">${q ? `No delivery of application ${q}${status ? ` with status ${status}` : ''}.` : status ? `No ${status.replace('_', '-')} deliveries.` : 'No deliveries yet: they appear here as soon as applications for this integration are processed.'}</div>`
+            ? html`<div class="empty">${q ? `No delivery ${byEmail ? 'for candidate' : 'of application'} ${q}${status ? ` with status ${status}` : ''}.` : status ? `No ${status.replace('_', '-')} deliveries.` : 'No deliveries yet: they appear here as soon as applications for this integration are processed.'}</div>`
             : html`<div class="scroll"><table><caption class="small muted" style="text-align:left;padding:.3rem .5rem">Newest first</caption>
               <thead><tr><th>Application</th><th>Status</th><th class="num">Tries</th><th>Error</th><th>ATS candidate</th><th>ATS application</th><th>Last attempt</th></tr></thead>
               <tbody>${rows.map(
@@ -275,8 +277,8 @@ export function registerCustomerPages(app: FastifyInstance, ctx: ConsoleContext)
                   <td>${d.errorCode ? html`<code>${d.errorCode}</code>${d.errorStatus ? ` (${d.errorStatus})` : ''}<div class="small">${truncate(d.errorMessage ?? '', 300)}</div>` : ''}</td>
                   <td class="mono">${d.externalCandidateId ?? ''}</td><td class="mono">${d.externalApplicationId ?? ''}</td><td>${timeAgo(d.lastAttemptAt ?? d.createdAt)}</td></tr>`,
               )}</tbody></table></div>
-              ${nextCursor ? html`<p><a href="/console/integrations/${i.id}/deliveries?${qs({ cursor: nextCursor })}">Older deliveries →</a></p>` : ''}`}
-          <p class="hint">Candidate e-mails are not kept in the delivery log (only ids), so search is by application id.</p>`,
+              ${nextCursor ? html`<p><a href="/console/integrations/${i.id}/deliveries?${qs({ ...(byEmail ? { q } : {}), cursor: nextCursor })}">Older deliveries →</a></p>` : ''}`}
+          <p class="hint">The delivery log keeps a hash of each candidate's e-mail, not the address: search by the exact address (case does not matter).</p>`,
         ),
     });
   });

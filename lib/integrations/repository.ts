@@ -74,8 +74,15 @@ export interface DeliveryOutcome {
   error?: { code: string; message: string; status?: number | undefined } | undefined;
   externalCandidateId?: string | undefined;
   externalApplicationId?: string | undefined;
+  /** The candidate's e-mail: kept only as candidateEmailKey(), so a delivery can be found by it. */
+  candidateEmail?: string | undefined;
   /** When the attempt finished (default: now). */
   at?: Date;
+}
+
+/** How the delivery log keys a candidate's e-mail: SHA-256 of the trimmed, lower-cased address. */
+export function candidateEmailKey(email: string): Buffer {
+  return createHash('sha256').update(email.trim().toLowerCase(), 'utf8').digest();
 }
 
 export interface DeliveryPage {
@@ -114,7 +121,10 @@ export interface IntegrationRepository {
   findDeliveries(keys: Array<{ integrationId: string; applicationId: string }>): Promise<DeliveryRecord[]>;
   findDelivery(integrationId: string, applicationId: string): Promise<DeliveryRecord | null>;
   /** Newest first (by creation), `limit` 1–200 (default 50). */
-  listDeliveries(integrationId: string, opts?: { status?: DeliveryStatus | undefined; limit?: number | undefined; cursor?: string | undefined }): Promise<DeliveryPage>;
+  listDeliveries(
+    integrationId: string,
+    opts?: { status?: DeliveryStatus | undefined; candidateEmail?: string | undefined; limit?: number | undefined; cursor?: string | undefined },
+  ): Promise<DeliveryPage>;
 
   /** The token is returned once and stored only as its SHA-256. */
   createApiToken(input: { name: string; scope: TokenScope }): Promise<ApiToken & { token: string }>;
@@ -330,7 +340,7 @@ export function createIntegrationRepository({ pool, keyring }: RepositoryOptions
     const cols = {
       integration: [] as string[], application: [] as string[], event: [] as string[], status: [] as string[], tries: [] as number[],
       code: [] as (string | null)[], message: [] as (string | null)[], errStatus: [] as (number | null)[], cand: [] as (string | null)[],
-      app: [] as (string | null)[], at: [] as Date[], lastError: [] as (string | null)[],
+      app: [] as (string | null)[], at: [] as Date[], lastError: [] as (string | null)[], email: [] as (Buffer | null)[],
     };
     for (const o of ordered) {
       const attempted = o.attempted ?? o.status !== 'pending';
@@ -346,19 +356,22 @@ export function createIntegrationRepository({ pool, keyring }: RepositoryOptions
       cols.app.push(o.externalApplicationId ?? null);
       cols.at.push(o.at ?? new Date());
       cols.lastError.push(o.error ? truncate(`${o.error.code}: ${o.error.message}`, 1_000) : null);
+      cols.email.push(o.candidateEmail ? candidateEmailKey(o.candidateEmail) : null);
     }
     const { rows } = await pool.query<DeliveryRow>(
       `WITH input AS (
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::int[],
-                              $9::text[], $10::text[], $11::timestamptz[], $12::text[])
+                              $9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::bytea[])
            AS t(integration_id, application_id, event_id, status, tries, error_code, error_message, error_status,
-                external_candidate_id, external_application_id, at, last_error)
+                external_candidate_id, external_application_id, at, last_error, candidate_email_sha256)
        ), d AS (
          INSERT INTO deliveries AS cur (integration_id, application_id, event_id, status, try_count, error_code, error_message,
-           error_status, external_candidate_id, external_application_id, first_attempt_at, last_attempt_at, delivered_at)
+           error_status, external_candidate_id, external_application_id, first_attempt_at, last_attempt_at, delivered_at,
+           candidate_email_sha256)
          SELECT integration_id, application_id, event_id, status, tries, error_code, error_message, error_status,
            external_candidate_id, external_application_id,
-           CASE WHEN tries > 0 THEN at END, CASE WHEN tries > 0 THEN at END, CASE WHEN status = 'delivered' THEN at END
+           CASE WHEN tries > 0 THEN at END, CASE WHEN tries > 0 THEN at END, CASE WHEN status = 'delivered' THEN at END,
+           candidate_email_sha256
          FROM input
          ON CONFLICT (integration_id, application_id) DO UPDATE SET
            event_id = EXCLUDED.event_id,
@@ -372,6 +385,7 @@ export function createIntegrationRepository({ pool, keyring }: RepositoryOptions
            first_attempt_at = COALESCE(cur.first_attempt_at, EXCLUDED.first_attempt_at),
            last_attempt_at = COALESCE(EXCLUDED.last_attempt_at, cur.last_attempt_at),
            delivered_at = COALESCE(EXCLUDED.delivered_at, cur.delivered_at),
+           candidate_email_sha256 = COALESCE(EXCLUDED.candidate_email_sha256, cur.candidate_email_sha256),
            updated_at = now()
          WHERE cur.status <> 'delivered'
          RETURNING cur.*
@@ -395,7 +409,7 @@ export function createIntegrationRepository({ pool, keyring }: RepositoryOptions
              OR (p.error_at IS NOT NULL AND (integrations.last_error_at IS NULL OR integrations.last_error_at < p.error_at - interval '5 seconds')))
        )
        SELECT * FROM d`,
-      [cols.integration, cols.application, cols.event, cols.status, cols.tries, cols.code, cols.message, cols.errStatus, cols.cand, cols.app, cols.at, cols.lastError],
+      [cols.integration, cols.application, cols.event, cols.status, cols.tries, cols.code, cols.message, cols.errStatus, cols.cand, cols.app, cols.at, cols.lastError, cols.email],
     );
     const applied = new Map(rows.map((r) => [keyOf(r.integration_id, r.application_id), toDelivery(r)]));
     return outcomes.map((o) => {
@@ -567,6 +581,10 @@ export function createIntegrationRepository({ pool, keyring }: RepositoryOptions
       if (opts.status) {
         params.push(opts.status);
         where += ` AND status = $${params.length}`;
+      }
+      if (opts.candidateEmail) {
+        params.push(candidateEmailKey(opts.candidateEmail));
+        where += ` AND candidate_email_sha256 = $${params.length}`;
       }
       if (opts.cursor) {
         const c = decodeCursor(opts.cursor);

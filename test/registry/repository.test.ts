@@ -157,6 +157,22 @@ describe('integration repository (real PostgreSQL)', () => {
       expect(dead.nextCursor).toBeNull();
       await expect(h.repo.listDeliveries(i.id, { cursor: 'garbage' })).rejects.toMatchObject({ code: 'validation_failed', fields: [{ field: 'cursor' }] });
     });
+
+    it("finds a candidate's deliveries by e-mail, keeping only a hash of the address", async () => {
+      const i = await h.repo.createIntegration(companyId(), sampleIntegration('workable'));
+      const base = { integrationId: i.id, eventId: 'evt-e' };
+      await h.repo.recordDeliveryOutcome({ ...base, applicationId: 'app-ada-1', status: 'retrying', candidateEmail: 'Ada.Lovelace@Example.com', error: { code: 'unavailable', message: 'HTTP 503' } });
+      await h.repo.recordDeliveryOutcome({ ...base, applicationId: 'app-ada-2', status: 'delivered', candidateEmail: 'ada.lovelace@example.com' });
+      await h.repo.recordDeliveryOutcome({ ...base, applicationId: 'app-bob', status: 'delivered', candidateEmail: 'bob@example.com' });
+      // A later outcome without the address keeps the one already known.
+      await h.repo.recordDeliveryOutcome({ ...base, applicationId: 'app-ada-1', status: 'delivered' });
+
+      const ada = await h.repo.listDeliveries(i.id, { candidateEmail: '  ADA.lovelace@example.com ' });
+      expect(ada.items.map((d) => d.applicationId).sort()).toEqual(['app-ada-1', 'app-ada-2']);
+      expect((await h.repo.listDeliveries(i.id, { candidateEmail: 'nobody@example.com' })).items).toEqual([]);
+      const { rows } = await h.pool.query<{ row: string }>('SELECT d::text AS row FROM deliveries d WHERE integration_id = $1', [i.id]);
+      for (const r of rows) expect(r.row.toLowerCase()).not.toContain('lovelace');
+    });
   });
 
   it('stores API tokens hashed and authenticates them until revoked', async () => {
