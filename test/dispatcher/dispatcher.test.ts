@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HEADER } from '../../lib/headers.ts';
 import { ACKS_ALL } from '../../lib/kafka.ts';
-import { createDeliveryConsumer, type DeliveryConsumer } from '../../consumers/dispatcher/index.ts';
+import type { DeliveryConsumer } from '../../consumers/dispatcher/index.ts';
 import { uniqueName } from '../support/config.ts';
-import { readTopic, startPipeline, waitFor, type Pipeline } from './support.ts';
+import { readTopic, startDeliveryConsumers, startPipeline, waitFor, type Pipeline } from './support.ts';
 
 let p: Pipeline;
 const consumers: DeliveryConsumer[] = [];
@@ -22,13 +22,7 @@ async function delivery(applicationId: string) {
 
 beforeAll(async () => {
   p = await startPipeline();
-  const suffix = uniqueName('g');
-  consumers.push(createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'dispatcher' }, groupId: `dispatcher-${suffix}` }));
-  for (const tier of p.config.topics.retryTiers) {
-    consumers.push(createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'retry', tier: tier.name }, groupId: `${tier.name}-${suffix}` }));
-  }
-  await Promise.all(consumers.map((c) => c.start()));
-  await waitFor('consumers to join', async () => consumers.every((c) => c.ready), 30_000);
+  consumers.push(...(await startDeliveryConsumers(p)));
 });
 
 afterAll(async () => {

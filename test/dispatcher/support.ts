@@ -15,6 +15,7 @@ import { ACKS_ALL, type Kafka, type Producer } from '../../lib/kafka.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
+import { createDeliveryConsumer, type DeliveryConsumer } from '../../consumers/dispatcher/index.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
 
 export interface Pipeline {
@@ -104,4 +105,18 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The dispatcher and every retry tier of the pipeline, in process, in groups of their own, joined. */
+export async function startDeliveryConsumers(p: Pipeline): Promise<DeliveryConsumer[]> {
+  const suffix = uniqueName('g');
+  const consumers = [
+    createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'dispatcher' }, groupId: `dispatcher-${suffix}` }),
+    ...p.config.topics.retryTiers.map((tier) =>
+      createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'retry', tier: tier.name }, groupId: `${tier.name}-${suffix}` }),
+    ),
+  ];
+  await Promise.all(consumers.map((c) => c.start()));
+  await waitFor('consumers to join', async () => consumers.every((c) => c.ready), 30_000);
+  return consumers;
 }

@@ -7,13 +7,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createDeliveryConsumer, type DeliveryConsumer } from '../../consumers/dispatcher/index.ts';
+import type { DeliveryConsumer } from '../../consumers/dispatcher/index.ts';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import { HEADER } from '../../lib/headers.ts';
 import type { IntegrationRecord } from '../../lib/integrations/repository.ts';
 import { sampleEvent } from '../support/events.ts';
 import { uniqueName } from '../support/config.ts';
-import { GREENHOUSE_USER, readTopic, startPipeline, waitFor, type Pipeline } from './support.ts';
+import { GREENHOUSE_USER, readTopic, startDeliveryConsumers, startPipeline, waitFor, type Pipeline } from './support.ts';
 
 let p: Pipeline;
 let burst: IntegrationRecord;
@@ -34,13 +34,7 @@ beforeAll(async () => {
     enabled: true,
     allowMissingResume: true,
   });
-  const suffix = uniqueName('g');
-  consumers.push(createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'dispatcher' }, groupId: `dispatcher-${suffix}` }));
-  for (const tier of p.config.topics.retryTiers) {
-    consumers.push(createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'retry', tier: tier.name }, groupId: `${tier.name}-${suffix}` }));
-  }
-  await Promise.all(consumers.map((c) => c.start()));
-  await waitFor('consumers to join', async () => consumers.every((c) => c.ready), 30_000);
+  consumers.push(...(await startDeliveryConsumers(p)));
 });
 
 afterAll(async () => {
