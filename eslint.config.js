@@ -22,7 +22,16 @@ export default tseslint.config(
         object: 'process', property: 'env',
         message: 'Read configuration through lib/config.ts (loadConfig) and pass options down.',
       }],
+      'no-restricted-imports': ['error', {
+        paths: [{ name: 'kafkajs', message: 'Use the Kafka port (lib/kafka/index.ts); only its adapter imports a Kafka client.' }],
+        patterns: [{ group: ['**/kafka/kafkajs-adapter*'], message: 'Use the Kafka port (lib/kafka/index.ts), not an adapter.' }],
+      }],
     },
+  },
+  {
+    // The one file that knows kafkajs, and the port's entry that picks it.
+    files: ['lib/kafka/kafkajs-adapter.ts', 'lib/kafka/index.ts'],
+    rules: { 'no-restricted-imports': 'off' },
   },
   {
     // The single place allowed to read the environment, plus entrypoints handing it to loadConfig.

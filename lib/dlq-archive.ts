@@ -11,7 +11,7 @@
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { readHeaders, type HeaderMap } from './headers.ts';
-import type { IHeaders } from './kafka.ts';
+import type { RecordHeaders } from './kafka/index.ts';
 
 export const ARCHIVE_FORMAT_VERSION = 1;
 
@@ -24,7 +24,7 @@ export interface DeadLetterRecord {
   timestamp: string;
   key: Buffer | null;
   value: Buffer | null;
-  headers: IHeaders;
+  headers: RecordHeaders;
 }
 
 /** One archive line, as stored. */
@@ -58,8 +58,8 @@ export interface ArchivedRecord {
   value: Buffer | null;
   /** Readable headers (strings). */
   headers: HeaderMap;
-  /** Byte-exact headers for producing the record again (kafkajs `IHeaders`). */
-  rawHeaders: IHeaders;
+  /** Byte-exact headers for producing the record again (as the port carries them). */
+  rawHeaders: RecordHeaders;
   decoded: unknown;
   decodeError: string | undefined;
 }
@@ -71,7 +71,7 @@ function utf8OrNull(bytes: Buffer): string | null {
   return Buffer.from(text, 'utf8').equals(bytes) ? text : null;
 }
 
-function rawHeaderPairs(headers: IHeaders): Array<[string, string]> {
+function rawHeaderPairs(headers: RecordHeaders): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   for (const [name, v] of Object.entries(headers)) {
     if (v === undefined) continue;

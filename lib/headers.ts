@@ -3,7 +3,7 @@
  * error, so headers do not grow per hop. Key and value bytes are never touched on the way; other
  * headers (e.g. a producer's trace id) travel unchanged. This is what people read in Kafka UI.
  */
-import type { IHeaders } from './kafka.ts';
+import type { RecordHeaders } from './kafka/index.ts';
 
 export const HEADER = {
   tryCount: 'ats-try-count',
@@ -32,7 +32,7 @@ export const ERROR_MESSAGE_MAX_BYTES = 1024;
 export type HeaderMap = Record<string, string>;
 
 /** kafkajs headers (Buffer | string | arrays) as plain strings; the last value of a repeated header wins. */
-export function readHeaders(headers: IHeaders | undefined): HeaderMap {
+export function readHeaders(headers: RecordHeaders | undefined): HeaderMap {
   const out: HeaderMap = {};
   for (const [k, v] of Object.entries(headers ?? {})) {
     if (v === undefined) continue;

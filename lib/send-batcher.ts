@@ -7,13 +7,9 @@
  * Order: messages leave in the order `send` was called, so per-key order holds as it would with one
  * send per call. A failed request fails every caller in it (each may retry: event ids make that safe).
  */
-import { ACKS_ALL, kafkaError, partitionOf, tpKey, type Message, type Producer } from './kafka.ts';
+import { ACKS_ALL, kafkaError, type OutboundRecord, type Producer, type RecordPosition } from './kafka/index.ts';
 
-export interface RecordPosition {
-  topic: string;
-  partition: number;
-  offset: string;
-}
+export type { RecordPosition };
 
 export interface SendBatcherOptions {
   /** The producer to send with (from lib/kafka.ts createProducer); resolved per request, so it may be replaced. */
@@ -26,12 +22,12 @@ export interface SendBatcherOptions {
 
 export interface SendBatcher {
   /** Resolves when the broker acked `messages` (acks=all), with each message's position, in order. */
-  send(topic: string, messages: Message[]): Promise<RecordPosition[]>;
+  send(topic: string, messages: OutboundRecord[]): Promise<RecordPosition[]>;
 }
 
 interface Pending {
   topic: string;
-  messages: Message[];
+  messages: OutboundRecord[];
   bytes: number;
   resolve(positions: RecordPosition[]): void;
   reject(err: unknown): void;
@@ -40,7 +36,7 @@ interface Pending {
 const DEFAULT_MAX_REQUEST_BYTES = 512 * 1024;
 
 /** Estimated bytes of one record in a produce request; what request size budgets count. */
-export function messageBytes(message: Message): number {
+export function messageBytes(message: OutboundRecord): number {
   let bytes = 64; // record overhead (offsets, timestamps, lengths)
   if (message.key) bytes += message.key.length;
   if (message.value) bytes += message.value.length;
@@ -70,27 +66,24 @@ export function createSendBatcher(opts: SendBatcherOptions): SendBatcher {
     let producer: Producer | undefined;
     try {
       producer = await opts.producer();
-      // One entry per topic, messages in call order; the same objects, so partitionOf() can tell.
-      const byTopic = new Map<string, Message[]>();
+      // One entry per topic, messages in call order; positions come back in the same order.
+      const byTopic = new Map<string, OutboundRecord[]>();
       for (const p of batch) {
         const list = byTopic.get(p.topic);
         if (list) list.push(...p.messages);
         else byTopic.set(p.topic, [...p.messages]);
       }
-      const acked = await producer.sendBatch({ acks: ACKS_ALL, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
-      const base = new Map(acked.map((m) => [tpKey(m.topicName, m.partition), BigInt(m.baseOffset ?? m.offset ?? '0')]));
-      // Within a partition, records take consecutive offsets in request order.
-      const next = new Map<string, bigint>();
+      const positions = await producer.sendBatch({ acks: ACKS_ALL, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      const cursor = new Map<string, number>();
+      let start = 0;
+      for (const [topic, messages] of byTopic) {
+        cursor.set(topic, start);
+        start += messages.length;
+      }
       for (const p of batch) {
-        p.resolve(
-          p.messages.map((message) => {
-            const partition = partitionOf(message)!;
-            const slot = tpKey(p.topic, partition);
-            const offset = next.get(slot) ?? base.get(slot) ?? 0n;
-            next.set(slot, offset + 1n);
-            return { topic: p.topic, partition, offset: String(offset) };
-          }),
-        );
+        const from = cursor.get(p.topic)!;
+        cursor.set(p.topic, from + p.messages.length);
+        p.resolve(positions.slice(from, from + p.messages.length));
       }
     } catch (err) {
       const error = kafkaError(err, 'send failed', { topics: [...new Set(batch.map((p) => p.topic))].join(',') });

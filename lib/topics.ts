@@ -5,7 +5,7 @@
  * is left to an operator's decision too).
  */
 import type { Config, TopicsConfig } from './config.ts';
-import { ConfigResourceTypes, type Admin } from './kafka.ts';
+import { brokerErrorOf, type Admin } from './kafka/index.ts';
 
 export type TopicRole = 'main' | 'retry' | 'dlq' | 'status' | 'jobs';
 
@@ -94,25 +94,19 @@ export interface TopicDescription {
 export async function describeTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<TopicDescription[]> {
   const existing = new Set(await admin.listTopics());
   const present = specs.filter((s) => existing.has(s.topic));
-  const metadata = present.length ? (await admin.fetchTopicMetadata({ topics: present.map((s) => s.topic) })).topics : [];
-  const configs = present.length
-    ? (
-        await admin.describeConfigs({
-          includeSynonyms: false,
-          resources: present.map((s) => ({ type: ConfigResourceTypes.TOPIC, name: s.topic, configNames: Object.keys(s.configs) })),
-        })
-      ).resources
-    : [];
+  const metadata = present.length ? await admin.topicMetadata(present.map((s) => s.topic)) : [];
+  const names = [...new Set(present.flatMap((s) => Object.keys(s.configs)))];
+  const configs = present.length ? await admin.topicConfigs(present.map((s) => s.topic), names) : {};
   return specs.map((spec) => {
-    const meta = metadata.find((m) => m.name === spec.topic);
+    const meta = metadata.find((m) => m.topic === spec.topic);
     if (!meta) return { topic: spec.topic, exists: false, partitions: 0, replicationFactor: 0, configs: {} };
-    const entries = configs.find((r) => r.resourceName === spec.topic)?.configEntries ?? [];
+    const own = configs[spec.topic] ?? {};
     return {
       topic: spec.topic,
       exists: true,
       partitions: meta.partitions.length,
       replicationFactor: Math.min(...meta.partitions.map((p) => p.replicas.length)),
-      configs: Object.fromEntries(entries.map((e) => [e.configName, e.configValue])),
+      configs: Object.fromEntries(Object.keys(spec.configs).filter((name) => own[name] !== undefined).map((name) => [name, own[name]!])),
     };
   });
 }
@@ -135,10 +129,10 @@ export async function waitForLeaders(admin: Admin, topics: string[], timeoutMs =
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const { topics: meta } = await admin.fetchTopicMetadata({ topics });
+      const meta = await admin.topicMetadata(topics);
       if (meta.length === topics.length && meta.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
     } catch (err) {
-      const type = (err as { type?: string }).type;
+      const type = brokerErrorOf(err);
       if (type !== 'UNKNOWN_TOPIC_OR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE') throw err;
     }
     if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} have no leaders after ${timeoutMs} ms`);
@@ -155,20 +149,12 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): P
   const missing = specs.filter((s) => !before.find((d) => d.topic === s.topic)?.exists);
   if (missing.length) {
     try {
-      await admin.createTopics({
-        // Waited for below: kafkajs' own wait gives up on UNKNOWN_TOPIC_OR_PARTITION, which a broker
-        // answers for a moment after creating a topic (seen right after a broker start).
-        waitForLeaders: false,
-        topics: missing.map((s) => ({
-          topic: s.topic,
-          numPartitions: s.partitions,
-          replicationFactor: s.replicationFactor,
-          configEntries: Object.entries(s.configs).map(([name, value]) => ({ name, value })),
-        })),
-      });
+      // Waited for below: a broker answers UNKNOWN_TOPIC_OR_PARTITION for a moment after creating a
+      // topic (seen right after a broker start).
+      await admin.createTopics(missing.map((s) => ({ topic: s.topic, partitions: s.partitions, replicationFactor: s.replicationFactor, configs: s.configs })));
     } catch (err) {
       // Another process created one of them first; the description below tells what is there.
-      if ((err as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS' && !/already exists/i.test((err as Error).message)) throw err;
+      if (brokerErrorOf(err) !== 'TOPIC_ALREADY_EXISTS' && !/already exists/i.test((err as Error).message)) throw err;
     }
     await waitForLeaders(admin, missing.map((s) => s.topic));
   }

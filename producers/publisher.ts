@@ -11,7 +11,7 @@
 import type { ApplicationSubmitted } from '../lib/application.ts';
 import type { Config } from '../lib/config.ts';
 import type { Pool } from '../lib/db.ts';
-import { createKafka, createProducer, kafkaError, type Kafka, type Message, type Producer, type RetryOptions } from '../lib/kafka.ts';
+import { createKafka, createProducer, kafkaError, type KafkaClient, type OutboundRecord, type Producer, type RetryPolicy } from '../lib/kafka/index.ts';
 import { createSendBatcher } from '../lib/send-batcher.ts';
 import type { Logger } from '../lib/logger.ts';
 import { createEventCodec, type EventCodec, type RegistryRetry } from '../lib/serde.ts';
@@ -28,9 +28,9 @@ export interface PublisherOptions {
   pool: Pool;
   logger: Logger;
   /** Bounded send retries (default lib/kafka.ts DEFAULT_SEND_RETRY, ≈25 s). */
-  sendRetry?: RetryOptions;
+  sendRetry?: RetryPolicy;
   /** Connection retries (connect, metadata); default kafkajs' (≈10 s). */
-  connectRetry?: RetryOptions;
+  connectRetry?: RetryPolicy;
   registryRetry?: Partial<RegistryRetry>;
 }
 
@@ -60,13 +60,13 @@ export interface ApplicationPublisher {
 export const EVENT_ID_HEADER = 'ats-event-id';
 
 /** One Kafka message per event: key = application id (per-application order), the event id as a header. */
-export function toMessage(event: ApplicationSubmitted, value: Buffer): Message {
+export function toMessage(event: ApplicationSubmitted, value: Buffer): OutboundRecord {
   return { key: event.applicationId, value, headers: { [EVENT_ID_HEADER]: event.eventId } };
 }
 
 export function createApplicationPublisher(opts: PublisherOptions): ApplicationPublisher {
   const logger = opts.logger.child({ component: 'publisher', topic: opts.topic });
-  const kafka: Kafka = createKafka(opts.kafka, logger, { clientIdSuffix: 'publisher', ...(opts.connectRetry ? { retry: opts.connectRetry } : {}) });
+  const kafka: KafkaClient = createKafka(opts.kafka, logger, { clientIdSuffix: 'publisher', ...(opts.connectRetry ? { retry: opts.connectRetry } : {}) });
   const codec: EventCodec = createEventCodec({ registryUrl: opts.registryUrl, topic: opts.topic, ...(opts.registryRetry ? { retry: opts.registryRetry } : {}) });
   let producer: Producer | undefined;
   let connecting: Promise<Producer> | undefined;
@@ -82,7 +82,7 @@ export function createApplicationPublisher(opts: PublisherOptions): ApplicationP
       } catch (err) {
         connecting = undefined;
         await p.disconnect().catch(() => undefined);
-        throw kafkaError(err, 'cannot connect to Kafka', { topic: opts.topic });
+        throw kafkaError(err, 'cannot connect to KafkaClient', { topic: opts.topic });
       }
       producer = p;
       return p;

@@ -10,7 +10,7 @@ import { numberFlag, runMain } from '../lib/cli.ts';
 import { Keyring } from '../lib/crypto/keyring.ts';
 import { createPool } from '../lib/db.ts';
 import { createIntegrationRepository } from '../lib/integrations/repository.ts';
-import { createKafka, withAdmin } from '../lib/kafka.ts';
+import { createKafka, withAdmin } from '../lib/kafka/index.ts';
 import { createLogger } from '../lib/logger.ts';
 import { ensureTopics, topicSpecs } from '../lib/topics.ts';
 import { DEMO_COMPANY_ID, ensureDemoCompany, registerSandboxTenant } from '../producers/demo-company.ts';

@@ -3,7 +3,7 @@
  * them. `ensure` never deletes or shrinks anything; drift is reported and exits 1.
  */
 import { runMain, UsageError } from '../lib/cli.ts';
-import { createKafka, withAdmin } from '../lib/kafka.ts';
+import { createKafka, withAdmin } from '../lib/kafka/index.ts';
 import { createLogger } from '../lib/logger.ts';
 import { renderTable } from '../lib/text-table.ts';
 import { describeTopics, ensureTopics, topicSpecs, inboundTopicSpecs, type TopicSpec } from '../lib/topics.ts';

@@ -4,11 +4,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Kafka, logLevel } from 'kafkajs';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import nodemailer from 'nodemailer';
 import pg from 'pg';
+import { createKafka } from '../lib/kafka/index.ts';
+import { createLogger } from '../lib/logger.ts';
 import { waitForLeaders } from '../lib/topics.ts';
 import { testConfig, uniqueName } from './support/config.ts';
 
@@ -21,30 +22,33 @@ describe('the local stack is real', () => {
   });
 
   it('produces and consumes through Kafka', async () => {
-    const kafka = new Kafka({ brokers: config.kafka.brokers, clientId: uniqueName('stack-test'), logLevel: logLevel.NOTHING });
+    const kafka = createKafka({ ...config.kafka, clientId: uniqueName('stack-test') }, createLogger({ level: 'silent' }));
     const topic = uniqueName('stack-test');
     const admin = kafka.admin();
     await admin.connect();
     cleanups.push(() => admin.disconnect());
-    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] });
+    await admin.createTopics([{ topic, partitions: 2, replicationFactor: 1 }]);
     await waitForLeaders(admin, [topic]);
-    cleanups.push(() => admin.deleteTopics({ topics: [topic] }));
+    cleanups.push(() => admin.deleteTopics([topic]));
 
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    const producer = kafka.producer({ idempotent: true });
     await producer.connect();
     cleanups.push(() => producer.disconnect());
     const value = randomUUID();
     await producer.send({ topic, acks: -1, messages: [{ key: 'k1', value, headers: { 'x-test': 'yes' } }] });
 
     const consumer = kafka.consumer({ groupId: uniqueName('stack-test') });
-    await consumer.connect();
     cleanups.push(() => consumer.disconnect());
-    await consumer.subscribe({ topic, fromBeginning: true });
-    const received = await new Promise<{ key: string; value: string; header: string }>((resolve) => {
-      void consumer.run({
-        eachMessage: async ({ message }) =>
-          resolve({ key: String(message.key), value: String(message.value), header: String(message.headers?.['x-test']) }),
-      });
+    const received = await new Promise<{ key: string; value: string; header: string }>((resolve, reject) => {
+      consumer
+        .run({
+          topics: [topic],
+          onBatch: async ({ records }) => {
+            const [first] = records;
+            if (first) resolve({ key: String(first.key), value: String(first.value), header: String(first.headers['x-test']) });
+          },
+        })
+        .catch(reject);
     });
     expect(received).toEqual({ key: 'k1', value, header: 'yes' });
   });

@@ -22,7 +22,7 @@ import { RelayError } from '../../lib/errors.ts';
 import type { Integration } from '../../lib/integration.ts';
 import { notFound, RegistryError } from '../../lib/integrations/errors.ts';
 import type { IntegrationRepository, Scope } from '../../lib/integrations/repository.ts';
-import { createKafka, type Kafka } from '../../lib/kafka.ts';
+import { createKafka, type KafkaClient } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
 import { registerCustomerPages } from './customer-pages.ts';
@@ -46,9 +46,9 @@ export interface ConsoleDeps {
 export interface ConsoleContext extends ConsoleDeps {
   sessions: ConsoleSessions;
   /** Consumers and producers (record reads, redrives). */
-  kafka(): Kafka;
+  kafka(): KafkaClient;
   /** Metadata reads for pages (short retries). */
-  adminKafka(): Kafka;
+  adminKafka(): KafkaClient;
   codec(): EventCodec;
   redrives: RedriveRunner;
   /** Send a full page with the session's header and a fresh CSRF token. */
@@ -85,12 +85,12 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
   await app.register(fastifyFormbody);
   await app.register(fastifyCsrf, { sessionPlugin: '@fastify/cookie', cookieKey: 'atsr_csrf', cookieOpts: { ...cookieOpts, signed: true } });
 
-  let kafka: Kafka | undefined;
+  let kafka: KafkaClient | undefined;
   let codec: EventCodec | undefined;
-  let adminKafka: Kafka | undefined;
-  const getKafka = (): Kafka => (kafka ??= createKafka(config.kafka, deps.log, { clientIdSuffix: 'console' }));
+  let adminKafka: KafkaClient | undefined;
+  const getKafka = (): KafkaClient => (kafka ??= createKafka(config.kafka, deps.log, { clientIdSuffix: 'console' }));
   // Metadata reads retry briefly: a page should say "Kafka unreachable" within seconds, not hang.
-  const getAdminKafka = (): Kafka =>
+  const getAdminKafka = (): KafkaClient =>
     (adminKafka ??= createKafka(config.kafka, deps.log, { clientIdSuffix: 'console', retry: { retries: 2, initialRetryTime: 300, maxRetryTime: 2_000 }, connectionTimeoutMs: 3_000 }));
   const redrives = createRedriveRunner({ config, pool: deps.pool, kafka: getKafka, codec: () => getCodec(), log: deps.log });
   const getCodec = (): EventCodec => (codec ??= createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications }));

@@ -5,7 +5,7 @@
  * topics, with its state, members and lag per partition.
  */
 import type { Config } from '../../lib/config.ts';
-import { kafkaError, withAdmin, type Kafka } from '../../lib/kafka.ts';
+import { kafkaError, withAdmin, type KafkaClient } from '../../lib/kafka/index.ts';
 import { topicSpecs, type TopicRole } from '../../lib/topics.ts';
 
 export const RATE_WINDOW_MS = 15 * 60_000;
@@ -66,7 +66,7 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R
   return out;
 }
 
-export async function readPipeline(kafka: Kafka, config: Config, now = Date.now()): Promise<PipelineView> {
+export async function readPipeline(kafka: KafkaClient, config: Config, now = Date.now()): Promise<PipelineView> {
   const specs = topicSpecs(config.topics);
   try {
     return await withAdmin(kafka, async (admin) => {
@@ -91,11 +91,11 @@ export async function readPipeline(kafka: Kafka, config: Config, now = Date.now(
       const ours = topics.filter((t) => t.exists);
       const highOf = new Map(ours.flatMap((t) => t.partitions.map((p) => [`${t.topic}\u0000${p.partition}`, p.high] as const)));
 
-      const { groups: listed } = await admin.listGroups();
+      const listed = await admin.listGroups();
       const ids = listed.filter((g) => g.protocolType === 'consumer' || g.protocolType === '').map((g) => g.groupId);
       const withOffsets = await mapLimit(ids, GROUP_CONCURRENCY, async (groupId) => {
         if (ours.length === 0) return undefined;
-        const offsets = await admin.fetchOffsets({ groupId, topics: ours.map((t) => t.topic) });
+        const offsets = await admin.fetchOffsets(groupId, ours.map((t) => t.topic));
         const partitions: GroupLag[] = offsets.flatMap((t) =>
           t.partitions.map((p) => {
             const committed = Number(p.offset) >= 0 ? Number(p.offset) : null;
@@ -106,7 +106,7 @@ export async function readPipeline(kafka: Kafka, config: Config, now = Date.now(
         return partitions.some((p) => p.committed !== null) ? { groupId, partitions: partitions.filter((p) => p.committed !== null || p.high > 0) } : undefined;
       });
       const relevant = withOffsets.filter((g): g is { groupId: string; partitions: GroupLag[] } => g !== undefined);
-      const described = relevant.length ? (await admin.describeGroups(relevant.map((g) => g.groupId))).groups : [];
+      const described = relevant.length ? await admin.describeGroups(relevant.map((g) => g.groupId)) : [];
       const groups: GroupView[] = relevant
         .map((g) => {
           const d = described.find((x) => x.groupId === g.groupId);

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../../lib/config.ts';
 import type { Pool } from '../../lib/db.ts';
-import { createProducer, type Kafka, type Producer } from '../../lib/kafka.ts';
+import { createProducer, type KafkaClient, type Producer } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import type { RedriveFilters } from '../../scripts/redrive/filters.ts';
@@ -40,7 +40,7 @@ export interface RedriveRunner {
 export interface RedriveRunnerDeps {
   config: Config;
   pool: Pool;
-  kafka: () => Kafka;
+  kafka: () => KafkaClient;
   codec: () => EventCodec;
   log: Logger;
 }

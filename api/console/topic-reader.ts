@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import { HEADER, headerInt, type HeaderMap } from '../../lib/headers.ts';
-import { kafkaError, withAdmin, type Kafka } from '../../lib/kafka.ts';
+import { kafkaError, withAdmin, type KafkaClient } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import type { RedriveFilters } from '../../scripts/redrive/filters.ts';
@@ -17,7 +17,7 @@ import { createDlqSource } from '../../scripts/redrive/source-dlq.ts';
 export const noFilters = (): RedriveFilters => ({ companies: [], platforms: [], errorCodes: [], since: undefined, until: undefined, applicationIds: [], partitions: [], offsets: undefined });
 
 export interface ReadOptions {
-  kafka: Kafka;
+  kafka: KafkaClient;
   topic: string;
   filters: RedriveFilters;
   logger: Logger;
@@ -125,7 +125,7 @@ export function groupDeadLetters(rows: DeadLetterRow[]): DeadLetterGroup[] {
 }
 
 /** Partitions and watermarks of a topic, for the inspector's pickers and "newest N". */
-export async function topicWatermarks(kafka: Kafka, topic: string): Promise<Array<{ partition: number; low: number; high: number }> | null> {
+export async function topicWatermarks(kafka: KafkaClient, topic: string): Promise<Array<{ partition: number; low: number; high: number }> | null> {
   try {
     return await withAdmin(kafka, async (admin) => {
       if (!(await admin.listTopics()).includes(topic)) return null;

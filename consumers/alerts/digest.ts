@@ -10,7 +10,7 @@
  */
 import { archiveDate } from '../../lib/dlq-archive.ts';
 import { HEADER, headerInt, type HeaderMap } from '../../lib/headers.ts';
-import { tpKey } from '../../lib/kafka.ts';
+import { tpKey } from '../../lib/kafka/index.ts';
 
 export const UNKNOWN = 'unknown';
 

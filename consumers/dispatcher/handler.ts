@@ -25,10 +25,10 @@ import type { Logger } from '../../lib/logger.ts';
 import type { IntegrationRecord, DeliveryOutcome, DeliveryRecord } from '../../lib/integrations/repository.ts';
 import { SerdeError } from '../../lib/serde.ts';
 import { AtsError, type Connectors } from '../../connectors/index.ts';
-import type { CircuitBreakers } from '../circuit-breaker.ts';
-import type { HandleResult, InboundRecord } from '../engine/stream-consumer.ts';
-import type { ConsumerMetrics } from '../metrics.ts';
-import type { Route, RouteInput } from '../retry-router.ts';
+import type { CircuitBreakers } from './circuit-breaker.ts';
+import type { HandleResult, InboundRecord } from './stream-consumer.ts';
+import type { ConsumerMetrics } from './metrics.ts';
+import type { Route, RouteInput } from './retry-router.ts';
 import type { DeliveryClaims, RecordCoordinates } from './delivery-claims.ts';
 import { DEFERRAL_DEFAULTS, deferredDueAt, parkedWaitMs, ParkingQueue, parkingTier, type DeferralOptions, type DeferralReason } from './deferral.ts';
 

@@ -10,16 +10,16 @@ import { createPool } from '../../lib/db.ts';
 import { HEADER, headerInt } from '../../lib/headers.ts';
 import { createIntegrationCache } from '../../lib/integrations/cache.ts';
 import { createIntegrationRepository } from '../../lib/integrations/repository.ts';
-import { createKafka, createProducer, type Kafka } from '../../lib/kafka.ts';
+import { createKafka, createProducer, type KafkaClient } from '../../lib/kafka/index.ts';
 import { createSendBatcher } from '../../lib/send-batcher.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createEventCodec } from '../../lib/serde.ts';
 import { createConnectors } from '../../connectors/index.ts';
 import { DEFAULT_RATE_LIMITS } from '../../connectors/rate-limit.ts';
-import { CircuitBreakers } from '../circuit-breaker.ts';
-import { StreamConsumer, type HandleResult, type InboundRecord } from '../engine/stream-consumer.ts';
-import { createConsumerMetrics, type ConsumerMetrics } from '../metrics.ts';
-import { createRetryRouter } from '../retry-router.ts';
+import { CircuitBreakers } from './circuit-breaker.ts';
+import { StreamConsumer, type HandleResult, type InboundRecord } from './stream-consumer.ts';
+import { createConsumerMetrics, type ConsumerMetrics } from './metrics.ts';
+import { createRetryRouter } from './retry-router.ts';
 import { createDeliveryClaims } from './delivery-claims.ts';
 import { createDeliveryLog } from './delivery-log.ts';
 import { createDeliveryHandler } from './handler.ts';
@@ -60,7 +60,7 @@ export function tierByName(config: Config, name: string): RetryTier {
 }
 
 export interface DeliveryServices {
-  kafka: Kafka;
+  kafka: KafkaClient;
   metrics: ConsumerMetrics;
   handle: (record: InboundRecord, signal: AbortSignal) => Promise<HandleResult>;
   /** Check credentials, subscribe to registry changes, connect the producer, register the schema. */

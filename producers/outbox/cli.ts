@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { startHealthServer } from '../../consumers/health-server.ts';
 import { runMain, wholeNumberFlag } from '../../lib/cli.ts';
 import { createPool } from '../../lib/db.ts';
-import { createKafka, createProducer, kafkaError } from '../../lib/kafka.ts';
+import { createKafka, createProducer, kafkaError } from '../../lib/kafka/index.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createTopicCodecs } from './codecs.ts';
 import { DEFAULT_RELAY_TUNING } from './options.ts';

@@ -20,7 +20,7 @@
 import pg from 'pg';
 import type { Pool, PoolClient } from '../../lib/db.ts';
 import { RelayError, truncate } from '../../lib/errors.ts';
-import { ACKS_ALL, kafkaError, type Message, type Producer } from '../../lib/kafka.ts';
+import { ACKS_ALL, kafkaError, type OutboundRecord, type Producer } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { messageBytes } from '../../lib/send-batcher.ts';
 import type { EventCodec } from '../../lib/serde.ts';
@@ -161,9 +161,9 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const claimTail = `ORDER BY id LIMIT ${Math.trunc(tuning.batchSize)} FOR UPDATE SKIP LOCKED`;
 
   /** Messages in row order, split so that no send exceeds maxSendBytes. */
-  function chunk(messages: Array<{ topic: string; message: Message }>): Array<Array<{ topic: string; messages: Message[] }>> {
-    const sends: Array<Array<{ topic: string; messages: Message[] }>> = [];
-    let current: Array<{ topic: string; messages: Message[] }> = [];
+  function chunk(messages: Array<{ topic: string; message: OutboundRecord }>): Array<Array<{ topic: string; messages: OutboundRecord[] }>> {
+    const sends: Array<Array<{ topic: string; messages: OutboundRecord[] }>> = [];
+    let current: Array<{ topic: string; messages: OutboundRecord[] }> = [];
     let bytes = 0;
     for (const { topic, message } of messages) {
       const size = messageBytes(message);
@@ -181,15 +181,15 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     return sends;
   }
 
-  async function encodeRows(client: PoolClient, rows: OutboxRow[]): Promise<{ messages: Array<{ topic: string; message: Message }>; failed: number }> {
-    const toMessage = (row: OutboxRow, value: Buffer): { topic: string; message: Message } => ({
+  async function encodeRows(client: PoolClient, rows: OutboxRow[]): Promise<{ messages: Array<{ topic: string; message: OutboundRecord }>; failed: number }> {
+    const toMessage = (row: OutboxRow, value: Buffer): { topic: string; message: OutboundRecord } => ({
       topic: row.topic,
       message: { key: row.key, value, headers: { [EVENT_ID_HEADER]: row.event_id } },
     });
     // The usual case, rows written with their record value: nothing to encode, nothing to wait for.
     if (rows.every((r) => r.value)) return { messages: rows.map((r) => toMessage(r, r.value!)), failed: 0 };
     const encoded = await Promise.allSettled(rows.map((r) => r.value ?? opts.codecFor(r.topic).encode(r.payload!)));
-    const messages: Array<{ topic: string; message: Message }> = [];
+    const messages: Array<{ topic: string; message: OutboundRecord }> = [];
     const poison: Array<{ id: string; error: string }> = [];
     encoded.forEach((result, i) => {
       const row = rows[i]!;
@@ -217,7 +217,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   interface Batch {
     client: PoolClient;
     ids: string[];
-    messages: Array<{ topic: string; message: Message }>;
+    messages: Array<{ topic: string; message: OutboundRecord }>;
     failed: number;
     t0: number;
     /** Set once the transaction ended (committed or rolled back) and the client went back to the pool. */

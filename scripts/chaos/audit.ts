@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { ListObjectsV2Command, GetObjectCommand } from '@aws-sdk/client-s3';
 import { parseArchiveObject } from '../../lib/dlq-archive.ts';
 import { HEADER, readHeaders, type HeaderMap } from '../../lib/headers.ts';
-import { withAdmin, type Admin, type Kafka } from '../../lib/kafka.ts';
+import { scanTopic, withAdmin, type Admin, type KafkaClient } from '../../lib/kafka/index.ts';
 import { mailbox } from '../../lib/mail-catcher.ts';
 import { createS3Client } from '../../lib/s3.ts';
 import type { World } from './world.ts';
@@ -48,39 +48,29 @@ export interface AuditResult {
 export const sha256 = (b: Buffer | null): string => createHash('sha256').update(b ?? Buffer.alloc(0)).digest('hex');
 
 /** Every record of a topic up to the high watermarks seen at the start, read with a throwaway group. */
-export async function readTopic(kafka: Kafka, topic: string): Promise<DlqRecord[]> {
+export async function readTopic(kafka: KafkaClient, topic: string): Promise<DlqRecord[]> {
   const offsets = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic));
   const remaining = new Map(offsets.filter((o) => Number(o.high) > Number(o.low)).map((o) => [o.partition, Number(o.high)]));
   if (remaining.size === 0) return [];
-  const consumer = kafka.consumer({ groupId: `chaos-audit-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`, maxBytesPerPartition: 2_000_000 });
   const out: DlqRecord[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`chaos: timed out reading ${topic}`)), 120_000);
-      void consumer.run({
-        autoCommit: false,
-        eachMessage: async ({ partition, message }) => {
-          const high = remaining.get(partition);
-          if (high === undefined || Number(message.offset) >= high) return;
-          out.push({ partition, offset: message.offset, key: message.key?.toString('utf8') ?? null, value: message.value, headers: readHeaders(message.headers) });
-          if (Number(message.offset) + 1 >= high) remaining.delete(partition);
-          if (remaining.size === 0) {
-            clearTimeout(timer);
-            resolve();
-          }
-        },
-      });
-    });
-  } finally {
-    await consumer.disconnect();
-  }
+  const result = await scanTopic(kafka, topic, {
+    groupId: `chaos-audit-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`,
+    maxBytesPerPartition: 2_000_000,
+    timeoutMs: 120_000,
+    each(record, partition) {
+      const high = remaining.get(partition);
+      if (high === undefined || Number(record.offset) >= high) return remaining.size === 0;
+      out.push({ partition, offset: record.offset, key: record.key?.toString('utf8') ?? null, value: record.value, headers: readHeaders(record.headers) });
+      if (Number(record.offset) + 1 >= high) remaining.delete(partition);
+      return remaining.size === 0;
+    },
+  });
+  if (result === 'timeout') throw new Error(`chaos: timed out reading ${topic}`);
   return out;
 }
 
 async function lagOf(admin: Admin, group: string, topic: string): Promise<{ committed: number; lag: number }> {
-  const [high, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId: group, topics: [topic] })]);
+  const [high, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets(group, [topic])]);
   const done = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Math.max(0, Number(p.offset))]));
   let lag = 0;
   let sum = 0;

@@ -3,7 +3,7 @@
  * unique (the audit finds it in the DLQ by the hash of its bytes, which the pipeline keeps intact).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Message } from '../../lib/kafka.ts';
+import type { OutboundRecord } from '../../lib/kafka/index.ts';
 import type { World } from './world.ts';
 
 export const MALFORMED_KINDS = ['random-bytes', 'wrong-magic', 'unknown-schema', 'truncated-avro', 'invalid-fields', 'null-key'] as const;
@@ -19,7 +19,7 @@ function schemaIdPrefix(magic: number, id: number): Buffer {
   return b;
 }
 
-export async function malformedRecord(world: World, kind: MalformedKind): Promise<Message> {
+export async function malformedRecord(world: World, kind: MalformedKind): Promise<OutboundRecord> {
   const key = `malformed-${randomUUID()}`;
   switch (kind) {
     case 'random-bytes':

@@ -10,7 +10,7 @@ import { envFromConfig, loadConfig, type Config } from '../../lib/config.ts';
 import { Keyring } from '../../lib/crypto/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
 import { createIntegrationRepository, type IntegrationRecord } from '../../lib/integrations/repository.ts';
-import { ACKS_ALL, createKafka, createProducer, withAdmin, type Kafka, type Message, type Producer } from '../../lib/kafka.ts';
+import { ACKS_ALL, createKafka, createProducer, withAdmin, type KafkaClient, type OutboundRecord, type Producer } from '../../lib/kafka/index.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
 import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
@@ -29,7 +29,7 @@ export interface Customer {
 export interface World {
   run: string;
   config: Config;
-  kafka: Kafka;
+  kafka: KafkaClient;
   producer: Producer;
   codec: EventCodec;
   pool: Pool;
@@ -42,7 +42,7 @@ export interface World {
   published: Map<string, string[]>;
   event(customer: Customer): ApplicationSubmitted;
   publish(events: ApplicationSubmitted[]): Promise<void>;
-  send(messages: Message[]): Promise<void>;
+  send(messages: OutboundRecord[]): Promise<void>;
   /** Publish `ratePerSecond` applications round-robin over the customers until `stop()`. */
   load(ratePerSecond: number): { stop(): Promise<void> };
   dispatcherSpec(n: number): RoleSpec;
@@ -138,7 +138,7 @@ export async function startWorld(base: Config, opts: WorldOptions): Promise<Worl
     // A world that never came up leaves nothing behind: no orphaned consumers, no topics.
     await supervisor.close();
     await producer.disconnect().catch(() => undefined);
-    await withAdmin(kafka, (a) => a.deleteTopics({ topics: specs.map((s) => s.topic) })).catch(() => undefined);
+    await withAdmin(kafka, (a) => a.deleteTopics(specs.map((s) => s.topic))).catch(() => undefined);
     await sandbox.close();
     await pool.end();
     throw err;
@@ -167,7 +167,7 @@ export async function startWorld(base: Config, opts: WorldOptions): Promise<Worl
     };
   }
 
-  async function send(messages: Message[]): Promise<void> {
+  async function send(messages: OutboundRecord[]): Promise<void> {
     await producer.send({ topic: config.topics.applications, acks: ACKS_ALL, messages });
   }
 
@@ -219,7 +219,7 @@ export async function startWorld(base: Config, opts: WorldOptions): Promise<Worl
     async close() {
       await supervisor.close();
       await producer.disconnect().catch(() => undefined);
-      await withAdmin(kafka, (a) => a.deleteTopics({ topics: specs.map((s) => s.topic) })).catch(() => undefined);
+      await withAdmin(kafka, (a) => a.deleteTopics(specs.map((s) => s.topic))).catch(() => undefined);
       await sandbox.close();
       await pool.end();
     },

@@ -14,7 +14,7 @@ import { envFromConfig, loadConfig, type Config } from '../../lib/config.ts';
 import { Keyring } from '../../lib/crypto/keyring.ts';
 import { createPool } from '../../lib/db.ts';
 import { createIntegrationRepository } from '../../lib/integrations/repository.ts';
-import { createKafka, withAdmin } from '../../lib/kafka.ts';
+import { createKafka, withAdmin } from '../../lib/kafka/index.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createS3Client } from '../../lib/s3.ts';
 import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
@@ -105,7 +105,7 @@ export async function runDemo(base: Config, opts: DemoOptions): Promise<number> 
     const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'demo' });
     const report = await withAdmin(kafka, (a) => ensureTopics(a, topicSpecs(config.topics)));
     for (const r of report) out(`   topic ${r.topic}: ${r.status}`);
-    cleanups.push(() => withAdmin(kafka, (a) => a.deleteTopics({ topics: report.map((r) => r.topic) })).catch(() => undefined));
+    cleanups.push(() => withAdmin(kafka, (a) => a.deleteTopics(report.map((r) => r.topic))).catch(() => undefined));
     out(`   retry ladder: ${config.topics.retryTiers.map((t) => `${t.name} (${t.delayMs / 1000} s)`).join(' → ')} → DLQ`);
 
     section('3. ATS sandbox with three customers');
@@ -174,7 +174,7 @@ export async function runDemo(base: Config, opts: DemoOptions): Promise<number> 
         const lags: Record<string, number> = {};
         for (const tier of config.topics.retryTiers) {
           const high = await a.fetchTopicOffsets(tier.topic);
-          const committed = await a.fetchOffsets({ groupId: `ats-relay.${tier.name}`, topics: [tier.topic] });
+          const committed = await a.fetchOffsets(`ats-relay.${tier.name}`, [tier.topic]);
           const done = new Map(committed[0]?.partitions.map((p) => [p.partition, Math.max(0, Number(p.offset))]) ?? []);
           lags[tier.name] = high.reduce((sum, p) => sum + Number(p.high) - (done.get(p.partition) ?? 0), 0);
         }

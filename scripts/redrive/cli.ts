@@ -7,7 +7,7 @@ import os from 'node:os';
 import { numberFlag, runMain, UsageError, wholeNumberFlag } from '../../lib/cli.ts';
 import type { Config } from '../../lib/config.ts';
 import { createPool } from '../../lib/db.ts';
-import { createKafka, createProducer, type Producer } from '../../lib/kafka.ts';
+import { createKafka, createProducer, type Producer } from '../../lib/kafka/index.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createS3Client } from '../../lib/s3.ts';
 import { createEventCodec } from '../../lib/serde.ts';

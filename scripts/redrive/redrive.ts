@@ -13,7 +13,7 @@
  */
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import { HEADER, headerInt } from '../../lib/headers.ts';
-import { ACKS_ALL, kafkaError, type IHeaders, type Message, type Producer } from '../../lib/kafka.ts';
+import { ACKS_ALL, kafkaError, type RecordHeaders, type OutboundRecord, type Producer } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { SerdeError } from '../../lib/serde.ts';
 import { RateLimiter } from '../../connectors/rate-limit.ts';
@@ -92,9 +92,9 @@ export interface RedriveReport extends RunCounts {
 export const UNDECODABLE = '(undecodable)';
 
 /** Original headers minus retry bookkeeping, plus this run's redrive headers. Values stay bytes. */
-export function redriveHeaders(raw: IHeaders, run: { redriveId: string; previousCount: number; now: number }): IHeaders {
+export function redriveHeaders(raw: RecordHeaders, run: { redriveId: string; previousCount: number; now: number }): RecordHeaders {
   const drop = new Set<string>([HEADER.tryCount, HEADER.dueAt, HEADER.redriveId, HEADER.redriveCount, HEADER.redrivenAt]);
-  const out: IHeaders = {};
+  const out: RecordHeaders = {};
   for (const [name, value] of Object.entries(raw)) if (value !== undefined && !drop.has(name)) out[name] = value;
   out[HEADER.redriveId] = run.redriveId;
   out[HEADER.redriveCount] = String(run.previousCount + 1);
@@ -108,7 +108,7 @@ function fieldsOf(value: unknown): EventFields | undefined {
   return { companyId: v.companyId, platform: v.platform, applicationId: v.applicationId };
 }
 
-function messageBytes(m: Message): number {
+function messageBytes(m: OutboundRecord): number {
   let n = (m.key?.length ?? 0) + (m.value?.length ?? 0);
   for (const [k, v] of Object.entries(m.headers ?? {})) n += k.length + (Array.isArray(v) ? v.reduce((s, x) => s + x.length, 0) : (v?.length ?? 0));
   return n;
@@ -131,7 +131,7 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveReport> {
   const bucket = opts.ratePerSecond ? { capacity: 1, refillPerSecond: opts.ratePerSecond } : null;
   // With a cap, small batches keep the flow smooth (about 5 sends a second); without, fill by bytes.
   const maxBatchRecords = opts.ratePerSecond ? Math.max(1, Math.min(500, Math.floor(opts.ratePerSecond / 5))) : 500;
-  let pending: Message[] = [];
+  let pending: OutboundRecord[] = [];
   let pendingBytes = 0;
 
   async function flush(): Promise<void> {
@@ -200,7 +200,7 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveReport> {
     if (opts.dryRun) return;
 
     await limiter.acquire('redrive', bucket, { signal, maxWaitMs: Number.POSITIVE_INFINITY });
-    const message: Message = {
+    const message: OutboundRecord = {
       key: r.key,
       value: r.value,
       headers: redriveHeaders(r.rawHeaders, { redriveId: opts.runId, previousCount: summary.redriveCount, now: now() }),

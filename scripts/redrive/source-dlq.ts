@@ -5,21 +5,20 @@
  * or after --since, or --offset's start) to the high watermark captured at start (or --offset's
  * end), so a redrive never chases its own output or new dead letters.
  *
- * kafkajs reads only through a consumer group, so the run uses a group of its own
- * (`ats-relay.redrive.<run id>`) that never commits: autoCommit is off, commitOffsets is never
- * called, seeks with autoCommit off resolve locally. The position of each partition is kept here and
+ * The port reads only through a consumer group, so the run uses a group of its own
+ * (`ats-relay.redrive.<run id>`) that never commits (seeks resolve locally). The position of each partition is kept here and
  * sought again after any rejoin; the empty group is deleted at the end. Other groups' committed
  * offsets on the DLQ (the S3 sink, the alerts) are never touched.
  */
 import type { HeaderMap } from '../../lib/headers.ts';
 import { readHeaders } from '../../lib/headers.ts';
-import { createConsumer, kafkaError, withAdmin, type Consumer, type Kafka } from '../../lib/kafka.ts';
+import { kafkaError, withAdmin, type GroupConsumer, type KafkaClient } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { offsetRangeSelected, partitionSelected, type RedriveFilters } from './filters.ts';
 import type { DeadLetter, RecordSource, SourceScan } from './source.ts';
 
 export interface DlqSourceOptions {
-  kafka: Kafka;
+  kafka: KafkaClient;
   topic: string;
   filters: RedriveFilters;
   /** The throwaway group's id; unique per run. */
@@ -40,7 +39,7 @@ export function createDlqSource(opts: DlqSourceOptions): RecordSource & { ranges
   const { kafka, topic, filters, logger } = opts;
   const stallTimeoutMs = opts.stallTimeoutMs ?? 60_000;
   let ranges: PartitionRange[] = [];
-  let consumer: Consumer | undefined;
+  let consumer: GroupConsumer | undefined;
 
   async function plan(): Promise<SourceScan> {
     ranges = await withAdmin(kafka, async (admin) => {
@@ -72,13 +71,12 @@ export function createDlqSource(opts: DlqSourceOptions): RecordSource & { ranges
     const position = new Map(ranges.map((r) => [r.partition, r.start]));
     const end = new Map(ranges.map((r) => [r.partition, r.end]));
     const open = new Set(ranges.map((r) => r.partition));
-    const c = createConsumer(kafka, {
+    const c = kafka.consumer({
       groupId: opts.groupId,
       // A run is one member of its own group: nobody to rebalance with, so long waits between
       // heartbeats (a slow --rate) are the only risk; heartbeats go out after every record.
-      sessionTimeout: 60_000,
-      rebalanceTimeout: 60_000,
-      allowAutoTopicCreation: false,
+      sessionTimeoutMs: 60_000,
+      rebalanceTimeoutMs: 60_000,
     });
     consumer = c;
 
@@ -100,9 +98,9 @@ export function createDlqSource(opts: DlqSourceOptions): RecordSource & { ranges
     };
     const onAbort = (): void => finish();
     signal.addEventListener('abort', onAbort, { once: true });
-    // After a (re)join kafkajs would start from the beginning (no committed offsets): put every
+    // After a (re)join the group would start from the beginning (no committed offsets): put every
     // partition back where this run is.
-    const offJoin = c.on(c.events.GROUP_JOIN, () => {
+    const onJoin = (): void => {
       try {
         seekAll();
         const idle = [...end.keys()].filter((p) => !open.has(p));
@@ -110,10 +108,7 @@ export function createDlqSource(opts: DlqSourceOptions): RecordSource & { ranges
       } catch (err) {
         fail(err);
       }
-    });
-    const offCrash = c.on(c.events.CRASH, (e) => {
-      if (!e.payload.restart) fail(e.payload.error);
-    });
+    };
     const stall = setInterval(() => {
       if (Date.now() - lastProgress > stallTimeoutMs) {
         fail(new Error(`reading ${topic} stalled: no record for ${Math.round(stallTimeoutMs / 1000)} s at partitions ${[...open].map((p) => `${p}@${position.get(p)}`).join(', ')}`));
@@ -121,17 +116,21 @@ export function createDlqSource(opts: DlqSourceOptions): RecordSource & { ranges
     }, 1_000);
 
     try {
-      await c.connect();
-      await c.subscribe({ topic, fromBeginning: true });
       await c.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+        topics: [topic],
+        onAssigned: onJoin,
+        // The client restarts itself after a retriable crash (the join puts positions back); only a
+        // crash it gives up on ends the run.
+        maxRestarts: Number.POSITIVE_INFINITY,
+        onCrash: (err, fatal) => {
+          if (fatal) fail(err);
+        },
+        onBatch: async (batch) => {
           const partition = batch.partition;
           if (!open.has(partition)) return;
           const stop = end.get(partition)!;
-          for (const m of batch.messages) {
-            if (signal.aborted || !isRunning() || isStale()) return;
+          for (const m of batch.records) {
+            if (signal.aborted || batch.isStale()) return;
             const offset = Number(m.offset);
             // Before the range (the first fetch may run before the seek lands) or already handled.
             if (offset < position.get(partition)!) continue;
@@ -145,11 +144,11 @@ export function createDlqSource(opts: DlqSourceOptions): RecordSource & { ranges
               key: m.key,
               value: m.value,
               headers,
-              rawHeaders: m.headers ?? {},
+              rawHeaders: m.headers,
             });
             position.set(partition, offset + 1);
             lastProgress = Date.now();
-            await heartbeat();
+            await batch.heartbeat();
           }
           // Control records and gaps count as read: the batch says how far the log went.
           const last = Number(batch.lastOffset());
@@ -163,8 +162,6 @@ export function createDlqSource(opts: DlqSourceOptions): RecordSource & { ranges
       throw kafkaError(err, `reading ${topic}`, { topic });
     } finally {
       clearInterval(stall);
-      offJoin();
-      offCrash();
       signal.removeEventListener('abort', onAbort);
       await close();
     }

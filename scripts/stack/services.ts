@@ -6,10 +6,11 @@ import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import path from 'node:path';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../../lib/config.ts';
+import { createKafka } from '../../lib/kafka/index.ts';
+import { createLogger } from '../../lib/logger.ts';
 import { migrate } from '../../db/migrate.ts';
 import type { ManagedProcess } from './processes.ts';
 import { extract, fetchArtifact, fetchClasspath, findJava, findJava21, findMaven, StackError } from './toolchain.ts';
@@ -89,6 +90,10 @@ async function httpOk(url: string, timeoutMs = 2_000): Promise<boolean> {
     return false;
   }
 }
+
+/** The probe's client logs nothing: a refused connection is the answer "not running", not an error. */
+let quiet: ReturnType<typeof createLogger> | undefined;
+const quietLogger = (): ReturnType<typeof createLogger> => (quiet ??= createLogger({ level: 'silent' }));
 
 function kafkaService(config: Config, paths: Paths): Service {
   const version = config.stack.kafkaVersion;
@@ -186,12 +191,11 @@ function kafkaService(config: Config, paths: Paths): Service {
     },
     async probe() {
       if (!(await portInUse(port))) return false;
-      const kafka = new Kafka({ brokers: config.kafka.brokers, clientId: 'ats-relay-stack', logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 2_000 });
+      const kafka = createKafka({ ...config.kafka, clientId: 'ats-relay-stack' }, quietLogger(), { retry: { retries: 0 }, connectionTimeoutMs: 2_000 });
       const admin = kafka.admin();
       try {
         await admin.connect();
-        const cluster = await admin.describeCluster();
-        return cluster.brokers.length > 0;
+        return (await admin.brokerCount()) > 0;
       } catch {
         return false;
       } finally {

@@ -21,7 +21,7 @@ import type { Config } from '../../lib/config.ts';
 import { Keyring } from '../../lib/crypto/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
 import { createIntegrationRepository, type IntegrationRecord, type IntegrationRepository } from '../../lib/integrations/repository.ts';
-import { ACKS_ALL } from '../../lib/kafka.ts';
+import { ACKS_ALL } from '../../lib/kafka/index.ts';
 import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
 import { chromiumArgs, ensureChromium } from '../../scripts/stack/chromium.ts';
 import { testConfig, uniqueName } from '../support/config.ts';

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAlertConsumer, type AlertConsumer } from '../../consumers/alerts/index.ts';
 import type { AlertOptions } from '../../consumers/alerts/options.ts';
-import { withAdmin } from '../../lib/kafka.ts';
+import { withAdmin } from '../../lib/kafka/index.ts';
 import { uniqueName } from '../support/config.ts';
 import { mailbox, type MailMessage } from '../../lib/mail-catcher.ts';
 import { committedOffsets, exited, freePort, startDeadLetterStack, waitFor, type DeadLetterStack } from './support.ts';

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createDlqS3Sink, type DlqS3Sink } from '../../consumers/dlq-s3-sink/index.ts';
 import { archiveDate, archiveKey, buildArchiveObject } from '../../lib/dlq-archive.ts';
 import { HEADER } from '../../lib/headers.ts';
-import { withAdmin, type Message } from '../../lib/kafka.ts';
+import { withAdmin, type OutboundRecord } from '../../lib/kafka/index.ts';
 import { uniqueName } from '../support/config.ts';
 import { committedOffsets, exited, freePort, readArchive, spawnConsumer, startDeadLetterStack, waitFor, type ArchiveObject, type DeadLetterStack } from './support.ts';
 
@@ -64,7 +64,7 @@ describe('DLQ → S3 sink', () => {
   it('archives N dead letters into objects whose lines add up to N, byte-exact and decodable', async () => {
     const s = await stack();
     const items = Array.from({ length: 137 }, (_, i) => ({ event: s.event(i % 2 ? 'company-a' : 'company-b'), code: i % 3 ? 'unavailable' : 'auth_failed', status: i % 3 ? 503 : 401 }));
-    const messages: Message[] = await s.deadLetters(items);
+    const messages: OutboundRecord[] = await s.deadLetters(items);
     const garbage = [
       { key: 'not-avro', value: Buffer.from('{"this":"is not avro"}'), headers: { [HEADER.errorCode]: 'decode_failed' } },
       { key: 'binary', value: Buffer.from([0, 0, 0, 0, 99, 0xff, 0xfe]), headers: { [HEADER.errorCode]: 'decode_failed', 'raw-bin': Buffer.from([0xc3, 0x28]) } },

@@ -13,7 +13,7 @@ import type { Config } from '../../lib/config.ts';
 import { envFromConfig } from '../../lib/config.ts';
 import { parseArchiveKey, parseArchiveObject, type ArchivedRecord, type ArchiveKeyParts } from '../../lib/dlq-archive.ts';
 import { failureHeaders } from '../../lib/headers.ts';
-import { ACKS_ALL, withAdmin, type Kafka, type Message, type Producer } from '../../lib/kafka.ts';
+import { ACKS_ALL, withAdmin, type KafkaClient, type OutboundRecord, type Producer } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { childEnv } from '../../lib/process-env.ts';
 import type { Platform } from '../../lib/integration.ts';
@@ -24,14 +24,14 @@ import { testConfig, uniqueName } from '../support/config.ts';
 export interface DeadLetterStack {
   config: Config;
   logger: Logger;
-  kafka: Kafka;
+  kafka: KafkaClient;
   producer: Producer;
   codec: EventCodec;
   s3: S3Client;
   event(companyId: string, platform?: Platform): ApplicationSubmitted;
   /** Dead letters as the dispatcher writes them (value = the encoded event, failure headers). */
-  deadLetters(items: DeadLetterSpec[]): Promise<Message[]>;
-  publish(messages: Message[]): Promise<void>;
+  deadLetters(items: DeadLetterSpec[]): Promise<OutboundRecord[]>;
+  publish(messages: OutboundRecord[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -117,8 +117,8 @@ export async function readArchive(s3: S3Client, config: Config): Promise<Archive
 }
 
 /** Committed offsets of a group on a topic, by partition (-1 = none). */
-export async function committedOffsets(kafka: Kafka, groupId: string, topic: string): Promise<Map<number, number>> {
-  const [t] = await withAdmin(kafka, (admin) => admin.fetchOffsets({ groupId, topics: [topic] }));
+export async function committedOffsets(kafka: KafkaClient, groupId: string, topic: string): Promise<Map<number, number>> {
+  const [t] = await withAdmin(kafka, (admin) => admin.fetchOffsets(groupId, [topic]));
   return new Map((t?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
 }
 

@@ -4,7 +4,7 @@
  * deleted under it.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { withAdmin } from '../../lib/kafka.ts';
+import { withAdmin } from '../../lib/kafka/index.ts';
 import { exited, freePort, spawnConsumer } from '../dead-letters/support.ts';
 import { uniqueName } from '../support/config.ts';
 import { startPipeline, waitFor, type Pipeline } from './support.ts';
@@ -33,7 +33,7 @@ it('the group topic deleted under a running dispatcher: not ready, then exit non
   const code = exited(child);
   await waitFor('dispatcher ready', async () => (await readyz(port)) === 200, 60_000);
 
-  await withAdmin(p.kafka, (admin) => admin.deleteTopics({ topics: [p.config.topics.applications] }));
+  await withAdmin(p.kafka, (admin) => admin.deleteTopics([p.config.topics.applications]));
   const seen: Array<number | 'down'> = [];
   const watching = (async () => {
     while (child.exitCode === null && child.signalCode === null) {

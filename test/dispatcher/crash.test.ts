@@ -79,7 +79,7 @@ it('SIGKILL mid-stream, restart: every application delivered exactly once, none 
   expect(Date.now() - t0).toBeLessThan(p.config.http.shutdownTimeoutMs);
   const offsets = await p.kafka.admin();
   await offsets.connect();
-  const committed = await offsets.fetchOffsets({ groupId: group, topics: [p.config.topics.applications] });
+  const committed = await offsets.fetchOffsets(group, [p.config.topics.applications]);
   await offsets.disconnect();
   const total = committed[0]!.partitions.reduce((sum, part) => sum + Math.max(0, Number(part.offset)), 0);
   expect(total).toBe(N);

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HEADER } from '../../lib/headers.ts';
-import { ACKS_ALL } from '../../lib/kafka.ts';
+import { ACKS_ALL } from '../../lib/kafka/index.ts';
 import type { DeliveryConsumer } from '../../consumers/dispatcher/index.ts';
 import { uniqueName } from '../support/config.ts';
 import { readTopic, startDeliveryConsumers, startPipeline, waitFor, type Pipeline } from './support.ts';

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createDeliveryConsumer, type DeliveryConsumer } from '../../consumers/dispatcher/index.ts';
-import { withAdmin } from '../../lib/kafka.ts';
+import { withAdmin } from '../../lib/kafka/index.ts';
 import { uniqueName } from '../support/config.ts';
 import { readTopic, startPipeline, waitFor, type Pipeline } from './support.ts';
 
@@ -58,7 +58,7 @@ it('forwarded to a tier, offset lost, original replayed while the tier copy is d
   await waitFor('the tier copy', async () => (await readTopic(p.kafka, p.config.topics.retryTiers[0]!.topic)).some((r) => r.key?.toString() === event.applicationId));
   await stop(first);
   // What a SIGKILL before the commit leaves: the group's offset still before the original.
-  await withAdmin(p.kafka, (admin) => admin.resetOffsets({ groupId: group, topic: p.config.topics.applications, earliest: true }));
+  await withAdmin(p.kafka, (admin) => admin.resetOffsetsToEarliest(group, p.config.topics.applications));
 
   // Slow calls, so the tier copy's delivery and the replay overlap.
   p.sandbox.addFault({ kind: 'latency', ms: 1_500, platform: 'greenhouse', tenant: p.tenant });

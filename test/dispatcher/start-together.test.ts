@@ -5,7 +5,7 @@
  */
 import { afterAll, expect, it } from 'vitest';
 import { envFromConfig } from '../../lib/config.ts';
-import { createKafka, withAdmin } from '../../lib/kafka.ts';
+import { createKafka, withAdmin } from '../../lib/kafka/index.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { spawnTs, type TsProcess } from '../../lib/spawn-entrypoint.ts';
 import { ensureTopics, topicSpecs } from '../../lib/topics.ts';

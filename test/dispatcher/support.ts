@@ -11,7 +11,7 @@ import type { Config } from '../../lib/config.ts';
 import { Keyring } from '../../lib/crypto/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
 import { createIntegrationRepository, type IntegrationRecord, type IntegrationRepository } from '../../lib/integrations/repository.ts';
-import { ACKS_ALL, type Kafka, type Producer } from '../../lib/kafka.ts';
+import { ACKS_ALL, type KafkaClient, type Producer } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
@@ -21,7 +21,7 @@ import { testConfig, uniqueName } from '../support/config.ts';
 export interface Pipeline {
   config: Config;
   logger: Logger;
-  kafka: Kafka;
+  kafka: KafkaClient;
   producer: Producer;
   codec: EventCodec;
   pool: Pool;

@@ -3,9 +3,9 @@
  * the header contract. No services needed.
  */
 import { describe, expect, it } from 'vitest';
-import { CircuitBreakers } from '../../consumers/circuit-breaker.ts';
-import { OffsetTracker } from '../../consumers/engine/offset-tracker.ts';
-import { createRetryRouter } from '../../consumers/retry-router.ts';
+import { CircuitBreakers } from '../../consumers/dispatcher/circuit-breaker.ts';
+import { OffsetTracker } from '../../consumers/runtime/offset-tracker.ts';
+import { createRetryRouter } from '../../consumers/dispatcher/retry-router.ts';
 import { loadConfig } from '../../lib/config.ts';
 import { deferredDueAt, parkedWaitMs, ParkingQueue, parkingTier } from '../../consumers/dispatcher/deferral.ts';
 import { clipUtf8, deferralHeaders, failureHeaders, HEADER } from '../../lib/headers.ts';

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProducer, type Producer } from '../../lib/kafka.ts';
+import { createProducer, type Producer } from '../../lib/kafka/index.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
 import { validateApplicationInput, type ApplicationInput } from '../../producers/application-input.ts';
 import { enqueueApplication } from '../../producers/outbox/enqueue.ts';

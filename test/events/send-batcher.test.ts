@@ -4,7 +4,7 @@
  * partition, and a failed request fails each caller in it with a retriable error.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProducer, type Message, type Producer } from '../../lib/kafka.ts';
+import { createProducer, type OutboundRecord, type Producer } from '../../lib/kafka/index.ts';
 import { createSendBatcher } from '../../lib/send-batcher.ts';
 import { consume, eventsHarness } from './support.ts';
 
@@ -57,7 +57,7 @@ describe('send batcher', () => {
     const { producer: p, requests } = counting();
     const batcher = createSendBatcher({ producer: async () => p, maxRequestBytes: 4_096 });
     const value = Buffer.alloc(1_000, 1);
-    const calls = Array.from({ length: 12 }, (_, i) => Array.from({ length: 3 }, (): Message => ({ key: `big-${i}`, value })));
+    const calls = Array.from({ length: 12 }, (_, i) => Array.from({ length: 3 }, (): OutboundRecord => ({ key: `big-${i}`, value })));
     const sent = await Promise.all(calls.map((messages) => batcher.send(h.topic, messages)));
     for (const positions of sent) {
       expect(new Set(positions.map((q) => q.partition)).size).toBe(1);

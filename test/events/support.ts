@@ -9,7 +9,7 @@ import type { ApplicationSubmitted } from '../../lib/application.ts';
 import type { Config } from '../../lib/config.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
 import type { Platform } from '../../lib/integration.ts';
-import { createConsumer, createKafka, withAdmin, type Kafka } from '../../lib/kafka.ts';
+import { createKafka, scanTopic, withAdmin, type KafkaClient } from '../../lib/kafka/index.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
 import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
 import { Keyring } from '../../lib/crypto/keyring.ts';
@@ -22,7 +22,7 @@ export interface EventsHarness {
   topic: string;
   pool: Pool;
   repo: IntegrationRepository;
-  kafka: Kafka;
+  kafka: KafkaClient;
   logger: Logger;
   /** Create the main, retry and DLQ topics of this harness (2 partitions each). */
   createTopics(): Promise<void>;
@@ -51,7 +51,7 @@ export function eventsHarness(overrides: Record<string, string> = {}): EventsHar
         const specs = topicSpecs(config.topics).map((s) => s.topic);
         const existing = new Set(await admin.listTopics());
         const ours = specs.filter((t) => existing.has(t));
-        if (ours.length) await admin.deleteTopics({ topics: ours }).catch(() => undefined);
+        if (ours.length) await admin.deleteTopics(ours).catch(() => undefined);
       }).catch(() => undefined);
       await pool.query('DELETE FROM outbox WHERE topic = $1', [topic]).catch(() => undefined);
       await pool.end();
@@ -85,34 +85,23 @@ export interface Consumed {
 }
 
 /** Read a topic from the beginning until `count` records arrived (or the timeout passed). */
-export async function consume(kafka: Kafka, topic: string, count: number, timeoutMs = 20_000): Promise<Consumed[]> {
-  const consumer = createConsumer(kafka, { groupId: uniqueName('events-test') });
+export async function consume(kafka: KafkaClient, topic: string, count: number, timeoutMs = 20_000): Promise<Consumed[]> {
   const got: Consumed[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      void consumer.run({
-        eachMessage: async ({ message, partition }) => {
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-          got.push({ key: String(message.key), value: message.value!, headers, partition, offset: message.offset });
-          if (got.length >= count) {
-            clearTimeout(timer);
-            resolve();
-          }
-        },
-      });
-    });
-  } finally {
-    await consumer.disconnect();
-  }
+  await scanTopic(kafka, topic, {
+    groupId: uniqueName('events-test'),
+    timeoutMs,
+    each(record, partition) {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(record.headers)) headers[k] = String(v);
+      got.push({ key: String(record.key), value: record.value!, headers, partition, offset: record.offset });
+      return got.length >= count;
+    },
+  });
   return got;
 }
 
 /** Number of records in a topic (sum of end offsets; the topics are never compacted or trimmed in tests). */
-export async function recordCount(kafka: Kafka, topic: string): Promise<number> {
+export async function recordCount(kafka: KafkaClient, topic: string): Promise<number> {
   return withAdmin(kafka, async (admin) => {
     const offsets = await admin.fetchTopicOffsets(topic);
     return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ACKS_ALL, createProducer, withAdmin } from '../../lib/kafka.ts';
+import { ACKS_ALL, createProducer, withAdmin } from '../../lib/kafka/index.ts';
 import { describeTopics, ensureTopics, topicSpecs, waitForLeaders } from '../../lib/topics.ts';
 import { eventsHarness, recordCount } from './support.ts';
 
@@ -44,7 +44,7 @@ describe('topics', () => {
     const drifted = eventsHarness({ TOPIC_PARTITIONS: '4' });
     try {
       await withAdmin(drifted.kafka, async (admin) => {
-        await admin.createTopics({ topics: [{ topic: drifted.topic, numPartitions: 2, configEntries: [{ name: 'retention.ms', value: '60000' }] }] });
+        await admin.createTopics([{ topic: drifted.topic, partitions: 2, replicationFactor: 1, configs: { 'retention.ms': '60000' } }]);
         await waitForLeaders(admin, [drifted.topic]);
       });
       const producer = createProducer(drifted.kafka);

@@ -11,7 +11,7 @@ import { createConnectors, type Connectors } from '../../connectors/index.ts';
 import type { Config } from '../../lib/config.ts';
 import { Keyring } from '../../lib/crypto/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
-import { createKafka, createProducer, withAdmin, type Kafka, type Producer } from '../../lib/kafka.ts';
+import { createKafka, createProducer, withAdmin, type KafkaClient, type Producer } from '../../lib/kafka/index.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
 import { createIntegrationRepository, type IntegrationRecord, type IntegrationRepository } from '../../lib/integrations/repository.ts';
 import type { NewIntegrationInput } from '../../lib/integrations/validation.ts';
@@ -27,7 +27,7 @@ export interface InboundHarness {
   config: Config;
   pool: Pool;
   repo: IntegrationRepository;
-  kafka: Kafka;
+  kafka: KafkaClient;
   logger: Logger;
   sandbox: Sandbox;
   connectors: Connectors;
@@ -111,7 +111,7 @@ export async function inboundHarness(overrides: Record<string, string> = {}): Pr
       await app.close().catch(() => undefined);
       await connectors.close().catch(() => undefined);
       await sandbox.close().catch(() => undefined);
-      await withAdmin(kafka, (admin) => admin.deleteTopics({ topics })).catch(() => undefined);
+      await withAdmin(kafka, (admin) => admin.deleteTopics(topics)).catch(() => undefined);
       await pool.query('DELETE FROM outbox WHERE topic = ANY($1::text[])', [topics]).catch(() => undefined);
       await pool.query('DELETE FROM integrations WHERE company_id = $1', [company]).catch(() => undefined);
       await pool.query('DELETE FROM api_tokens WHERE name = $1', [`${company} admin`]).catch(() => undefined);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeliveryConsumer, type DeliveryConsumer } from '../../consumers/dispatcher/index.ts';
 import { envFromConfig } from '../../lib/config.ts';
 import { failureHeaders } from '../../lib/headers.ts';
-import { ACKS_ALL, withAdmin } from '../../lib/kafka.ts';
+import { ACKS_ALL, withAdmin } from '../../lib/kafka/index.ts';
 import { uniqueName } from '../support/config.ts';
 import { spawnTs } from '../../lib/spawn-entrypoint.ts';
 import { startPipeline, waitFor, type Pipeline } from '../dispatcher/support.ts';
@@ -26,7 +26,7 @@ async function redriveCli(args: string[]): Promise<string> {
 async function caughtUp(): Promise<boolean> {
   return withAdmin(p.kafka, async (admin) => {
     const high = await admin.fetchTopicOffsets(p.config.topics.applications);
-    const committed = (await admin.fetchOffsets({ groupId: dispatcher.groupId, topics: [p.config.topics.applications] }))[0]!.partitions;
+    const committed = (await admin.fetchOffsets(dispatcher.groupId, [p.config.topics.applications]))[0]!.partitions;
     return high.every((h) => h.high === '0' || committed.find((c) => c.partition === h.partition)?.offset === h.high);
   });
 }

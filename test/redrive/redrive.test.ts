@@ -10,7 +10,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveDate, archiveKey, buildArchiveObject, encodeArchiveLine } from '../../lib/dlq-archive.ts';
 import { HEADER } from '../../lib/headers.ts';
-import { withAdmin } from '../../lib/kafka.ts';
+import { withAdmin } from '../../lib/kafka/index.ts';
 import { createRedriveRuns } from '../../scripts/redrive/history.ts';
 import { uniqueName } from '../support/config.ts';
 import { readTopic } from '../support/topic-reader.ts';
@@ -173,9 +173,9 @@ describe('npm run redrive', () => {
   it('leaves other consumer groups\' committed offsets on the DLQ unchanged, and no group of its own behind', async () => {
     const dlq = s.config.topics.dlq;
     const other = uniqueName('sink-group');
-    await withAdmin(s.kafka, (admin) => admin.setOffsets({ groupId: other, topic: dlq, partitions: [0, 1, 2].map((partition) => ({ partition, offset: String(partition) })) }));
+    await withAdmin(s.kafka, (admin) => admin.setOffsets(other, dlq, [0, 1, 2].map((partition) => ({ partition, offset: String(partition) }))));
     const fetch = (groupId: string) =>
-      withAdmin(s.kafka, async (admin) => (await admin.fetchOffsets({ groupId, topics: [dlq] }))[0]!.partitions.map((p) => `${p.partition}:${p.offset}`).sort().join(','));
+      withAdmin(s.kafka, async (admin) => (await admin.fetchOffsets(groupId, [dlq]))[0]!.partitions.map((p) => `${p.partition}:${p.offset}`).sort().join(','));
     const before = await fetch(other);
     expect(before).toBe('0:0,1:1,2:2');
 
@@ -185,7 +185,7 @@ describe('npm run redrive', () => {
     expect(await fetch(other)).toBe(before);
     expect(await fetch(`ats-relay.redrive.${r.id!}`)).toBe('0:-1,1:-1,2:-1');
     const groups = await withAdmin(s.kafka, (admin) => admin.listGroups());
-    expect(groups.groups.map((g) => g.groupId)).not.toContain(`ats-relay.redrive.${r.id!}`);
+    expect(groups.map((g) => g.groupId)).not.toContain(`ats-relay.redrive.${r.id!}`);
   });
 
   it('--from-s3 republishes the archived bytes exactly (key, value, binary and repeated headers)', async () => {

@@ -12,7 +12,7 @@ import { envFromConfig, type Config } from '../../lib/config.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
 import { failureHeaders, HEADER, type HeaderMap } from '../../lib/headers.ts';
 import type { Platform } from '../../lib/integration.ts';
-import { ACKS_ALL, withAdmin, type Kafka, type Producer } from '../../lib/kafka.ts';
+import { ACKS_ALL, withAdmin, type KafkaClient, type Producer } from '../../lib/kafka/index.ts';
 import { createS3Client } from '../../lib/s3.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -42,7 +42,7 @@ export interface Seeded {
 
 export interface RedriveStack {
   config: Config;
-  kafka: Kafka;
+  kafka: KafkaClient;
   producer: Producer;
   codec: EventCodec;
   pool: Pool;
@@ -125,11 +125,11 @@ export async function startRedriveStack(): Promise<RedriveStack> {
 }
 
 /** Records of one redrive run on `topic`. */
-export async function redriven(kafka: Kafka, topic: string, redriveId: string): Promise<RawRecord[]> {
+export async function redriven(kafka: KafkaClient, topic: string, redriveId: string): Promise<RawRecord[]> {
   return (await readTopic(kafka, topic)).filter((r) => r.headers[HEADER.redriveId] === redriveId);
 }
 
-export async function highWatermarks(kafka: Kafka, topic: string): Promise<string> {
+export async function highWatermarks(kafka: KafkaClient, topic: string): Promise<string> {
   const offsets = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic));
   return offsets
     .sort((a, b) => a.partition - b.partition)

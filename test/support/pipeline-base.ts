@@ -3,14 +3,14 @@
  * producer and a codec with the schema registered.
  */
 import type { Config } from '../../lib/config.ts';
-import { createKafka, createProducer, withAdmin, type Kafka, type Producer } from '../../lib/kafka.ts';
+import { createKafka, createProducer, withAdmin, type KafkaClient, type Producer } from '../../lib/kafka/index.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
 import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
 
 export interface PipelineBase {
   logger: Logger;
-  kafka: Kafka;
+  kafka: KafkaClient;
   producer: Producer;
   codec: EventCodec;
 }

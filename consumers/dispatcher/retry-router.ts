@@ -5,8 +5,8 @@
  *   retriable, ladder exhausted                                                    → DLQ
  * and when it may run again: now + tier delay × (1 ± jitter), never before the ATS's Retry-After.
  */
-import type { RetryTier } from '../lib/config.ts';
-import type { DeadLetterReason } from '../lib/headers.ts';
+import type { RetryTier } from '../../lib/config.ts';
+import type { DeadLetterReason } from '../../lib/headers.ts';
 
 export interface RouteInput {
   retriable: boolean;

@@ -1,0 +1,321 @@
+/**
+ * The kafkajs adapter: the one file that imports kafkajs (eslint's no-restricted-imports enforces it).
+ * It implements lib/kafka/port.ts and must pass test/kafka/port.test.ts; nothing of kafkajs leaks
+ * out, not its types, events or errors.
+ *
+ * kafkajs logs go to pino (namespace and broker fields kept, level mapped); its errors leave as
+ * KafkaClientError with kafkajs' own `retriable` verdict.
+ */
+import kafkajs, { Kafka, logLevel, Partitioners, type Consumer, type LogEntry, type Message, type Producer as KafkajsProducer, type RecordMetadata } from 'kafkajs';
+import type { Logger } from '../logger.ts';
+import { KafkaClientError } from './errors.ts';
+import type {
+  Admin,
+  AdminSession,
+  ConsumedBatch,
+  GroupConsumer,
+  GroupConsumerOptions,
+  GroupRunOptions,
+  KafkaClient,
+  KafkaClientOptions,
+  OutboundRecord,
+  Producer,
+  ProducerOptions,
+  RecordPosition,
+  TopicPartition,
+} from './port.ts';
+import { ACKS_ALL } from './port.ts';
+
+// Not visible to Node's named-export detection for this CommonJS package; read it off the default export.
+const { ConfigResourceTypes } = kafkajs;
+
+const PINO_LEVEL: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+/**
+ * kafkajs warns about this on every idempotent producer with bounded retries. We bound them on purpose:
+ * a caller gets a typed, retriable error instead of an endless wait, and event ids make its retry safe.
+ */
+const EXPECTED_WARNINGS = ['Limiting retries for the idempotent producer may invalidate EoS guarantees'];
+
+/**
+ * kafkajs logs every error response at ERROR before it retries: a topic created a moment ago
+ * answers "does not host this topic-partition" until its leader is elected. The caller sees the
+ * error if the retries run out; the log line alone only alarms whoever reads it (the demo's first run).
+ */
+const RETRIED_RESPONSE_ERRORS = ['This server does not host this topic-partition', 'There is no leader for this topic-partition as we are in the middle of a leadership election'];
+function isRetriedResponseError(namespace: string, extra: Record<string, unknown>): boolean {
+  return namespace === 'Connection' && RETRIED_RESPONSE_ERRORS.includes(String(extra.error));
+}
+
+/** kafkajs' INFO is chatty (every connect and group join); it is logged at debug unless it is a problem. */
+function kafkaLogLevel(logger: Logger): logLevel {
+  if (logger.isLevelEnabled('debug')) return logLevel.DEBUG;
+  if (logger.isLevelEnabled('warn')) return logLevel.WARN;
+  if (logger.isLevelEnabled('error')) return logLevel.ERROR;
+  return logLevel.NOTHING;
+}
+
+function pinoLogCreator(logger: Logger) {
+  // kafkajs adds `logger: 'kafkajs'` to every entry itself.
+  return () =>
+    ({ namespace, level, log }: LogEntry): void => {
+      const { message, timestamp: _timestamp, ...extra } = log;
+      const pinoLevel = EXPECTED_WARNINGS.includes(message) || isRetriedResponseError(namespace, extra) ? 'debug' : (PINO_LEVEL[level] ?? 'info');
+      logger[pinoLevel]({ namespace, ...extra }, message);
+    };
+}
+
+/** Retries exhausted on a retriable error is still retriable for the caller (a later attempt may work). */
+const RETRIABLE_NAMES = new Set(['KafkaJSNumberOfRetriesExceeded', 'KafkaJSConnectionError', 'KafkaJSRequestTimeoutError', 'KafkaJSConnectionClosedError']);
+
+/** A kafkajs error as the port's KafkaClientError. */
+function portError(err: unknown): Error {
+  if (err instanceof KafkaClientError || !(err instanceof Error)) return err instanceof Error ? err : new Error(String(err));
+  const e = err as Error & { retriable?: boolean; type?: string };
+  const retriable = e.retriable !== false || RETRIABLE_NAMES.has(e.name);
+  return new KafkaClientError(e.message, { retriable, brokerError: e.type, clientError: e.name, cause: err });
+}
+
+async function guarded<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw portError(err);
+  }
+}
+
+function guardedSync<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    throw portError(err);
+  }
+}
+
+/** kafkajs' default (murmur2) partitioner, noting its choice so a send can tell each record's offset. */
+function recordingPartitioner(chosen: WeakMap<Message, number>): () => ReturnType<typeof Partitioners.DefaultPartitioner> {
+  return () => {
+    const choose = Partitioners.DefaultPartitioner();
+    return (args) => {
+      const partition = choose(args);
+      chosen.set(args.message, partition);
+      return partition;
+    };
+  };
+}
+
+/**
+ * A producer for events whose per-key order matters: idempotent, one request in flight per broker
+ * (so retries cannot reorder), Java-compatible murmur2 partitioning (same key → same partition as
+ * any other client).
+ */
+function createProducer(kafka: Kafka, opts: ProducerOptions): Producer {
+  const chosen = new WeakMap<Message, number>();
+  const producer: KafkajsProducer = kafka.producer({
+    idempotent: opts.idempotent ?? true,
+    maxInFlightRequests: 1,
+    createPartitioner: recordingPartitioner(chosen),
+    retry: opts.retry ?? { retries: 8, initialRetryTime: 300, maxRetryTime: 5_000 },
+  });
+
+  /** Records of one partition take consecutive offsets in request order from the partition's base offset. */
+  async function sendTopics(topicMessages: Array<{ topic: string; messages: OutboundRecord[] }>, acks: number): Promise<RecordPosition[]> {
+    // Fresh objects per send, so the partitioner's note belongs to this request only.
+    const sent = topicMessages.map(({ topic, messages }) => ({ topic, messages: messages.map((m): Message => ({ ...m, key: m.key ?? null })) }));
+    const acked: RecordMetadata[] = await guarded(() => producer.sendBatch({ acks, topicMessages: sent }));
+    const next = new Map<string, bigint>(acked.map((m) => [`${m.topicName}\u0000${m.partition}`, BigInt(m.baseOffset ?? m.offset ?? '0')]));
+    const positions: RecordPosition[] = [];
+    for (const { topic, messages } of sent) {
+      for (const message of messages) {
+        const partition = chosen.get(message) ?? message.partition ?? 0;
+        const slot = `${topic}\u0000${partition}`;
+        const offset = next.get(slot) ?? 0n;
+        next.set(slot, offset + 1n);
+        positions.push({ topic, partition, offset: String(offset) });
+      }
+    }
+    return positions;
+  }
+
+  return {
+    connect: () => guarded(() => producer.connect()),
+    send: ({ topic, messages, acks }) => sendTopics([{ topic, messages }], acks ?? ACKS_ALL),
+    sendBatch: ({ topicMessages, acks }) => sendTopics(topicMessages, acks ?? ACKS_ALL),
+    disconnect: () => guarded(() => producer.disconnect()),
+  };
+}
+
+function partitionsOf(assignment: Record<string, number[]>): Map<string, TopicPartition> {
+  const out = new Map<string, TopicPartition>();
+  for (const [topic, partitions] of Object.entries(assignment)) for (const partition of partitions) out.set(`${topic}\u0000${partition}`, { topic, partition });
+  return out;
+}
+
+/**
+ * A group member with offsets in the caller's hands: nothing auto-committed or auto-resolved, one
+ * partition's batch at a time. Heartbeats run between batches and whenever a batch asks.
+ */
+function createGroupConsumer(kafka: Kafka, logger: Logger, opts: GroupConsumerOptions): GroupConsumer {
+  const sessionTimeout = opts.sessionTimeoutMs ?? 30_000;
+  const consumer: Consumer = kafka.consumer({
+    groupId: opts.groupId,
+    sessionTimeout,
+    heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeout / 3)),
+    allowAutoTopicCreation: false,
+    ...(opts.rebalanceTimeoutMs ? { rebalanceTimeout: opts.rebalanceTimeoutMs } : {}),
+    ...(opts.maxWaitTimeMs !== undefined ? { maxWaitTimeInMs: opts.maxWaitTimeMs } : {}),
+    ...(opts.maxBytesPerPartition ? { maxBytesPerPartition: opts.maxBytesPerPartition } : {}),
+  });
+  let disconnected: Promise<void> | undefined;
+
+  return {
+    async run(run: GroupRunOptions) {
+      const maxRestarts = run.maxRestarts ?? 3;
+      const windowMs = run.restartWindowMs ?? 120_000;
+      const restarts: number[] = [];
+      let gaveUp = false;
+      let owned = new Map<string, TopicPartition>();
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        const next = partitionsOf(e.payload.memberAssignment);
+        const revoked = [...owned].filter(([key]) => !next.has(key)).map(([, tp]) => tp);
+        const added = [...next].filter(([key]) => !owned.has(key)).map(([, tp]) => tp);
+        owned = next;
+        if (revoked.length) run.onRevoked?.(revoked);
+        // Called after every join, even an empty one: the owner learns it is in the group.
+        run.onAssigned?.(added);
+      });
+      consumer.on(consumer.events.CRASH, (e) => {
+        if (gaveUp) return;
+        const now = Date.now();
+        while (restarts.length > 0 && restarts[0]! < now - windowMs) restarts.shift();
+        restarts.push(now);
+        const fatal = !e.payload.restart || restarts.length > maxRestarts;
+        const err = portError(e.payload.error);
+        logger.error({ err, group: opts.groupId, restart: e.payload.restart, crashesInWindow: restarts.length, fatal }, fatal ? 'consumer crashed for good' : 'consumer crashed; the client restarts it');
+        if (fatal) {
+          gaveUp = true;
+          // A restart may be scheduled already: disconnecting cancels it, so the member stays gone.
+          if (e.payload.restart) consumer.disconnect().catch(() => undefined);
+        }
+        run.onCrash?.(err, fatal);
+      });
+      await guarded(async () => {
+        await consumer.connect();
+        for (const topic of run.topics) await consumer.subscribe({ topic, fromBeginning: run.fromBeginning ?? true });
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: 1,
+          eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+            const consumed: ConsumedBatch = {
+              topic: batch.topic,
+              partition: batch.partition,
+              highWatermark: batch.highWatermark,
+              records: batch.messages.map((m) => ({ offset: m.offset, key: m.key ?? null, value: m.value ?? null, headers: m.headers ?? {}, timestamp: m.timestamp })),
+              lastOffset: () => batch.lastOffset(),
+              resolveOffset,
+              heartbeat,
+              isStale: () => !isRunning() || isStale(),
+            };
+            await run.onBatch(consumed);
+          },
+        });
+      });
+    },
+    pause: (partitions) => guardedSync(() => consumer.pause(partitions)),
+    resume: (partitions) => guardedSync(() => consumer.resume(partitions)),
+    seek: (position) => guardedSync(() => consumer.seek(position)),
+    commit: (offsets) => guarded(() => consumer.commitOffsets(offsets)),
+    disconnect() {
+      disconnected ??= guarded(() => consumer.disconnect());
+      return disconnected;
+    },
+  };
+}
+
+function createAdmin(kafka: Kafka): Admin & AdminSession {
+  const admin = kafka.admin();
+  return {
+    connect: () => guarded(() => admin.connect()),
+    disconnect: () => guarded(() => admin.disconnect()),
+    listTopics: () => guarded(() => admin.listTopics()),
+    async createTopics(topics) {
+      await guarded(() =>
+        admin.createTopics({
+          // Callers wait themselves: kafkajs' own wait gives up on UNKNOWN_TOPIC_OR_PARTITION, which a
+          // broker answers for a moment after creating a topic (seen right after a broker start).
+          waitForLeaders: false,
+          topics: topics.map((t) => ({
+            topic: t.topic,
+            numPartitions: t.partitions,
+            replicationFactor: t.replicationFactor,
+            configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })),
+          })),
+        }),
+      );
+    },
+    deleteTopics: (topics) => guarded(() => admin.deleteTopics({ topics })),
+    async topicMetadata(topics) {
+      const { topics: meta } = await guarded(() => admin.fetchTopicMetadata({ topics }));
+      return meta.map((t) => ({ topic: t.name, partitions: t.partitions.map((p) => ({ partition: p.partitionId, leader: p.leader, replicas: p.replicas })) }));
+    },
+    async topicConfigs(topics, names) {
+      const { resources } = await guarded(() =>
+        admin.describeConfigs({ includeSynonyms: false, resources: topics.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: names })) }),
+      );
+      return Object.fromEntries(resources.map((r) => [r.resourceName, Object.fromEntries(r.configEntries.map((e) => [e.configName, e.configValue]))]));
+    },
+    async fetchTopicOffsets(topic) {
+      const marks = await guarded(() => admin.fetchTopicOffsets(topic));
+      return marks.map((m) => ({ partition: m.partition, low: m.low, high: m.high }));
+    },
+    async fetchTopicOffsetsByTimestamp(topic, timestamp) {
+      const marks = await guarded(() => admin.fetchTopicOffsetsByTimestamp(topic, timestamp));
+      return marks.map((m) => ({ partition: m.partition, offset: m.offset }));
+    },
+    async fetchOffsets(groupId, topics) {
+      const offsets = await guarded(() => admin.fetchOffsets({ groupId, topics }));
+      return offsets.map((t) => ({ topic: t.topic, partitions: t.partitions.map((p) => ({ partition: p.partition, offset: p.offset })) }));
+    },
+    setOffsets: (groupId, topic, partitions) => guarded(() => admin.setOffsets({ groupId, topic, partitions })),
+    resetOffsetsToEarliest: (groupId, topic) => guarded(() => admin.resetOffsets({ groupId, topic, earliest: true })),
+    async listGroups() {
+      const { groups } = await guarded(() => admin.listGroups());
+      return groups.map((g) => ({ groupId: g.groupId, protocolType: g.protocolType }));
+    },
+    async describeGroups(groupIds) {
+      const { groups } = await guarded(() => admin.describeGroups(groupIds));
+      return groups.map((g) => ({ groupId: g.groupId, state: g.state, members: g.members.map((m) => ({ memberId: m.memberId, clientId: m.clientId })) }));
+    },
+    deleteGroups: async (groupIds) => {
+      await guarded(() => admin.deleteGroups(groupIds));
+    },
+    async brokerCount() {
+      const cluster = await guarded(() => admin.describeCluster());
+      return cluster.brokers.length;
+    },
+  };
+}
+
+/** A KafkaClient backed by kafkajs. */
+export function createKafkajsClient(opts: KafkaClientOptions, logger: Logger): KafkaClient {
+  const kafka = new Kafka({
+    clientId: opts.clientId,
+    brokers: opts.brokers,
+    logLevel: kafkaLogLevel(logger),
+    logCreator: pinoLogCreator(logger),
+    ...(opts.retry ? { retry: opts.retry } : {}),
+    ...(opts.connectionTimeoutMs ? { connectionTimeout: opts.connectionTimeoutMs } : {}),
+    ...(opts.requestTimeoutMs ? { requestTimeout: opts.requestTimeoutMs } : {}),
+  });
+  return {
+    producer: (producerOpts = {}) => createProducer(kafka, producerOpts),
+    consumer: (consumerOpts) => createGroupConsumer(kafka, logger, consumerOpts),
+    admin: () => createAdmin(kafka),
+  };
+}
