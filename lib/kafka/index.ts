@@ -6,10 +6,18 @@
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { createKafkajsClient } from './kafkajs-adapter.ts';
-import type { Admin, ConsumedRecord, KafkaClient, Producer, ProducerOptions, RetryPolicy } from './port.ts';
+import type { Admin, ConsumedRecord, KafkaClient, KafkaClientOptions, Producer, ProducerOptions, RetryPolicy } from './port.ts';
 
 export * from './port.ts';
 export { KafkaClientError, brokerErrorOf, kafkaError, type KafkaErrorCode } from './errors.ts';
+
+/**
+ * Every adapter that implements the port, by name. test/kafka/port.test.ts runs its conformance
+ * suite against each; a second client library joins here once it passes.
+ */
+export const KAFKA_ADAPTERS: Record<string, (opts: KafkaClientOptions, logger: Logger) => KafkaClient> = {
+  kafkajs: createKafkajsClient,
+};
 
 export interface KafkaOptions {
   /** Suffix of the client id (`<clientId>-<suffix>`), e.g. the process name. */

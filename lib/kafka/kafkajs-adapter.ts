@@ -283,7 +283,12 @@ function createAdmin(kafka: Kafka): Admin & AdminSession {
       return offsets.map((t) => ({ topic: t.topic, partitions: t.partitions.map((p) => ({ partition: p.partition, offset: p.offset })) }));
     },
     setOffsets: (groupId, topic, partitions) => guarded(() => admin.setOffsets({ groupId, topic, partitions })),
-    resetOffsetsToEarliest: (groupId, topic) => guarded(() => admin.resetOffsets({ groupId, topic, earliest: true })),
+    async resetOffsetsToEarliest(groupId, topic) {
+      // kafkajs' resetOffsets commits the "earliest" marker (-2), which other clients and tools do not
+      // read back as an offset: commit each partition's low watermark instead.
+      const marks = await guarded(() => admin.fetchTopicOffsets(topic));
+      await guarded(() => admin.setOffsets({ groupId, topic, partitions: marks.map((m) => ({ partition: m.partition, offset: m.low })) }));
+    },
     async listGroups() {
       const { groups } = await guarded(() => admin.listGroups());
       return groups.map((g) => ({ groupId: g.groupId, protocolType: g.protocolType }));

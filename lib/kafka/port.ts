@@ -190,7 +190,11 @@ export interface GroupDescription {
 
 export interface Admin {
   listTopics(): Promise<string[]>;
-  /** Creates the topics without waiting for their leaders (see lib/topics.ts waitForLeaders). */
+  /**
+   * Creates the topics without waiting for their leaders (see lib/topics.ts waitForLeaders). A topic
+   * that exists already is left as it is (no error; a race with another creator may still answer
+   * the broker's TOPIC_ALREADY_EXISTS).
+   */
   createTopics(topics: TopicCreation[]): Promise<void>;
   deleteTopics(topics: string[]): Promise<void>;
   topicMetadata(topics: string[]): Promise<TopicMetadata[]>;
@@ -201,7 +205,7 @@ export interface Admin {
   fetchTopicOffsetsByTimestamp(topic: string, timestamp: number): Promise<Array<{ partition: number; offset: string }>>;
   fetchOffsets(groupId: string, topics: string[]): Promise<GroupOffsets[]>;
   setOffsets(groupId: string, topic: string, partitions: Array<{ partition: number; offset: string }>): Promise<void>;
-  /** Move a group (with no members) to the start of `topic`. */
+  /** Move a group (with no members) to the start of `topic`: each partition's low watermark is committed. */
   resetOffsetsToEarliest(groupId: string, topic: string): Promise<void>;
   listGroups(): Promise<GroupListing[]>;
   describeGroups(groupIds: string[]): Promise<GroupDescription[]>;
