@@ -20,90 +20,41 @@
  * the group membership, pauses, lag gauge and ordered close; handler.ts makes the decisions above;
  * options.ts holds the settings and their defaults.
  */
-import type { Config } from '../../lib/config.ts';
-import { createKafka, type KafkaClient } from '../../lib/kafka/index.ts';
-import type { Logger } from '../../lib/logger.ts';
 import { createMailer, type Mailer } from '../../lib/mailer.ts';
-import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
-import { createDeadLetterMetrics, type DeadLetterMetrics } from '../dead-letter-metrics.ts';
-import { ConsumerRuntime } from '../runtime/runtime.ts';
+import { createDeadLetterConsumer, type DeadLetterConsumer, type DeadLetterConsumerDeps } from '../dead-letter-consumer.ts';
 import { createAlertHandler } from './handler.ts';
 import { alertOptions, type AlertOptions } from './options.ts';
 
 export { DEFAULT_GROUP_ID } from './options.ts';
 
-export interface AlertConsumerDeps {
-  config: Config;
-  logger: Logger;
-  options?: Partial<AlertOptions>;
-  metrics?: DeadLetterMetrics;
+export interface AlertConsumerDeps extends DeadLetterConsumerDeps<AlertOptions> {
   /** Default: built from config.alerts (lib/mailer.ts). */
   mailer?: Mailer;
-  kafka?: KafkaClient;
-  codec?: EventCodec;
-  now?: () => number;
 }
 
-export interface AlertConsumer {
-  readonly groupId: string;
-  readonly metrics: DeadLetterMetrics;
-  readonly ready: boolean;
-  /** Rejects once the Kafka client gave up for good: close and exit non-zero (a supervisor restarts the process). */
-  readonly failed: Promise<never>;
+export interface AlertConsumer extends DeadLetterConsumer {
   /** Records counted and not yet in a sent digest (tests, diagnostics). */
   readonly pending: number;
-  start(): Promise<void>;
-  close(): Promise<void>;
 }
 
 export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
-  const { config } = deps;
-  const opts = alertOptions(config, deps.options);
-  const now = deps.now ?? Date.now;
-  const logger = deps.logger.child({ component: 'alerts', group: opts.groupId, topic: opts.topic });
-  const metrics = deps.metrics ?? createDeadLetterMetrics('alerts');
-  const mailer = deps.mailer ?? createMailer(config.alerts);
-  const ownsMailer = deps.mailer === undefined;
-  const kafka = deps.kafka ?? createKafka(config.kafka, logger, { clientIdSuffix: opts.groupId });
-  const codec = deps.codec ?? createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
-  const runtime = new ConsumerRuntime({
-    kafka,
-    groupId: opts.groupId,
-    topics: [opts.topic],
-    logger,
-    sessionTimeoutMs: opts.sessionTimeoutMs,
-    maxWaitTimeMs: 500,
-    drainTimeoutMs: opts.drainTimeoutMs,
-    onLag: (topic, partition, lag) => metrics.lag.set({ topic, partition: String(partition) }, lag),
-  });
-  const handler = createAlertHandler({ opts, mailer, codec, metrics, logger, runtime, now });
-  let closing: Promise<void> | undefined;
-
-  return {
-    groupId: opts.groupId,
-    metrics,
-    failed: runtime.failed,
-    get ready() {
-      return runtime.ready;
-    },
-    get pending() {
-      return handler.pending;
-    },
-
-    async start() {
-      await runtime.start(handler);
+  const opts = alertOptions(deps.config, deps.options);
+  const mailer = deps.mailer ?? createMailer(deps.config.alerts);
+  const consumer = createDeadLetterConsumer(deps, {
+    component: 'alerts',
+    role: 'alerts',
+    opts,
+    handler: (context) => createAlertHandler({ ...context, opts, mailer }),
+    started(handler, logger) {
       handler.startWindows();
       logger.info({ windowMs: opts.windowMs, maxDigests: opts.maxDigests, rateWindowMs: opts.rateWindowMs, to: opts.to }, 'alerting on the DLQ');
     },
-
-    close() {
-      closing ??= (async () => {
-        await runtime.close();
-        handler.stop();
-        if (ownsMailer) mailer.close();
-        logger.info({ notSent: handler.pending }, 'stopped');
-      })();
-      return closing;
+    stopped(handler, logger) {
+      handler.stop();
+      if (deps.mailer === undefined) mailer.close();
+      logger.info({ notSent: handler.pending }, 'stopped');
     },
-  };
+  });
+  // A live getter (Object.assign would copy today's value).
+  return Object.defineProperty(consumer, 'pending', { get: () => consumer.work.pending, enumerable: true }) as unknown as AlertConsumer;
 }

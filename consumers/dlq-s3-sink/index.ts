@@ -10,86 +10,36 @@
  * buffered (bounded by drainTimeoutMs), commit, leave.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { Config } from '../../lib/config.ts';
-import { createKafka, type KafkaClient } from '../../lib/kafka/index.ts';
-import type { Logger } from '../../lib/logger.ts';
 import { createS3Client } from '../../lib/s3.ts';
-import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
-import { createDeadLetterMetrics, type DeadLetterMetrics } from '../dead-letter-metrics.ts';
-import { ConsumerRuntime } from '../runtime/runtime.ts';
+import { createDeadLetterConsumer, type DeadLetterConsumer, type DeadLetterConsumerDeps } from '../dead-letter-consumer.ts';
 import { createSinkHandler } from './handler.ts';
 import { sinkOptions, type SinkOptions } from './options.ts';
 
 export { DEFAULT_GROUP_ID } from './options.ts';
 
-export interface DlqS3SinkDeps {
-  config: Config;
-  logger: Logger;
-  options?: Partial<SinkOptions>;
-  metrics?: DeadLetterMetrics;
+export interface DlqS3SinkDeps extends DeadLetterConsumerDeps<SinkOptions> {
   /** Default: built from config.s3 (lib/s3.ts). */
   s3?: S3Client;
-  kafka?: KafkaClient;
-  codec?: EventCodec;
-  now?: () => number;
 }
 
-export interface DlqS3Sink {
-  readonly groupId: string;
-  readonly metrics: DeadLetterMetrics;
-  readonly ready: boolean;
-  /** Rejects once the Kafka client gave up for good: close and exit non-zero (a supervisor restarts the process). */
-  readonly failed: Promise<never>;
-  start(): Promise<void>;
-  close(): Promise<void>;
-}
-
+export type DlqS3Sink = DeadLetterConsumer;
 
 export function createDlqS3Sink(deps: DlqS3SinkDeps): DlqS3Sink {
-  const { config } = deps;
-  const opts = sinkOptions(config, deps.options);
-  const now = deps.now ?? Date.now;
-  const logger = deps.logger.child({ component: 'dlq-s3-sink', group: opts.groupId, topic: opts.topic });
-  const metrics = deps.metrics ?? createDeadLetterMetrics('dlq-s3');
-  const s3 = deps.s3 ?? createS3Client(config.s3);
-  const ownsS3 = deps.s3 === undefined;
-  const kafka = deps.kafka ?? createKafka(config.kafka, logger, { clientIdSuffix: opts.groupId });
-  const codec = deps.codec ?? createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
-  const runtime = new ConsumerRuntime({
-    kafka,
-    groupId: opts.groupId,
-    topics: [opts.topic],
-    logger,
-    sessionTimeoutMs: opts.sessionTimeoutMs,
-    maxWaitTimeMs: 500,
-    drainTimeoutMs: opts.drainTimeoutMs,
-    onLag: (topic, partition, lag) => metrics.lag.set({ topic, partition: String(partition) }, lag),
-  });
-  const handler = createSinkHandler({ opts, s3, codec, metrics, logger, runtime, now });
-  let closing: Promise<void> | undefined;
-
-  return {
-    groupId: opts.groupId,
-    metrics,
-    failed: runtime.failed,
-    get ready() {
-      return runtime.ready;
-    },
-
-    async start() {
-      await runtime.start(handler);
+  const opts = sinkOptions(deps.config, deps.options);
+  const s3 = deps.s3 ?? createS3Client(deps.config.s3);
+  return createDeadLetterConsumer(deps, {
+    component: 'dlq-s3-sink',
+    role: 'dlq-s3',
+    opts,
+    handler: (context) => createSinkHandler({ ...context, opts, s3 }),
+    started(handler, logger) {
       handler.startTimer();
       logger.info({ bucket: opts.bucket, prefix: opts.prefix, maxRecords: opts.maxRecords, maxBytes: opts.maxBytes, maxAgeMs: opts.maxAgeMs }, 'archiving the DLQ');
     },
-
-    close() {
-      closing ??= (async () => {
-        await runtime.close();
-        handler.stop();
-        if (ownsS3) s3.destroy();
-        logger.info('stopped');
-      })();
-      return closing;
+    stopped(handler, logger) {
+      handler.stop();
+      if (deps.s3 === undefined) s3.destroy();
+      logger.info('stopped');
     },
-  };
+  });
 }
