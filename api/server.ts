@@ -8,15 +8,15 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Config } from '../lib/config.ts';
-import type { Keyring } from '../lib/crypto/keyring.ts';
+import type { Keyring } from '../registry/keyring.ts';
 import type { Pool } from '../lib/db.ts';
 import { RelayError, truncate } from '../lib/errors.ts';
-import type { Integration } from '../lib/integration.ts';
+import type { Integration } from '../registry/integration.ts';
 import type { Logger } from '../lib/logger.ts';
-import { notFound, RegistryError, ValidationError } from '../lib/integrations/errors.ts';
-import { validate, type JsonSchema } from '../lib/integrations/json-schema.ts';
-import { maskCredentials } from '../lib/integrations/masking.ts';
-import { applyIntegrationPatch } from '../lib/integrations/patch.ts';
+import { notFound, RegistryError, ValidationError } from '../registry/errors.ts';
+import { validate, type JsonSchema } from '../registry/json-schema.ts';
+import { maskCredentials } from '../registry/masking.ts';
+import { applyIntegrationPatch } from '../registry/patch.ts';
 import { registerInboundRoutes, WEBHOOK_ROUTE, type InboundApiDeps } from './inbound.ts';
 import {
   createIntegrationRepository,
@@ -27,7 +27,7 @@ import {
   type IntegrationRepository,
   type Scope,
   type TokenScope,
-} from '../lib/integrations/repository.ts';
+} from '../registry/repository.ts';
 import {
   companyIdSchema,
   createIntegrationSchema,
@@ -35,7 +35,7 @@ import {
   patchIntegrationSchema,
   type NewIntegrationInput,
   type IntegrationPatch,
-} from '../lib/integrations/validation.ts';
+} from '../registry/validation.ts';
 import { consolePlugin } from './console/index.ts';
 
 /** What the API needs from the connectors (connectors/index.ts `createConnectors`). */

@@ -2,18 +2,18 @@
  * The pages a customer's admin uses (and operators too, across companies): integration cards, an
  * integration's tabs (overview with the hourly chart, settings, deliveries, job mappings), the new
  * integration form, enable/disable and connection tests. Reads and writes go through the
- * integration repository with the session's scope, validation through lib/integrations.
+ * integration repository with the session's scope, validation through registry/.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RelayError, truncate } from '../../lib/errors.ts';
-import { PLATFORMS, type Integration, type Platform } from '../../lib/integration.ts';
-import { deliveriesPerHour, deliveryCounts, type StatusCounts } from '../../lib/integrations/delivery-stats.ts';
-import { notFound, RegistryError, ValidationError } from '../../lib/integrations/errors.ts';
-import { validate, type FieldError } from '../../lib/integrations/json-schema.ts';
-import { maskCredentials } from '../../lib/integrations/masking.ts';
-import { applyIntegrationPatch } from '../../lib/integrations/patch.ts';
-import { DELIVERY_STATUSES, type DeliveryRecord, type DeliveryStatus, type IntegrationRecord } from '../../lib/integrations/repository.ts';
-import { companyIdSchema, jobIdSchema, validateNewIntegration } from '../../lib/integrations/validation.ts';
+import { PLATFORMS, type Integration, type Platform } from '../../registry/integration.ts';
+import { deliveriesPerHour, deliveryCounts, type StatusCounts } from '../../registry/delivery-stats.ts';
+import { notFound, RegistryError, ValidationError } from '../../registry/errors.ts';
+import { validate, type FieldError } from '../../registry/json-schema.ts';
+import { maskCredentials } from '../../registry/masking.ts';
+import { applyIntegrationPatch } from '../../registry/patch.ts';
+import { DELIVERY_STATUSES, type DeliveryRecord, type DeliveryStatus, type IntegrationRecord } from '../../registry/repository.ts';
+import { companyIdSchema, jobIdSchema, validateNewIntegration } from '../../registry/validation.ts';
 import { deliveriesChart } from './chart.ts';
 import { integrationFields, parseIntegrationForm, PLATFORM_LABELS, platformLogo } from './forms.ts';
 import { html, timeAgo, trusted, type Html } from './html.ts';

@@ -21,7 +21,7 @@ import type { Config } from '../../lib/config.ts';
 import { readHeaders } from '../../lib/headers.ts';
 import { assignedKeys, createGroupConsumer, createKafka, fromTpKey, runManualCommit, tpKey, crashSignal, type Consumer, type Kafka } from '../../lib/kafka.ts';
 import type { Logger } from '../../lib/logger.ts';
-import { createMailer, type Mail, type Mailer } from '../../lib/mailer.ts';
+import { createMailer, type Mail, type Mailer } from './mailer.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
 import { createDeadLetterMetrics, type DeadLetterMetrics } from '../dead-letter-metrics.ts';
 import { Digest, factOf, renderDigest, type DecodedFields } from './digest.ts';
@@ -34,7 +34,7 @@ export interface AlertConsumerDeps {
   logger: Logger;
   options?: Partial<AlertOptions>;
   metrics?: DeadLetterMetrics;
-  /** Default: built from config.alerts (lib/mailer.ts). */
+  /** Default: built from config.alerts (./mailer.ts). */
   mailer?: Mailer;
   kafka?: Kafka;
   codec?: EventCodec;

@@ -4,7 +4,7 @@
  * trips the bottleneck. Calls made while earlier statements are in flight are gathered into one
  * statement each (adaptive: a lightly loaded process still sends single-row statements at once).
  */
-import type { DeliveryOutcome, DeliveryRecord, IntegrationRepository } from '../../lib/integrations/repository.ts';
+import type { DeliveryOutcome, DeliveryRecord, IntegrationRepository } from '../../registry/repository.ts';
 
 interface Waiter<I, O> {
   input: I;

@@ -22,7 +22,7 @@ import type { RetryTier } from '../../lib/config.ts';
 import { deferralHeaders, failureHeaders, HEADER, headerInt, tryCountOf, type FailureInfo } from '../../lib/headers.ts';
 import type { SendBatcher } from '../../lib/send-batcher.ts';
 import type { Logger } from '../../lib/logger.ts';
-import type { IntegrationRecord, DeliveryOutcome, DeliveryRecord } from '../../lib/integrations/repository.ts';
+import type { IntegrationRecord, DeliveryOutcome, DeliveryRecord } from '../../registry/repository.ts';
 import { SerdeError } from '../../lib/serde.ts';
 import { AtsError, type Connectors } from '../../connectors/index.ts';
 import type { CircuitBreakers } from '../circuit-breaker.ts';

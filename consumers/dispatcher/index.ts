@@ -5,11 +5,11 @@
  * shuts down gracefully.
  */
 import type { Config, RetryTier } from '../../lib/config.ts';
-import { Keyring } from '../../lib/crypto/keyring.ts';
+import { Keyring } from '../../registry/keyring.ts';
 import { createPool } from '../../lib/db.ts';
 import { HEADER, headerInt } from '../../lib/headers.ts';
-import { createIntegrationCache } from '../../lib/integrations/cache.ts';
-import { createIntegrationRepository } from '../../lib/integrations/repository.ts';
+import { createIntegrationCache } from '../../registry/cache.ts';
+import { createIntegrationRepository } from '../../registry/repository.ts';
 import { createKafka, createProducer, type Kafka } from '../../lib/kafka.ts';
 import { createSendBatcher } from '../../lib/send-batcher.ts';
 import type { Logger } from '../../lib/logger.ts';

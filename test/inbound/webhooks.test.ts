@@ -5,8 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Platform } from '../../lib/integration.ts';
-import type { IntegrationRecord } from '../../lib/integrations/repository.ts';
+import type { Platform } from '../../registry/integration.ts';
+import type { IntegrationRecord } from '../../registry/repository.ts';
 import type { WebhookSpec } from '../../sandbox/webhooks.ts';
 import { sampleIntegration } from '../registry/support.ts';
 import { inboundHarness, type InboundHarness } from './support.ts';

@@ -9,7 +9,7 @@ import { envFromConfig } from '../../lib/config.ts';
 import { failureHeaders } from '../../lib/headers.ts';
 import { ACKS_ALL, withAdmin } from '../../lib/kafka.ts';
 import { uniqueName } from '../support/config.ts';
-import { spawnTs } from '../../lib/spawn-entrypoint.ts';
+import { spawnTs } from '../../dev/spawn-entrypoint.ts';
 import { startPipeline, waitFor, type Pipeline } from '../dispatcher/support.ts';
 
 let p: Pipeline;

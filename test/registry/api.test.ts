@@ -4,7 +4,7 @@ import { buildApi, type ConnectionTester } from '../../api/server.ts';
 import { createConnectors } from '../../connectors/index.ts';
 import { startSandbox } from '../../sandbox/server.ts';
 import { RelayError } from '../../lib/errors.ts';
-import type { LeverSettings } from '../../lib/integration.ts';
+import type { LeverSettings } from '../../registry/integration.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { companyId, registryHarness, RUN_TAG, sampleIntegration } from './support.ts';
 

@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../lib/config.ts';
-import { CryptoError, Keyring } from '../../lib/crypto/keyring.ts';
+import { CryptoError, Keyring } from '../../registry/keyring.ts';
 import { createPool } from '../../lib/db.ts';
-import { createIntegrationRepository } from '../../lib/integrations/repository.ts';
-import { RegistryError } from '../../lib/integrations/errors.ts';
+import { createIntegrationRepository } from '../../registry/repository.ts';
+import { RegistryError } from '../../registry/errors.ts';
 import { companyId, isolatedDatabase, keyringSpec, registryHarness, sampleIntegration } from './support.ts';
 
 const h = registryHarness();

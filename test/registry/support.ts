@@ -5,10 +5,10 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Config } from '../../lib/config.ts';
-import { generateKey, Keyring } from '../../lib/crypto/keyring.ts';
+import { generateKey, Keyring } from '../../registry/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
-import { createIntegrationRepository, type IntegrationRepository } from '../../lib/integrations/repository.ts';
-import type { NewIntegrationInput } from '../../lib/integrations/validation.ts';
+import { createIntegrationRepository, type IntegrationRepository } from '../../registry/repository.ts';
+import type { NewIntegrationInput } from '../../registry/validation.ts';
 import { migrate } from '../../db/migrate.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
 

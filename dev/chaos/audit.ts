@@ -12,7 +12,7 @@ import { ListObjectsV2Command, GetObjectCommand } from '@aws-sdk/client-s3';
 import { parseArchiveObject } from '../../lib/dlq-archive.ts';
 import { HEADER, readHeaders, type HeaderMap } from '../../lib/headers.ts';
 import { withAdmin, type Admin, type Kafka } from '../../lib/kafka.ts';
-import { mailbox } from '../../lib/mail-catcher.ts';
+import { mailbox } from '../mail-catcher.ts';
 import { createS3Client } from '../../lib/s3.ts';
 import type { World } from './world.ts';
 

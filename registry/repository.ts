@@ -7,11 +7,11 @@
  * another company's rows simply do not exist (null / not_found), whatever the id.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { ConfigError } from '../config.ts';
-import { CryptoError, KEYRING_VARIABLE, pack, unpack, type Keyring } from '../crypto/keyring.ts';
-import type { Pool } from '../db.ts';
-import { truncate } from '../errors.ts';
-import type { Credentials, Integration, Platform } from '../integration.ts';
+import { ConfigError } from '../lib/config.ts';
+import { CryptoError, KEYRING_VARIABLE, pack, unpack, type Keyring } from './keyring.ts';
+import type { Pool } from '../lib/db.ts';
+import { truncate } from '../lib/errors.ts';
+import type { Credentials, Integration, Platform } from './integration.ts';
 import { notFound, RegistryError, ValidationError, versionConflict } from './errors.ts';
 import type { NewIntegrationInput } from './validation.ts';
 

@@ -3,7 +3,7 @@
  * row per (integration, application) with its latest status, so "in the last 24 h" means rows whose
  * latest attempt (or creation, for pending rows) falls in the window.
  */
-import type { Pool } from '../db.ts';
+import type { Pool } from '../lib/db.ts';
 import type { DeliveryStatus } from './repository.ts';
 
 export type StatusCounts = Record<DeliveryStatus, number>;

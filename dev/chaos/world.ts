@@ -7,9 +7,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { ApplicationSubmitted, DocumentRef } from '../../lib/application.ts';
 import { envFromConfig, loadConfig, type Config } from '../../lib/config.ts';
-import { Keyring } from '../../lib/crypto/keyring.ts';
+import { Keyring } from '../../registry/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
-import { createIntegrationRepository, type IntegrationRecord } from '../../lib/integrations/repository.ts';
+import { createIntegrationRepository, type IntegrationRecord } from '../../registry/repository.ts';
 import { ACKS_ALL, createKafka, createProducer, withAdmin, type Kafka, type Message, type Producer } from '../../lib/kafka.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
