@@ -18,16 +18,11 @@ import { validate, type JsonSchema } from '../registry/json-schema.ts';
 import { maskCredentials } from '../registry/masking.ts';
 import { applyIntegrationPatch } from '../registry/patch.ts';
 import { registerInboundRoutes, WEBHOOK_ROUTE, type InboundApiDeps } from './inbound.ts';
-import {
-  createIntegrationRepository,
-  DELIVERY_STATUSES,
-  type DeliveryRecord,
-  type DeliveryStatus,
-  type IntegrationRecord,
-  type IntegrationRepository,
-  type Scope,
-  type TokenScope,
-} from '../registry/repository.ts';
+import { createIntegrationRepository, type IntegrationRepository } from '../registry/repository.ts';
+import { createDeliveryStore, DELIVERY_STATUSES, type DeliveryRecord, type DeliveryStatus } from '../consumers/dispatcher/delivery-store.ts';
+import type { IntegrationRecord } from '../registry/integrations.ts';
+import type { Scope } from '../registry/scope.ts';
+import type { TokenScope } from '../registry/api-tokens.ts';
 import {
   companyIdSchema,
   createIntegrationSchema,
@@ -151,6 +146,7 @@ function deliveryView(d: DeliveryRecord): Record<string, unknown> {
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const { config, pool, log } = deps;
   const repo = deps.repository ?? createIntegrationRepository({ pool, keyring: deps.keyring });
+  const deliveries = createDeliveryStore(pool);
   const app = Fastify({
     loggerInstance: log.child({ component: 'api' }) as FastifyBaseLogger,
     bodyLimit: 256 * 1024,
@@ -321,7 +317,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     { schema: { params: integrationParams, querystring: deliveriesQuery } },
     async (request) => {
       const integration = await loadIntegration(request, request.params.id);
-      const page = await repo.listDeliveries(integration.id, request.query);
+      const page = await deliveries.listDeliveries(integration.id, request.query);
       return { items: page.items.map(deliveryView), nextCursor: page.nextCursor };
     },
   );

@@ -5,7 +5,8 @@
  * Postgres LISTEN/NOTIFY. The TTL bounds staleness if a notification is ever missed.
  */
 import type { Pool, PoolClient } from '../lib/db.ts';
-import { CHANGE_CHANNEL, type IntegrationRecord, type IntegrationRepository } from './repository.ts';
+import { CHANGE_CHANNEL, type IntegrationRecord } from './integrations.ts';
+import type { IntegrationRepository } from './repository.ts';
 
 export interface IntegrationCacheOptions {
   repository: IntegrationRepository;

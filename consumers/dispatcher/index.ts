@@ -22,6 +22,7 @@ import { createConsumerMetrics, type ConsumerMetrics } from '../metrics.ts';
 import { createRetryRouter } from '../retry-router.ts';
 import { createDeliveryClaims } from './delivery-claims.ts';
 import { createDeliveryLog } from './delivery-log.ts';
+import { createDeliveryStore } from './delivery-store.ts';
 import { createDeliveryHandler } from './handler.ts';
 
 export const GROUP_PREFIX = 'ats-relay';
@@ -103,7 +104,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     dlqTopic: config.topics.dlq,
     codec,
     integrations: cache,
-    deliveries: createDeliveryLog(repository),
+    deliveries: createDeliveryLog(createDeliveryStore(pool)),
     connectors,
     sender: createSendBatcher({ producer: async () => producer }),
     route: createRetryRouter({ tiers: config.topics.retryTiers, jitter: config.retry.jitter }),

@@ -9,7 +9,8 @@ import type { ApplicationSubmitted, DocumentRef } from '../../lib/application.ts
 import { envFromConfig, loadConfig, type Config } from '../../lib/config.ts';
 import { Keyring } from '../../registry/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
-import { createIntegrationRepository, type IntegrationRecord } from '../../registry/repository.ts';
+import { createIntegrationRepository } from '../../registry/repository.ts';
+import type { IntegrationRecord } from '../../registry/integrations.ts';
 import { ACKS_ALL, createKafka, createProducer, withAdmin, type Kafka, type Message, type Producer } from '../../lib/kafka.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';

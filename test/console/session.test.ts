@@ -9,7 +9,8 @@ import type { Config } from '../../lib/config.ts';
 import { Keyring } from '../../registry/keyring.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
-import { createIntegrationRepository, type IntegrationRecord, type IntegrationRepository } from '../../registry/repository.ts';
+import { createIntegrationRepository, type IntegrationRepository } from '../../registry/repository.ts';
+import type { IntegrationRecord } from '../../registry/integrations.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
 
 let config: Config;

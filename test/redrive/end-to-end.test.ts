@@ -57,7 +57,7 @@ describe('redrive end to end', () => {
     const first = await redriveCli(['--company', event.companyId, '--error-code', 'auth_failed']);
     expect(first).toMatch(/sent\s+1/);
     const d = await waitFor('delivery', async () => {
-      const row = await p.repo.findDelivery(p.integration.id, event.applicationId);
+      const row = await p.deliveries.findDelivery(p.integration.id, event.applicationId);
       return row?.status === 'delivered' ? row : undefined;
     });
     expect(d.externalCandidateId).toBeTruthy();

@@ -218,7 +218,7 @@ describe('integrations HTTP API', () => {
   it('serves the delivery log newest first with cursor paging and a status filter', async () => {
     const { created } = await createVia(companyId(), 'greenhouse');
     for (let n = 0; n < 5; n += 1) {
-      await h.repo.recordDeliveryOutcome({
+      await h.deliveries.recordDeliveryOutcome({
         integrationId: created.id,
         applicationId: `app-${n}`,
         eventId: `evt-${n}`,
