@@ -5,10 +5,10 @@
  */
 import { createConnectors } from '../connectors/index.ts';
 import { runMain, UsageError } from '../lib/cli.ts';
-import { Keyring } from '../lib/crypto/keyring.ts';
+import { Keyring } from '../registry/keyring.ts';
 import { createPool } from '../lib/db.ts';
 import { createLogger } from '../lib/logger.ts';
-import { createIntegrationRepository } from '../lib/integrations/repository.ts';
+import { createIntegrationRepository } from '../registry/repository.ts';
 import { createJobSyncScheduler } from '../producers/jobs/scheduler.ts';
 import { buildApi } from './server.ts';
 

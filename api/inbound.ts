@@ -10,12 +10,14 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../lib/config.ts';
-import type { Keyring } from '../lib/crypto/keyring.ts';
+import type { Keyring } from '../registry/keyring.ts';
 import type { Pool } from '../lib/db.ts';
 import type { Logger } from '../lib/logger.ts';
-import { notFound, ValidationError } from '../lib/integrations/errors.ts';
-import { validate, type JsonSchema } from '../lib/integrations/json-schema.ts';
-import type { IntegrationRecord, IntegrationRepository, Scope } from '../lib/integrations/repository.ts';
+import { notFound, ValidationError } from '../registry/errors.ts';
+import { validate, type JsonSchema } from '../registry/json-schema.ts';
+import type { IntegrationRecord } from '../registry/integrations.ts';
+import type { IntegrationRepository } from '../registry/repository.ts';
+import type { Scope } from '../registry/scope.ts';
 import { JobImportError, listSyncRuns, startJobImport, suggestJobMappings, type JobLister } from '../producers/jobs/job-import.ts';
 import { acceptWebhook } from '../producers/webhooks/inbox.ts';
 import { interpretWebhook } from '../producers/webhooks/interpret.ts';

@@ -8,26 +8,21 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Config } from '../lib/config.ts';
-import type { Keyring } from '../lib/crypto/keyring.ts';
+import type { Keyring } from '../registry/keyring.ts';
 import type { Pool } from '../lib/db.ts';
 import { RelayError, truncate } from '../lib/errors.ts';
-import type { Integration } from '../lib/integration.ts';
+import type { Integration } from '../registry/integration.ts';
 import type { Logger } from '../lib/logger.ts';
-import { notFound, RegistryError, ValidationError } from '../lib/integrations/errors.ts';
-import { validate, type JsonSchema } from '../lib/integrations/json-schema.ts';
-import { maskCredentials } from '../lib/integrations/masking.ts';
-import { applyIntegrationPatch } from '../lib/integrations/patch.ts';
+import { notFound, RegistryError, ValidationError } from '../registry/errors.ts';
+import { validate, type JsonSchema } from '../registry/json-schema.ts';
+import { maskCredentials } from '../registry/masking.ts';
+import { applyIntegrationPatch } from '../registry/patch.ts';
 import { registerInboundRoutes, WEBHOOK_ROUTE, type InboundApiDeps } from './inbound.ts';
-import {
-  createIntegrationRepository,
-  DELIVERY_STATUSES,
-  type DeliveryRecord,
-  type DeliveryStatus,
-  type IntegrationRecord,
-  type IntegrationRepository,
-  type Scope,
-  type TokenScope,
-} from '../lib/integrations/repository.ts';
+import { createIntegrationRepository, type IntegrationRepository } from '../registry/repository.ts';
+import { createDeliveryStore, DELIVERY_STATUSES, type DeliveryRecord, type DeliveryStatus } from '../consumers/dispatcher/delivery-store.ts';
+import type { IntegrationRecord } from '../registry/integrations.ts';
+import type { Scope } from '../registry/scope.ts';
+import type { TokenScope } from '../registry/api-tokens.ts';
 import {
   companyIdSchema,
   createIntegrationSchema,
@@ -35,7 +30,7 @@ import {
   patchIntegrationSchema,
   type NewIntegrationInput,
   type IntegrationPatch,
-} from '../lib/integrations/validation.ts';
+} from '../registry/validation.ts';
 import { consolePlugin } from './console/index.ts';
 
 /** What the API needs from the connectors (connectors/index.ts `createConnectors`). */
@@ -151,6 +146,7 @@ function deliveryView(d: DeliveryRecord): Record<string, unknown> {
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const { config, pool, log } = deps;
   const repo = deps.repository ?? createIntegrationRepository({ pool, keyring: deps.keyring });
+  const deliveries = createDeliveryStore(pool);
   const app = Fastify({
     loggerInstance: log.child({ component: 'api' }) as FastifyBaseLogger,
     bodyLimit: 256 * 1024,
@@ -321,7 +317,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     { schema: { params: integrationParams, querystring: deliveriesQuery } },
     async (request) => {
       const integration = await loadIntegration(request, request.params.id);
-      const page = await repo.listDeliveries(integration.id, request.query);
+      const page = await deliveries.listDeliveries(integration.id, request.query);
       return { items: page.items.map(deliveryView), nextCursor: page.nextCursor };
     },
   );

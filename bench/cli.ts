@@ -3,8 +3,8 @@
  * baselines, prints a table, and ends with one JSON line of every figure (for scripts to compare).
  */
 import { runMain, wholeNumberFlag } from '../lib/cli.ts';
-import { build } from '../scripts/build.ts';
-import { stackUp } from '../scripts/stack/stack.ts';
+import { build } from '../dev/build.ts';
+import { stackUp } from '../dev/stack/stack.ts';
 import { runDispatchBench } from './dispatch.ts';
 
 await runMain({

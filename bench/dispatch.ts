@@ -17,10 +17,10 @@ import pg from 'pg';
 import { Pool as UndiciPool } from 'undici';
 import type { ApplicationSubmitted, DocumentRef } from '../lib/application.ts';
 import { envFromConfig, loadConfig, type Config } from '../lib/config.ts';
-import { Keyring } from '../lib/crypto/keyring.ts';
+import { Keyring } from '../registry/keyring.ts';
 import { createPool } from '../lib/db.ts';
 import { readHeaders } from '../lib/headers.ts';
-import { createIntegrationRepository, type IntegrationRepository } from '../lib/integrations/repository.ts';
+import { createIntegrationRepository, type IntegrationRepository } from '../registry/repository.ts';
 // The naive baseline is kafkajs as its users write it (eachMessage, its defaults), not ats-relay's port.
 // eslint-disable-next-line no-restricted-imports
 import { Kafka, logLevel } from 'kafkajs';
@@ -32,7 +32,7 @@ import { migrate } from '../db/migrate.ts';
 import { createDeliveryServices } from '../consumers/dispatcher/index.ts';
 import { createConsumerMetrics } from '../consumers/dispatcher/metrics.ts';
 import { sandboxClient, waitForSandbox, type SandboxClient } from '../sandbox/client.ts';
-import { spawnTs } from '../lib/spawn-entrypoint.ts';
+import { spawnTs } from '../dev/spawn-entrypoint.ts';
 
 export interface DispatchBenchOptions {
   count: number;

@@ -32,21 +32,21 @@ import { migrate } from '../db/migrate.ts';
 import type { ApplicationSubmitted } from '../lib/application.ts';
 import { runMain, wholeNumberFlag } from '../lib/cli.ts';
 import { envFromConfig, type Config } from '../lib/config.ts';
-import { childEnv } from '../lib/process-env.ts';
-import { generateKey, Keyring } from '../lib/crypto/keyring.ts';
+import { childEnv } from '../dev/process-env.ts';
+import { generateKey, Keyring } from '../registry/keyring.ts';
 import { createPool, type Pool } from '../lib/db.ts';
-import { createIntegrationRepository } from '../lib/integrations/repository.ts';
+import { createIntegrationRepository } from '../registry/repository.ts';
 import { createKafka, withAdmin } from '../lib/kafka/index.ts';
 import { createLogger } from '../lib/logger.ts';
 import { createEventCodec } from '../lib/serde.ts';
 import { ensureTopics, topicSpecs } from '../lib/topics.ts';
 import { assertValidApplication } from '../producers/application-input.ts';
-import { ensureDemoCompany } from '../producers/demo-company.ts';
+import { ensureDemoCompany } from '../dev/demo-company.ts';
 import { enrichApplication } from '../producers/enrichment.ts';
 import { insertOutboxRows } from '../producers/outbox/enqueue.ts';
 import { DEFAULT_RELAY_TUNING } from '../producers/outbox/options.ts';
 import { createApplicationPublisher, toMessage } from '../producers/publisher.ts';
-import { sampleApplications } from '../producers/sample-application.ts';
+import { sampleApplications } from '../dev/sample-application.ts';
 
 export interface PublishBenchOptions {
   config: Config;

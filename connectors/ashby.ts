@@ -10,7 +10,7 @@
  *   exists: that is a delivered one).
  */
 import type { ApplicationSubmitted } from '../lib/application.ts';
-import type { AshbySettings, Integration } from '../lib/integration.ts';
+import type { AshbySettings, Integration } from '../registry/integration.ts';
 import { truncate } from '../lib/errors.ts';
 import { AtsError, vendorText, type AtsErrorCode } from './ats-error.ts';
 import type { HttpResponse } from './http.ts';

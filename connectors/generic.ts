@@ -15,7 +15,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { ApplicationSubmitted } from '../lib/application.ts';
-import type { GenericSettings, Integration } from '../lib/integration.ts';
+import type { GenericSettings, Integration } from '../registry/integration.ts';
 import { AtsError } from './ats-error.ts';
 import { loadResume, type ResumeOmission } from './resume.ts';
 import type { Connector, ConnectorDeps, DeliveryResult } from './types.ts';

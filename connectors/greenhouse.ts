@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ApplicationSubmitted } from '../lib/application.ts';
-import type { GreenhouseSettings, Integration } from '../lib/integration.ts';
+import type { GreenhouseSettings, Integration } from '../registry/integration.ts';
 import { AtsError } from './ats-error.ts';
 import type { HttpResponse } from './http.ts';
 import { loadResume, type Resume, type ResumeOutcome } from './resume.ts';

@@ -4,7 +4,7 @@
  * closes the per-origin pools. Options come from `config.ats`, passed in.
  */
 import type { ApplicationSubmitted } from '../lib/application.ts';
-import type { Integration, Platform } from '../lib/integration.ts';
+import type { Integration, Platform } from '../registry/integration.ts';
 import { AshbyConnector } from './ashby.ts';
 import { AtsError } from './ats-error.ts';
 import { GenericConnector } from './generic.ts';

@@ -7,7 +7,7 @@
  */
 import { FormData } from 'undici';
 import type { ApplicationSubmitted } from '../lib/application.ts';
-import type { Integration, LeverSettings } from '../lib/integration.ts';
+import type { Integration, LeverSettings } from '../registry/integration.ts';
 import { loadResume } from './resume.ts';
 import type { AtsJob, Connector, ConnectorDeps, DeliveryResult, JobPage } from './types.ts';
 import { baseUrl, basicKeyAuth, isSuccess, requireCredential, VendorClient } from './vendor-client.ts';

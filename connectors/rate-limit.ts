@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Platform } from '../lib/integration.ts';
+import type { Platform } from '../registry/integration.ts';
 import { AtsError } from './ats-error.ts';
 
 export interface BucketSpec {

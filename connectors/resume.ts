@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ApplicationSubmitted, DocumentRef } from '../lib/application.ts';
-import type { Integration } from '../lib/integration.ts';
+import type { Integration } from '../registry/integration.ts';
 import { AtsError } from './ats-error.ts';
 import type { AtsHttp } from './http.ts';
 

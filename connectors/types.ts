@@ -3,7 +3,7 @@
  * check that an integration's credentials work. Both throw AtsError on failure, nothing else.
  */
 import type { ApplicationSubmitted } from '../lib/application.ts';
-import type { Integration, Platform } from '../lib/integration.ts';
+import type { Integration, Platform } from '../registry/integration.ts';
 import type { AtsHttp } from './http.ts';
 import type { BucketSpec, RateLimiter } from './rate-limit.ts';
 import type { ResumeOmission } from './resume.ts';

@@ -3,7 +3,7 @@
  * updates the limiter (429, exhausted window), and a failing answer becomes an AtsError with the
  * vendor's message (secrets scrubbed, truncated), the status, retryAfterMs and the step it was in.
  */
-import type { Integration, Platform } from '../lib/integration.ts';
+import type { Integration, Platform } from '../registry/integration.ts';
 import { truncate } from '../lib/errors.ts';
 import { AtsError, codeForStatus, vendorText, type AtsErrorCode } from './ats-error.ts';
 import type { HttpRequest, HttpResponse } from './http.ts';

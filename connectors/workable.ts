@@ -7,7 +7,7 @@
  * `{subdomain}` (the sandbox's is `http://host:port/workable/{subdomain}`); `/spi/v3` is appended.
  */
 import type { ApplicationSubmitted } from '../lib/application.ts';
-import type { Integration, WorkableSettings } from '../lib/integration.ts';
+import type { Integration, WorkableSettings } from '../registry/integration.ts';
 import { AtsError } from './ats-error.ts';
 import { WORKABLE_PARTNER_RATE_LIMIT } from './rate-limit.ts';
 import { loadResume } from './resume.ts';

@@ -2,7 +2,7 @@
  * The decoded `ApplicationSubmitted` event (schemas/application-submitted.avsc is the contract;
  * this type mirrors it field for field). Documents travel as references, never as bytes.
  */
-import type { Platform } from './integration.ts';
+import type { Platform } from '../registry/integration.ts';
 
 export interface DocumentRef {
   url: string;

@@ -7,7 +7,7 @@
  */
 import type { ApplicationSubmitted, CandidateLink, Consent, DocumentRef, ScreeningAnswer } from '../lib/application.ts';
 import { RelayError } from '../lib/errors.ts';
-import type { FieldError } from '../lib/integrations/json-schema.ts';
+import type { FieldError } from '../registry/json-schema.ts';
 
 export type { FieldError };
 

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ApplicationSubmitted } from '../lib/application.ts';
-import { findDeliveryTargets, type Queryable } from '../lib/integrations/lookups.ts';
+import { findDeliveryTargets, type Queryable } from '../registry/lookups.ts';
 import type { ValidApplication } from './application-input.ts';
 
 /** Namespace of ats-relay's name-based event ids (RFC 9562 UUIDv5). */

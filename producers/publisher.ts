@@ -15,7 +15,7 @@ import { createKafka, createProducer, kafkaError, type KafkaClient, type Outboun
 import { createSendBatcher } from '../lib/send-batcher.ts';
 import type { Logger } from '../lib/logger.ts';
 import { createEventCodec, type EventCodec, type RegistryRetry } from '../lib/serde.ts';
-import type { Platform } from '../lib/integration.ts';
+import type { Platform } from '../registry/integration.ts';
 import { assertValidApplication, type ApplicationInput } from './application-input.ts';
 import { enrichApplication } from './enrichment.ts';
 

@@ -20,7 +20,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DocumentRef } from '../lib/application.ts';
-import { PLATFORMS, type Platform } from '../lib/integration.ts';
+import { PLATFORMS, type Platform } from '../registry/integration.ts';
 import { ashby } from './ashby.ts';
 import { generic } from './generic.ts';
 import { greenhouse } from './greenhouse.ts';

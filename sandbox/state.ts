@@ -4,7 +4,7 @@
  * Everything is plain data so tests can read it back through `/_sandbox/…` or the handle.
  */
 import { randomUUID } from 'node:crypto';
-import type { Platform } from '../lib/integration.ts';
+import type { Platform } from '../registry/integration.ts';
 import type { SandboxJob } from './jobs.ts';
 
 export interface RateWindow {

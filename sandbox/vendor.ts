@@ -1,6 +1,6 @@
 /** What each vendor emulation provides to the sandbox server. */
 import { createHash } from 'node:crypto';
-import type { Platform } from '../lib/integration.ts';
+import type { Platform } from '../registry/integration.ts';
 import type { RateWindow, SandboxState, Tenant } from './state.ts';
 import type { SandboxReply, SandboxRequest } from './wire.ts';
 

@@ -7,7 +7,7 @@
  *   POST /_sandbox/webhooks  {deliveries: [WebhookSpec…], outOfOrder?}  → 200 {results: [{status, body}]}
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Platform } from '../lib/integration.ts';
+import type { Platform } from '../registry/integration.ts';
 import { leverSignature, signatureHeaders } from '../producers/webhooks/signatures.ts';
 
 export type WebhookKind = 'stage_change' | 'hire' | 'rejection';

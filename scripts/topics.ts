@@ -5,7 +5,7 @@
 import { runMain, UsageError } from '../lib/cli.ts';
 import { createKafka, withAdmin } from '../lib/kafka/index.ts';
 import { createLogger } from '../lib/logger.ts';
-import { renderTable } from '../lib/text-table.ts';
+import { renderTable } from './text-table.ts';
 import { describeTopics, ensureTopics, topicSpecs, inboundTopicSpecs, type TopicSpec } from '../lib/topics.ts';
 
 const days = (ms: string | undefined): string => (ms === undefined ? '-' : ms === '-1' ? 'forever' : `${+(Number(ms) / 86_400_000).toFixed(2)} d`);

@@ -11,9 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { envFromConfig, type Config } from '../lib/config.ts';
 import { createKafka, withAdmin } from '../lib/kafka/index.ts';
 import { createLogger } from '../lib/logger.ts';
-import { childEnv } from '../lib/process-env.ts';
+import { childEnv } from '../dev/process-env.ts';
 import { topicSpecs } from '../lib/topics.ts';
-import { BUILT_ENTRYPOINTS, RUNTIME_ASSETS, build } from '../scripts/build.ts';
+import { BUILT_ENTRYPOINTS, RUNTIME_ASSETS, build } from '../dev/build.ts';
 import { testConfig, uniqueName } from './support/config.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

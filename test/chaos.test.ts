@@ -5,8 +5,8 @@
  * archived once and counted once in the digests.
  */
 import { expect, it } from 'vitest';
-import { runChaos, table } from '../scripts/chaos/run.ts';
-import { PROFILES } from '../scripts/chaos/scenarios.ts';
+import { runChaos, table } from '../dev/chaos/run.ts';
+import { PROFILES } from '../dev/chaos/scenarios.ts';
 import { testConfig } from './support/config.ts';
 
 it('chaos (short profile): SIGKILLs and malformed records lose and duplicate nothing', async () => {

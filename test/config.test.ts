@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_VARS, ConfigError, devKeyringPath, envFromConfig, loadConfig } from '../lib/config.ts';
-import { configTableMarkdown } from '../scripts/config-table.ts';
+import { configTableMarkdown } from '../dev/config-table.ts';
 
 describe('config', () => {
   it('has defaults that match the local stack', () => {

@@ -4,10 +4,10 @@
  */
 import { expect, it } from 'vitest';
 import { testEnv } from './support/config.ts';
-import { spawnTs } from '../lib/spawn-entrypoint.ts';
+import { spawnTs } from '../dev/spawn-entrypoint.ts';
 
 it('npm run demo -- --fast tells the whole story and exits 0', async () => {
-  const demo = spawnTs('scripts/demo/cli.ts', ['--fast', '--count', '6'], testEnv());
+  const demo = spawnTs('dev/demo/cli.ts', ['--fast', '--count', '6'], testEnv());
   const code = await demo.exited;
   const output = demo.output();
   expect(code, output).toBe(0);

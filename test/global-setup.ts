@@ -10,8 +10,8 @@
 import { createHash } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
 import { envFromConfig, loadConfig } from '../lib/config.ts';
-import { childEnv } from '../lib/process-env.ts';
-import { stackDown, stackUp } from '../scripts/stack/stack.ts';
+import { childEnv } from '../dev/process-env.ts';
+import { stackDown, stackUp } from '../dev/stack/stack.ts';
 import type { StartedContainerStack } from './support/containers.ts';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { RUNTIME_ASSETS } from '../scripts/build.ts';
+import { RUNTIME_ASSETS } from '../dev/build.ts';
 import { expectBuiltCommand } from './support/built-command.ts';
 
 const read = (file: string): string => readFileSync(new URL(`../${file}`, import.meta.url), 'utf8');
@@ -57,11 +57,11 @@ describe('Dockerfile', () => {
       }
     }
     expect(stage('build').lines.some((l) => l.op === 'RUN' && l.args === 'npm run build')).toBe(true);
-    expect(scripts.build).toContain('scripts/build.ts');
+    expect(scripts.build).toContain('dev/build.ts');
     expect(buildTsconfig.compilerOptions.outDir).toBe('dist');
     // The build stage copies the whole context: nothing the build reads may be in .dockerignore.
     const ignored = read('.dockerignore').split('\n').map((l) => l.trim()).filter(Boolean);
-    for (const dir of [...buildTsconfig.include, ...RUNTIME_ASSETS, 'scripts/build.ts', 'tsconfig.json', 'tsconfig.build.json']) {
+    for (const dir of [...buildTsconfig.include, ...RUNTIME_ASSETS, 'dev/build.ts', 'tsconfig.json', 'tsconfig.build.json']) {
       expect(ignored.some((i) => dir === i || dir.startsWith(`${i}/`)), `.dockerignore hides ${dir}`).toBe(false);
     }
   });

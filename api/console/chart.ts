@@ -2,7 +2,7 @@
  * The deliveries-per-hour chart as plain server-side SVG: stacked bars (delivered, retrying,
  * dead-lettered) per hour, a labelled y axis and one x label per day. No script, a few KB.
  */
-import type { HourBucket } from '../../lib/integrations/delivery-stats.ts';
+import type { HourBucket } from '../../consumers/dispatcher/delivery-stats.ts';
 import { escapeHtml } from './html.ts';
 
 const SERIES = [

@@ -2,18 +2,19 @@
  * The pages a customer's admin uses (and operators too, across companies): integration cards, an
  * integration's tabs (overview with the hourly chart, settings, deliveries, job mappings), the new
  * integration form, enable/disable and connection tests. Reads and writes go through the
- * integration repository with the session's scope, validation through lib/integrations.
+ * integration repository with the session's scope, validation through registry/.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RelayError, truncate } from '../../lib/errors.ts';
-import { PLATFORMS, type Integration, type Platform } from '../../lib/integration.ts';
-import { deliveriesPerHour, deliveryCounts, type StatusCounts } from '../../lib/integrations/delivery-stats.ts';
-import { notFound, RegistryError, ValidationError } from '../../lib/integrations/errors.ts';
-import { validate, type FieldError } from '../../lib/integrations/json-schema.ts';
-import { maskCredentials } from '../../lib/integrations/masking.ts';
-import { applyIntegrationPatch } from '../../lib/integrations/patch.ts';
-import { DELIVERY_STATUSES, type DeliveryRecord, type DeliveryStatus, type IntegrationRecord } from '../../lib/integrations/repository.ts';
-import { companyIdSchema, jobIdSchema, validateNewIntegration } from '../../lib/integrations/validation.ts';
+import { PLATFORMS, type Integration, type Platform } from '../../registry/integration.ts';
+import { deliveriesPerHour, deliveryCounts, type StatusCounts } from '../../consumers/dispatcher/delivery-stats.ts';
+import { notFound, RegistryError, ValidationError } from '../../registry/errors.ts';
+import { validate, type FieldError } from '../../registry/json-schema.ts';
+import { maskCredentials } from '../../registry/masking.ts';
+import { applyIntegrationPatch } from '../../registry/patch.ts';
+import { DELIVERY_STATUSES, type DeliveryRecord, type DeliveryStatus } from '../../consumers/dispatcher/delivery-store.ts';
+import type { IntegrationRecord } from '../../registry/integrations.ts';
+import { companyIdSchema, jobIdSchema, validateNewIntegration } from '../../registry/validation.ts';
 import { deliveriesChart } from './chart.ts';
 import { integrationFields, parseIntegrationForm, PLATFORM_LABELS, platformLogo } from './forms.ts';
 import { html, timeAgo, trusted, type Html } from './html.ts';
@@ -248,10 +249,10 @@ export function registerCustomerPages(app: FastifyInstance, ctx: ConsoleContext)
     // An e-mail address is looked up by its hash in the delivery log; anything else is an application id.
     const byEmail = q.includes('@');
     if (q && !byEmail) {
-      const found = await repo.findDelivery(i.id, q);
+      const found = await ctx.deliveries.findDelivery(i.id, q);
       rows = found && (!status || found.status === status) ? [found] : [];
     } else {
-      const page = await repo.listDeliveries(i.id, { status, ...(byEmail ? { candidateEmail: q } : {}), limit: 25, cursor: request.query.cursor || undefined });
+      const page = await ctx.deliveries.listDeliveries(i.id, { status, ...(byEmail ? { candidateEmail: q } : {}), limit: 25, cursor: request.query.cursor || undefined });
       rows = page.items;
       nextCursor = page.nextCursor;
     }

@@ -1,15 +1,15 @@
 /**
  * The integration form, generated from the platform's settings and credentials schemas
- * (lib/integrations/validation.ts): one input per property, required fields marked, enums as
+ * (registry/validation.ts): one input per property, required fields marked, enums as
  * selects, and each server-side FieldError shown next to the input it names. The form has
  * `novalidate`: the server's validation is the only one, so browser and API say the same words.
  *
  * Secrets are never rendered back: credential inputs are always empty; on edit they show the
  * masked value as a hint, and an empty input keeps the stored secret.
  */
-import type { Platform } from '../../lib/integration.ts';
-import type { FieldError, JsonSchema } from '../../lib/integrations/json-schema.ts';
-import { credentialRequirements, credentialsSchema, settingsSchemas } from '../../lib/integrations/validation.ts';
+import type { Platform } from '../../registry/integration.ts';
+import type { FieldError, JsonSchema } from '../../registry/json-schema.ts';
+import { credentialRequirements, credentialsSchema, settingsSchemas } from '../../registry/validation.ts';
 import { html, type Html } from './html.ts';
 
 export const PLATFORM_LABELS: Record<Platform, string> = {

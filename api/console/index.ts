@@ -19,9 +19,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../lib/config.ts';
 import type { Pool } from '../../lib/db.ts';
 import { RelayError } from '../../lib/errors.ts';
-import type { Integration } from '../../lib/integration.ts';
-import { notFound, RegistryError } from '../../lib/integrations/errors.ts';
-import type { IntegrationRepository, Scope } from '../../lib/integrations/repository.ts';
+import type { Integration } from '../../registry/integration.ts';
+import { notFound, RegistryError } from '../../registry/errors.ts';
+import type { IntegrationRepository } from '../../registry/repository.ts';
+import type { Scope } from '../../registry/scope.ts';
 import { createKafka, type KafkaClient } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
@@ -30,6 +31,7 @@ import { html, type Renderable } from './html.ts';
 import { csrfField, notice, renderPage, type NavKey } from './layout.ts';
 import { registerOperatorPages } from './operator-pages.ts';
 import { createRedriveRunner, type RedriveRunner } from './redrive-runner.ts';
+import { createDeliveryStore, type DeliveryStore } from '../../consumers/dispatcher/delivery-store.ts';
 import { createConsoleSessions, type ConsoleSession, type ConsoleSessions } from './sessions.ts';
 
 export const SESSION_COOKIE = 'atsr_console';
@@ -45,6 +47,8 @@ export interface ConsoleDeps {
 /** What the page modules share. Kafka pieces are created on first use (customer pages need none). */
 export interface ConsoleContext extends ConsoleDeps {
   sessions: ConsoleSessions;
+  /** The delivery log, read for the deliveries tab (the dispatcher writes it). */
+  deliveries: DeliveryStore;
   /** Consumers and producers (record reads, redrives). */
   kafka(): KafkaClient;
   /** Metadata reads for pages (short retries). */
@@ -99,6 +103,7 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
   const ctx: ConsoleContext = {
     ...deps,
     sessions,
+    deliveries: createDeliveryStore(deps.pool),
     kafka: getKafka,
     adminKafka: getAdminKafka,
     codec: getCodec,

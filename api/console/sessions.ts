@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Pool } from '../../lib/db.ts';
-import { hashToken, parseTokenScope, type TokenScope } from '../../lib/integrations/repository.ts';
+import { hashToken, parseTokenScope, type TokenScope } from '../../registry/api-tokens.ts';
 
 export interface ConsoleSession {
   id: string;

@@ -15,7 +15,7 @@
 import { tpKey } from '../../lib/kafka/index.ts';
 import { readHeaders } from '../../lib/headers.ts';
 import type { Logger } from '../../lib/logger.ts';
-import type { Mail, Mailer } from '../../lib/mailer.ts';
+import type { Mail, Mailer } from './mailer.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import { sleep as abortableSleep } from '../../lib/sleep.ts';
 import type { DeadLetterMetrics } from '../dead-letter-metrics.ts';

@@ -20,7 +20,7 @@
  * the group membership, pauses, lag gauge and ordered close; handler.ts makes the decisions above;
  * options.ts holds the settings and their defaults.
  */
-import { createMailer, type Mailer } from '../../lib/mailer.ts';
+import { createMailer, type Mailer } from './mailer.ts';
 import { createDeadLetterConsumer, type DeadLetterConsumer, type DeadLetterConsumerDeps } from '../dead-letter-consumer.ts';
 import { createAlertHandler } from './handler.ts';
 import { alertOptions, type AlertOptions } from './options.ts';
@@ -28,7 +28,7 @@ import { alertOptions, type AlertOptions } from './options.ts';
 export { DEFAULT_GROUP_ID } from './options.ts';
 
 export interface AlertConsumerDeps extends DeadLetterConsumerDeps<AlertOptions> {
-  /** Default: built from config.alerts (lib/mailer.ts). */
+  /** Default: built from config.alerts (./mailer.ts). */
   mailer?: Mailer;
 }
 

@@ -3,8 +3,9 @@
  * need a dedupe lookup and an outcome write, and one query per call would make PostgreSQL round
  * trips the bottleneck. Calls made while earlier statements are in flight are gathered into one
  * statement each (adaptive: a lightly loaded process still sends single-row statements at once).
+ * The statements themselves are delivery-store.ts'.
  */
-import type { DeliveryOutcome, DeliveryRecord, IntegrationRepository } from '../../lib/integrations/repository.ts';
+import type { DeliveryOutcome, DeliveryRecord, DeliveryStore } from './delivery-store.ts';
 
 interface Waiter<I, O> {
   input: I;
@@ -77,13 +78,13 @@ export interface DeliveryLog {
   recordDeliveryOutcome(outcome: DeliveryOutcome): Promise<void>;
 }
 
-export function createDeliveryLog(repo: Pick<IntegrationRepository, 'findDeliveries' | 'recordDeliveryOutcomes'>, opts: { maxBatch?: number; maxConcurrent?: number } = {}): DeliveryLog {
+export function createDeliveryLog(store: Pick<DeliveryStore, 'findDeliveries' | 'recordDeliveryOutcomes'>, opts: { maxBatch?: number; maxConcurrent?: number } = {}): DeliveryLog {
   const maxBatch = opts.maxBatch ?? 500;
   const maxConcurrent = opts.maxConcurrent ?? 3;
   const key = (integrationId: string, applicationId: string): string => `${integrationId}\u0000${applicationId}`;
   const finds = new Coalescer<{ integrationId: string; applicationId: string }, DeliveryRecord | null>(
     async (keys) => {
-      const found = new Map((await repo.findDeliveries(keys)).map((d) => [key(d.integrationId, d.applicationId), d]));
+      const found = new Map((await store.findDeliveries(keys)).map((d) => [key(d.integrationId, d.applicationId), d]));
       return keys.map((k) => found.get(key(k.integrationId, k.applicationId)) ?? null);
     },
     maxBatch,
@@ -91,7 +92,7 @@ export function createDeliveryLog(repo: Pick<IntegrationRepository, 'findDeliver
   );
   const writes = new Coalescer<DeliveryOutcome, void>(
     async (outcomes) => {
-      await repo.recordDeliveryOutcomes(outcomes);
+      await store.recordDeliveryOutcomes(outcomes);
       return outcomes.map(() => undefined);
     },
     maxBatch,

@@ -5,11 +5,11 @@
  * shuts down gracefully.
  */
 import type { Config, RetryTier } from '../../lib/config.ts';
-import { Keyring } from '../../lib/crypto/keyring.ts';
+import { Keyring } from '../../registry/keyring.ts';
 import { createPool } from '../../lib/db.ts';
 import { HEADER, headerInt } from '../../lib/headers.ts';
-import { createIntegrationCache } from '../../lib/integrations/cache.ts';
-import { createIntegrationRepository } from '../../lib/integrations/repository.ts';
+import { createIntegrationCache } from '../../registry/cache.ts';
+import { createIntegrationRepository } from '../../registry/repository.ts';
 import { createKafka, createProducer, type KafkaClient } from '../../lib/kafka/index.ts';
 import { createSendBatcher } from '../../lib/send-batcher.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -22,6 +22,7 @@ import { createConsumerMetrics, type ConsumerMetrics } from './metrics.ts';
 import { createRetryRouter } from './retry-router.ts';
 import { createDeliveryClaims } from './delivery-claims.ts';
 import { createDeliveryLog } from './delivery-log.ts';
+import { createDeliveryStore } from './delivery-store.ts';
 import { createDeliveryHandler } from './handler.ts';
 
 export const GROUP_PREFIX = 'ats-relay';
@@ -103,7 +104,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     dlqTopic: config.topics.dlq,
     codec,
     integrations: cache,
-    deliveries: createDeliveryLog(repository),
+    deliveries: createDeliveryLog(createDeliveryStore(pool)),
     connectors,
     sender: createSendBatcher({ producer: async () => producer }),
     route: createRetryRouter({ tiers: config.topics.retryTiers, jitter: config.retry.jitter }),

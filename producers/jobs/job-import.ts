@@ -25,7 +25,7 @@ import type { AtsJob, JobPage } from '../../connectors/types.ts';
 import type { Pool, PoolClient } from '../../lib/db.ts';
 import { RelayError, truncate } from '../../lib/errors.ts';
 import type { JobChange, JobSynced } from '../../lib/inbound-events.ts';
-import type { Integration } from '../../lib/integration.ts';
+import type { Integration } from '../../registry/integration.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { insertOutboxRows } from '../outbox/enqueue.ts';
 

@@ -4,7 +4,7 @@
  * the per-integration advisory lock makes the second one skip (`sync_running`), so an integration is
  * never imported twice at once.
  */
-import type { IntegrationRepository } from '../../lib/integrations/repository.ts';
+import type { IntegrationRepository } from '../../registry/repository.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { JobImportError, startJobImport, type JobImportOptions } from './job-import.ts';
 

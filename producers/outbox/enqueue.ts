@@ -10,7 +10,7 @@
  * never waits on the Schema Registry. Enrichment reads the registry through the same transaction, so
  * it sees a consistent state.
  */
-import type { Queryable } from '../../lib/integrations/lookups.ts';
+import type { Queryable } from '../../registry/lookups.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import { assertValidApplication, type ApplicationInput } from '../application-input.ts';
 import { enrichApplication } from '../enrichment.ts';

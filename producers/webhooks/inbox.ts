@@ -19,7 +19,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Pool } from '../../lib/db.ts';
 import type { ApplicationStatusChanged } from '../../lib/inbound-events.ts';
-import type { Integration } from '../../lib/integration.ts';
+import type { Integration } from '../../registry/integration.ts';
 import { insertOutboxRows } from '../outbox/enqueue.ts';
 import type { WebhookSignal } from './interpret.ts';
 

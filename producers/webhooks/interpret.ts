@@ -20,7 +20,7 @@
  *   Ashby stage type Lead / PreInterviewScreen / Active / Offer   → applied / screening / interview / offer
  *   any other stage (custom mid-pipeline stages)                  → interview
  */
-import type { Platform } from '../../lib/integration.ts';
+import type { Platform } from '../../registry/integration.ts';
 import type { ApplicationStatus } from '../../lib/inbound-events.ts';
 import { epochMs, type Headers } from './signatures.ts';
 

@@ -9,9 +9,9 @@
  * into Greenhouse's "Secret key" or Ashby's "Secret token".
  */
 import { randomBytes } from 'node:crypto';
-import { pack, unpack, type Keyring } from '../../lib/crypto/keyring.ts';
+import { pack, unpack, type Keyring } from '../../registry/keyring.ts';
 import type { Pool } from '../../lib/db.ts';
-import type { Integration } from '../../lib/integration.ts';
+import type { Integration } from '../../registry/integration.ts';
 
 const aad = (integrationId: string): string => `webhook-secret:${integrationId}`;
 

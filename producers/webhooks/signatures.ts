@@ -16,7 +16,7 @@
  * Pure: `now` is a parameter. The reason is for our logs only; the caller answers a bare 401.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Platform } from '../../lib/integration.ts';
+import type { Platform } from '../../registry/integration.ts';
 
 export type Headers = Record<string, string | string[] | undefined>;
 

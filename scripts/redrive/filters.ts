@@ -13,7 +13,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { HEADER } from '../../lib/headers.ts';
-import { PLATFORMS } from '../../lib/integration.ts';
+import { PLATFORMS } from '../../registry/integration.ts';
 import { UsageError } from '../../lib/cli.ts';
 
 export interface OffsetRange {

@@ -2,7 +2,7 @@
  * What an operator reads after a redrive (or a dry run): the counts, a table grouped by company,
  * platform and error code, a sample of the matched records and every refused one.
  */
-import { renderFields, renderTable } from '../../lib/text-table.ts';
+import { renderFields, renderTable } from '../text-table.ts';
 import type { RedriveRun } from './history.ts';
 import type { RecordSummary, RedriveReport } from './redrive.ts';
 

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AtsError, RETRIABLE, type AtsErrorCode } from '../../connectors/index.ts';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
-import type { Integration, Platform } from '../../lib/integration.ts';
+import type { Integration, Platform } from '../../registry/integration.ts';
 import { fixture, startHarness, type Fixture, type Harness } from './support.ts';
 
 let h: Harness;

@@ -5,7 +5,7 @@
  * application and the resume attached once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Platform } from '../../lib/integration.ts';
+import type { Platform } from '../../registry/integration.ts';
 import { fixture, startHarness, type Harness } from './support.ts';
 
 let h: Harness;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConnectors } from '../../connectors/index.ts';
-import type { Platform } from '../../lib/integration.ts';
+import type { Platform } from '../../registry/integration.ts';
 import { fixture, startHarness, type Harness } from './support.ts';
 
 let h: Harness;

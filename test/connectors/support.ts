@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ApplicationSubmitted, DocumentRef } from '../../lib/application.ts';
-import type { Integration, Platform, PlatformSettings } from '../../lib/integration.ts';
+import type { Integration, Platform, PlatformSettings } from '../../registry/integration.ts';
 import { createConnectors, type Connectors, type ConnectorsOptions } from '../../connectors/index.ts';
 import { startSandbox, SAMPLE_RESUME, type Sandbox } from '../../sandbox/server.ts';
 import type { TenantSpec } from '../../sandbox/state.ts';

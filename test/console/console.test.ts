@@ -18,12 +18,14 @@ import { createConnectors, type Connectors } from '../../connectors/index.ts';
 import { createDeliveryConsumer, type DeliveryConsumer } from '../../consumers/dispatcher/index.ts';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import type { Config } from '../../lib/config.ts';
-import { Keyring } from '../../lib/crypto/keyring.ts';
+import { Keyring } from '../../registry/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
-import { createIntegrationRepository, type IntegrationRecord, type IntegrationRepository } from '../../lib/integrations/repository.ts';
+import { createDeliveryStore, type DeliveryStore } from '../../consumers/dispatcher/delivery-store.ts';
+import { createIntegrationRepository, type IntegrationRepository } from '../../registry/repository.ts';
+import type { IntegrationRecord } from '../../registry/integrations.ts';
 import { ACKS_ALL } from '../../lib/kafka/index.ts';
 import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
-import { chromiumArgs, ensureChromium } from '../../scripts/stack/chromium.ts';
+import { chromiumArgs, ensureChromium } from '../../dev/stack/chromium.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
 import { sampleEvent } from '../support/events.ts';
 import { startPipelineBase, type PipelineBase } from '../support/pipeline-base.ts';
@@ -35,6 +37,7 @@ let config: Config;
 let base: PipelineBase;
 let pool: Pool;
 let repo: IntegrationRepository;
+let deliveries: DeliveryStore;
 let sandbox: Sandbox;
 let connectors: Connectors;
 let dispatcher: DeliveryConsumer;
@@ -103,6 +106,7 @@ beforeAll(async () => {
   pool = createPool(config.database, { max: 6 });
   const keyring = new Keyring(config.crypto.encryptionKeys);
   repo = createIntegrationRepository({ pool, keyring });
+  deliveries = createDeliveryStore(pool);
   sandbox = await startSandbox({ port: 0 });
   acmeTenant = tenant(uniqueName('acme-gh'));
   initechTenant = tenant(uniqueName('initech-gh'));
@@ -189,7 +193,7 @@ describe('web console', () => {
 
     const events = Array.from({ length: 3 }, () => sampleEvent({ companyId: acme, integrationId: acmeIntegrationId, platform: 'greenhouse', atsJobId: acmeTenant.jobId }));
     await publish(events);
-    await waitFor('three deliveries', async () => (await repo.listDeliveries(acmeIntegrationId, { status: 'delivered' })).items.length === 3);
+    await waitFor('three deliveries', async () => (await deliveries.listDeliveries(acmeIntegrationId, { status: 'delivered' })).items.length === 3);
 
     await page.getByRole('link', { name: 'Deliveries' }).click();
     for (const e of events) await expect.poll(() => page.locator(`tr[data-application="${e.applicationId}"]`).textContent()).toContain('delivered');
@@ -247,7 +251,7 @@ describe('web console', () => {
   it('an operator sees the pipeline, redrives a failing company’s dead letters after the fix, and inspects a record', async () => {
     const failing = Array.from({ length: 2 }, () => sampleEvent({ companyId: initech, integrationId: initechIntegration.id, platform: 'greenhouse', atsJobId: initechTenant.jobId }));
     await publish(failing);
-    await waitFor('dead letters', async () => (await repo.findDeliveries(failing.map((e) => ({ integrationId: initechIntegration.id, applicationId: e.applicationId })))).filter((d) => d.status === 'dead_lettered').length === 2);
+    await waitFor('dead letters', async () => (await deliveries.findDeliveries(failing.map((e) => ({ integrationId: initechIntegration.id, applicationId: e.applicationId })))).filter((d) => d.status === 'dead_lettered').length === 2);
     // Something no codec can read, on a tier nobody consumes here: the inspector shows it as hex.
     await base.producer.send({ topic: config.topics.retryTiers[0]!.topic, acks: ACKS_ALL, messages: [{ key: 'garbage', value: Buffer.from('not avro at all'), partition: 0 }] });
 
@@ -291,7 +295,7 @@ describe('web console', () => {
       return page.locator('[data-run-status]').getAttribute('data-run-status');
     }, { timeout: 45_000 }).toBe('succeeded');
     expect(await page.locator('[data-sent]').getAttribute('data-sent')).toBe('2');
-    await waitFor('redriven records delivered', async () => (await repo.findDeliveries(failing.map((e) => ({ integrationId: initechIntegration.id, applicationId: e.applicationId })))).filter((d) => d.status === 'delivered').length === 2);
+    await waitFor('redriven records delivered', async () => (await deliveries.findDeliveries(failing.map((e) => ({ integrationId: initechIntegration.id, applicationId: e.applicationId })))).filter((d) => d.status === 'delivered').length === 2);
 
     await page.getByRole('link', { name: 'Redrive history' }).first().click();
     const run = page.locator(`tr[data-run="${runId}"]`);

@@ -6,10 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApi } from '../../api/server.ts';
 import type { Config } from '../../lib/config.ts';
-import { Keyring } from '../../lib/crypto/keyring.ts';
+import { Keyring } from '../../registry/keyring.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
-import { createIntegrationRepository, type IntegrationRecord, type IntegrationRepository } from '../../lib/integrations/repository.ts';
+import { createIntegrationRepository, type IntegrationRepository } from '../../registry/repository.ts';
+import type { IntegrationRecord } from '../../registry/integrations.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
 
 let config: Config;

@@ -9,7 +9,7 @@ import { createAlertConsumer, type AlertConsumer } from '../../consumers/alerts/
 import type { AlertOptions } from '../../consumers/alerts/options.ts';
 import { withAdmin } from '../../lib/kafka/index.ts';
 import { uniqueName } from '../support/config.ts';
-import { mailbox, type MailMessage } from '../../lib/mail-catcher.ts';
+import { mailbox, type MailMessage } from '../../dev/mail-catcher.ts';
 import { committedOffsets, exited, freePort, startDeadLetterStack, waitFor, type DeadLetterStack } from './support.ts';
 
 const stacks: DeadLetterStack[] = [];

@@ -15,8 +15,8 @@ import { parseArchiveKey, parseArchiveObject, type ArchivedRecord, type ArchiveK
 import { failureHeaders } from '../../lib/headers.ts';
 import { ACKS_ALL, withAdmin, type KafkaClient, type OutboundRecord, type Producer } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
-import { childEnv } from '../../lib/process-env.ts';
-import type { Platform } from '../../lib/integration.ts';
+import { childEnv } from '../../dev/process-env.ts';
+import type { Platform } from '../../registry/integration.ts';
 import { createS3Client } from '../../lib/s3.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import { testConfig, uniqueName } from '../support/config.ts';

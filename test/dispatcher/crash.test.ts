@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { envFromConfig } from '../../lib/config.ts';
 import { uniqueName } from '../support/config.ts';
-import { spawnTs, type TsProcess } from '../../lib/spawn-entrypoint.ts';
+import { spawnTs, type TsProcess } from '../../dev/spawn-entrypoint.ts';
 import { startPipeline, waitFor, type Pipeline } from './support.ts';
 
 let p: Pipeline;

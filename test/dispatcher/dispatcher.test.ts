@@ -17,7 +17,7 @@ function candidatesFor(email: string): unknown[] {
 }
 
 async function delivery(applicationId: string) {
-  return p.repo.findDelivery(p.integration.id, applicationId);
+  return p.deliveries.findDelivery(p.integration.id, applicationId);
 }
 
 beforeAll(async () => {

@@ -64,14 +64,14 @@ it('forwarded to a tier, offset lost, original replayed while the tier copy is d
   p.sandbox.addFault({ kind: 'latency', ms: 1_500, platform: 'greenhouse', tenant: p.tenant });
   const callsBefore = p.sandbox.state.stats.requests;
   const [replaying] = await Promise.all([start('dispatcher', group), start('retry-a', uniqueName('retry-a'))]);
-  await waitFor('delivered', async () => (await p.repo.findDelivery(p.integration.id, event.applicationId))?.status === 'delivered', 30_000);
+  await waitFor('delivered', async () => (await p.deliveries.findDelivery(p.integration.id, event.applicationId))?.status === 'delivered', 30_000);
   await waitFor('the replay acknowledged', async () => (await counter(replaying, 'duplicates', { reason: 'already_routed' })) >= 1, 15_000);
   p.sandbox.clearFaults();
 
   expect(atSandbox(event.candidate.email)).toEqual({ candidates: 1, applications: 1 });
   // Only the tier copy called the ATS (search + create); the replayed original made no call.
   expect(p.sandbox.state.stats.requests - callsBefore).toBeLessThanOrEqual(2);
-  const d = await p.repo.findDelivery(p.integration.id, event.applicationId);
+  const d = await p.deliveries.findDelivery(p.integration.id, event.applicationId);
   expect(d!.tryCount).toBe(2); // the 503 and the delivering call
   await Promise.all([...running].map(stop));
 }, 120_000);
@@ -83,7 +83,7 @@ it('two processes given the same applications at once: each reaches the ATS once
   const [a, b] = await Promise.all([start('dispatcher', uniqueName('copy-a')), start('dispatcher', uniqueName('copy-b'))]);
   await Promise.all(events.map((e) => p.publish(e)));
   await waitFor('all delivered', async () => {
-    const rows = await Promise.all(events.map((e) => p.repo.findDelivery(p.integration.id, e.applicationId)));
+    const rows = await Promise.all(events.map((e) => p.deliveries.findDelivery(p.integration.id, e.applicationId)));
     return rows.every((r) => r?.status === 'delivered');
   }, 60_000);
   // Both copies are done once each group has acknowledged its own (the loser after its wait).
@@ -96,5 +96,5 @@ it('two processes given the same applications at once: each reaches the ATS once
   for (const e of events) expect(atSandbox(e.candidate.email)).toEqual({ candidates: 1, applications: 1 });
   const deferred = (await counter(a, 'deferred', { reason: 'lease_held' })) + (await counter(b, 'deferred', { reason: 'lease_held' }));
   expect(deferred).toBeGreaterThanOrEqual(1);
-  for (const e of events) expect((await p.repo.findDelivery(p.integration.id, e.applicationId))!.tryCount).toBe(1);
+  for (const e of events) expect((await p.deliveries.findDelivery(p.integration.id, e.applicationId))!.tryCount).toBe(1);
 }, 120_000);

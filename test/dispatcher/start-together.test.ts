@@ -7,7 +7,7 @@ import { afterAll, expect, it } from 'vitest';
 import { envFromConfig } from '../../lib/config.ts';
 import { createKafka, withAdmin } from '../../lib/kafka/index.ts';
 import { createLogger } from '../../lib/logger.ts';
-import { spawnTs, type TsProcess } from '../../lib/spawn-entrypoint.ts';
+import { spawnTs, type TsProcess } from '../../dev/spawn-entrypoint.ts';
 import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
 import { freePort } from '../dead-letters/support.ts';
 import { testConfig, uniqueName } from '../support/config.ts';

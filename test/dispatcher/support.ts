@@ -8,9 +8,11 @@ import { sampleEvent } from '../support/events.ts';
 import { randomUUID } from 'node:crypto';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import type { Config } from '../../lib/config.ts';
-import { Keyring } from '../../lib/crypto/keyring.ts';
+import { Keyring } from '../../registry/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
-import { createIntegrationRepository, type IntegrationRecord, type IntegrationRepository } from '../../lib/integrations/repository.ts';
+import { createDeliveryStore, type DeliveryStore } from '../../consumers/dispatcher/delivery-store.ts';
+import { createIntegrationRepository, type IntegrationRepository } from '../../registry/repository.ts';
+import type { IntegrationRecord } from '../../registry/integrations.ts';
 import { ACKS_ALL, type KafkaClient, type Producer } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { EventCodec } from '../../lib/serde.ts';
@@ -26,6 +28,8 @@ export interface Pipeline {
   codec: EventCodec;
   pool: Pool;
   repo: IntegrationRepository;
+  /** The delivery log (the dispatcher's; tests read and seed it). */
+  deliveries: DeliveryStore;
   sandbox: Sandbox;
   integration: IntegrationRecord;
   tenant: string;
@@ -77,6 +81,7 @@ export async function startPipeline(overrides: Record<string, string> = {}): Pro
     codec,
     pool,
     repo,
+    deliveries: createDeliveryStore(pool),
     sandbox,
     integration,
     tenant,

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { DeliveryConsumer } from '../../consumers/dispatcher/index.ts';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import { HEADER } from '../../lib/headers.ts';
-import type { IntegrationRecord } from '../../lib/integrations/repository.ts';
+import type { IntegrationRecord } from '../../registry/integrations.ts';
 import { sampleEvent } from '../support/events.ts';
 import { uniqueName } from '../support/config.ts';
 import { GREENHOUSE_USER, readTopic, startDeliveryConsumers, startPipeline, waitFor, type Pipeline } from './support.ts';

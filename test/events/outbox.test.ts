@@ -12,7 +12,7 @@ import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
 import { validateApplicationInput, type ApplicationInput } from '../../producers/application-input.ts';
 import { enqueueApplication } from '../../producers/outbox/enqueue.ts';
 import { createOutboxRelay, type OutboxRelayOptions } from '../../producers/outbox/relay.ts';
-import { sampleApplications } from '../../producers/sample-application.ts';
+import { sampleApplications } from '../../dev/sample-application.ts';
 import { testEnv } from '../support/config.ts';
 import { companyWith, consume, eventsHarness, recordCount, type CompanySetup, type EventsHarness } from './support.ts';
 

@@ -10,7 +10,7 @@ import { createEventCodec } from '../../lib/serde.ts';
 import { validateApplicationInput, type ApplicationInput } from '../../producers/application-input.ts';
 import { eventIdFor } from '../../producers/enrichment.ts';
 import { createApplicationPublisher, EVENT_ID_HEADER, type ApplicationPublisher } from '../../producers/publisher.ts';
-import { sampleApplications } from '../../producers/sample-application.ts';
+import { sampleApplications } from '../../dev/sample-application.ts';
 import { sampleIntegration } from '../registry/support.ts';
 import { companyWith, consume, eventsHarness, independentDecode, recordCount } from './support.ts';
 

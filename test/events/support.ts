@@ -8,12 +8,12 @@ import avro from 'avsc';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import type { Config } from '../../lib/config.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
-import type { Platform } from '../../lib/integration.ts';
+import type { Platform } from '../../registry/integration.ts';
 import { createKafka, scanTopic, withAdmin, type KafkaClient } from '../../lib/kafka/index.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
 import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
-import { Keyring } from '../../lib/crypto/keyring.ts';
-import { createIntegrationRepository, type IntegrationRepository } from '../../lib/integrations/repository.ts';
+import { Keyring } from '../../registry/keyring.ts';
+import { createIntegrationRepository, type IntegrationRepository } from '../../registry/repository.ts';
 import { sampleIntegration } from '../registry/support.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
 

@@ -5,8 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Platform } from '../../lib/integration.ts';
-import type { NewIntegrationInput } from '../../lib/integrations/validation.ts';
+import type { Platform } from '../../registry/integration.ts';
+import type { NewIntegrationInput } from '../../registry/validation.ts';
 import { startJobImport, type SyncSummary } from '../../producers/jobs/job-import.ts';
 import type { SandboxJob } from '../../sandbox/jobs.ts';
 import { sampleIntegration } from '../registry/support.ts';

@@ -9,12 +9,14 @@ import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../api/server.ts';
 import { createConnectors, type Connectors } from '../../connectors/index.ts';
 import type { Config } from '../../lib/config.ts';
-import { Keyring } from '../../lib/crypto/keyring.ts';
+import { Keyring } from '../../registry/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
 import { createKafka, createProducer, withAdmin, type KafkaClient, type Producer } from '../../lib/kafka/index.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
-import { createIntegrationRepository, type IntegrationRecord, type IntegrationRepository } from '../../lib/integrations/repository.ts';
-import type { NewIntegrationInput } from '../../lib/integrations/validation.ts';
+import { createDeliveryStore, type DeliveryStore } from '../../consumers/dispatcher/delivery-store.ts';
+import { createIntegrationRepository, type IntegrationRepository } from '../../registry/repository.ts';
+import type { IntegrationRecord } from '../../registry/integrations.ts';
+import type { NewIntegrationInput } from '../../registry/validation.ts';
 import { ensureTopics, inboundTopicSpecs } from '../../lib/topics.ts';
 import { createTopicCodecs } from '../../producers/outbox/codecs.ts';
 import { createOutboxRelay, type OutboxRelay } from '../../producers/outbox/relay.ts';
@@ -27,6 +29,8 @@ export interface InboundHarness {
   config: Config;
   pool: Pool;
   repo: IntegrationRepository;
+  /** The delivery log (the dispatcher's; tests read and seed it). */
+  deliveries: DeliveryStore;
   kafka: KafkaClient;
   logger: Logger;
   sandbox: Sandbox;
@@ -80,6 +84,7 @@ export async function inboundHarness(overrides: Record<string, string> = {}): Pr
     config,
     pool,
     repo,
+    deliveries: createDeliveryStore(pool),
     kafka,
     logger,
     sandbox,

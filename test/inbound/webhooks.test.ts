@@ -5,8 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Platform } from '../../lib/integration.ts';
-import type { IntegrationRecord } from '../../lib/integrations/repository.ts';
+import type { Platform } from '../../registry/integration.ts';
+import type { IntegrationRecord } from '../../registry/integrations.ts';
 import type { WebhookSpec } from '../../sandbox/webhooks.ts';
 import { sampleIntegration } from '../registry/support.ts';
 import { inboundHarness, type InboundHarness } from './support.ts';
@@ -44,7 +44,7 @@ async function delivered(r: Receiver): Promise<{ applicationId: string; external
   const numeric = String(Math.floor(Math.random() * 1e9));
   const externalApplicationId = r.integration.platform === 'greenhouse' ? numeric : `ext-${randomUUID()}`;
   const externalCandidateId = r.integration.platform === 'greenhouse' ? String(Number(numeric) + 1) : r.integration.platform === 'workable' ? externalApplicationId : `cand-${randomUUID()}`;
-  await h.repo.recordDeliveryOutcome({ integrationId: r.integration.id, applicationId, eventId: randomUUID(), status: 'delivered', externalApplicationId, externalCandidateId });
+  await h.deliveries.recordDeliveryOutcome({ integrationId: r.integration.id, applicationId, eventId: randomUUID(), status: 'delivered', externalApplicationId, externalCandidateId });
   return { applicationId, externalApplicationId, externalCandidateId };
 }
 

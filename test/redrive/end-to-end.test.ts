@@ -9,7 +9,7 @@ import { envFromConfig } from '../../lib/config.ts';
 import { failureHeaders } from '../../lib/headers.ts';
 import { ACKS_ALL, withAdmin } from '../../lib/kafka/index.ts';
 import { uniqueName } from '../support/config.ts';
-import { spawnTs } from '../../lib/spawn-entrypoint.ts';
+import { spawnTs } from '../../dev/spawn-entrypoint.ts';
 import { startPipeline, waitFor, type Pipeline } from '../dispatcher/support.ts';
 
 let p: Pipeline;
@@ -57,7 +57,7 @@ describe('redrive end to end', () => {
     const first = await redriveCli(['--company', event.companyId, '--error-code', 'auth_failed']);
     expect(first).toMatch(/sent\s+1/);
     const d = await waitFor('delivery', async () => {
-      const row = await p.repo.findDelivery(p.integration.id, event.applicationId);
+      const row = await p.deliveries.findDelivery(p.integration.id, event.applicationId);
       return row?.status === 'delivered' ? row : undefined;
     });
     expect(d.externalCandidateId).toBeTruthy();

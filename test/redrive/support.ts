@@ -11,13 +11,13 @@ import type { ApplicationSubmitted } from '../../lib/application.ts';
 import { envFromConfig, type Config } from '../../lib/config.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
 import { failureHeaders, HEADER, type HeaderMap } from '../../lib/headers.ts';
-import type { Platform } from '../../lib/integration.ts';
+import type { Platform } from '../../registry/integration.ts';
 import { ACKS_ALL, withAdmin, type KafkaClient, type Producer } from '../../lib/kafka/index.ts';
 import { createS3Client } from '../../lib/s3.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { testConfig, uniqueName } from '../support/config.ts';
-import { spawnTs } from '../../lib/spawn-entrypoint.ts';
+import { spawnTs } from '../../dev/spawn-entrypoint.ts';
 
 export interface DeadLetterSeed {
   companyId: string;

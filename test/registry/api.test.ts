@@ -4,7 +4,7 @@ import { buildApi, type ConnectionTester } from '../../api/server.ts';
 import { createConnectors } from '../../connectors/index.ts';
 import { startSandbox } from '../../sandbox/server.ts';
 import { RelayError } from '../../lib/errors.ts';
-import type { LeverSettings } from '../../lib/integration.ts';
+import type { LeverSettings } from '../../registry/integration.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { companyId, registryHarness, RUN_TAG, sampleIntegration } from './support.ts';
 
@@ -218,7 +218,7 @@ describe('integrations HTTP API', () => {
   it('serves the delivery log newest first with cursor paging and a status filter', async () => {
     const { created } = await createVia(companyId(), 'greenhouse');
     for (let n = 0; n < 5; n += 1) {
-      await h.repo.recordDeliveryOutcome({
+      await h.deliveries.recordDeliveryOutcome({
         integrationId: created.id,
         applicationId: `app-${n}`,
         eventId: `evt-${n}`,

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { createIntegrationCache } from '../../lib/integrations/cache.ts';
-import { createIntegrationRepository } from '../../lib/integrations/repository.ts';
+import { createIntegrationCache } from '../../registry/cache.ts';
+import { createIntegrationRepository } from '../../registry/repository.ts';
 import { createPool } from '../../lib/db.ts';
 import { companyId, registryHarness, sampleIntegration } from './support.ts';
 

@@ -4,9 +4,9 @@ import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Keyring } from '../../lib/crypto/keyring.ts';
+import { Keyring } from '../../registry/keyring.ts';
 import { createPool } from '../../lib/db.ts';
-import { createIntegrationRepository } from '../../lib/integrations/repository.ts';
+import { createIntegrationRepository } from '../../registry/repository.ts';
 import { testEnv } from '../support/config.ts';
 import { companyId, isolatedDatabase, keyringSpec, registryHarness, sampleIntegration } from './support.ts';
 

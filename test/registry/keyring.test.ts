@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../lib/config.ts';
-import { CryptoError, generateKey, Keyring, pack, unpack } from '../../lib/crypto/keyring.ts';
+import { CryptoError, generateKey, Keyring, pack, unpack } from '../../registry/keyring.ts';
 import { inspect } from 'node:util';
 import { keyringSpec } from './support.ts';
 

@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../lib/config.ts';
-import { CryptoError, Keyring } from '../../lib/crypto/keyring.ts';
+import { CryptoError, Keyring } from '../../registry/keyring.ts';
 import { createPool } from '../../lib/db.ts';
-import { createIntegrationRepository } from '../../lib/integrations/repository.ts';
-import { RegistryError } from '../../lib/integrations/errors.ts';
+import { createIntegrationRepository } from '../../registry/repository.ts';
+import { RegistryError } from '../../registry/errors.ts';
 import { companyId, isolatedDatabase, keyringSpec, registryHarness, sampleIntegration } from './support.ts';
 
 const h = registryHarness();
@@ -119,18 +119,18 @@ describe('integration repository (real PostgreSQL)', () => {
     it('records outcomes per (integration, application), counts tries and never downgrades a delivered row', async () => {
       const i = await h.repo.createIntegration(companyId(), sampleIntegration('greenhouse'));
       const base = { integrationId: i.id, applicationId: 'app-1', eventId: 'evt-1' };
-      const pending = await h.repo.recordDeliveryOutcome({ ...base, status: 'pending' });
+      const pending = await h.deliveries.recordDeliveryOutcome({ ...base, status: 'pending' });
       expect(pending.delivery).toMatchObject({ status: 'pending', tryCount: 0, firstAttemptAt: null });
-      const failed = await h.repo.recordDeliveryOutcome({ ...base, status: 'retrying', error: { code: 'ats_unavailable', message: 'HTTP 503 from Greenhouse', status: 503 } });
+      const failed = await h.deliveries.recordDeliveryOutcome({ ...base, status: 'retrying', error: { code: 'ats_unavailable', message: 'HTTP 503 from Greenhouse', status: 503 } });
       expect(failed.delivery).toMatchObject({ status: 'retrying', tryCount: 1, errorCode: 'ats_unavailable', errorStatus: 503 });
       expect(failed.delivery.firstAttemptAt).not.toBeNull();
-      const ok = await h.repo.recordDeliveryOutcome({ ...base, eventId: 'evt-1b', status: 'delivered', externalCandidateId: 'c-9', externalApplicationId: 'a-9' });
+      const ok = await h.deliveries.recordDeliveryOutcome({ ...base, eventId: 'evt-1b', status: 'delivered', externalCandidateId: 'c-9', externalApplicationId: 'a-9' });
       expect(ok).toMatchObject({ applied: true, delivery: { status: 'delivered', tryCount: 2, errorCode: null, externalCandidateId: 'c-9', eventId: 'evt-1b' } });
       expect(ok.delivery.firstAttemptAt).toEqual(failed.delivery.firstAttemptAt);
 
-      const late = await h.repo.recordDeliveryOutcome({ ...base, status: 'retrying', error: { code: 'timeout', message: 'late duplicate' } });
+      const late = await h.deliveries.recordDeliveryOutcome({ ...base, status: 'retrying', error: { code: 'timeout', message: 'late duplicate' } });
       expect(late).toMatchObject({ applied: false, delivery: { status: 'delivered', tryCount: 2 } });
-      expect(await h.repo.findDelivery(i.id, 'app-1')).toEqual(ok.delivery);
+      expect(await h.deliveries.findDelivery(i.id, 'app-1')).toEqual(ok.delivery);
 
       const after = await h.repo.getIntegration(i.id);
       expect(after!.lastDeliveryAt).not.toBeNull();
@@ -141,35 +141,35 @@ describe('integration repository (real PostgreSQL)', () => {
     it('pages newest first with a cursor and filters by status', async () => {
       const i = await h.repo.createIntegration(companyId(), sampleIntegration('lever'));
       for (let n = 0; n < 7; n += 1) {
-        await h.repo.recordDeliveryOutcome({ integrationId: i.id, applicationId: `app-${n}`, eventId: `evt-${n}`, status: n % 3 === 0 ? 'dead_lettered' : 'delivered' });
+        await h.deliveries.recordDeliveryOutcome({ integrationId: i.id, applicationId: `app-${n}`, eventId: `evt-${n}`, status: n % 3 === 0 ? 'dead_lettered' : 'delivered' });
       }
       const seen: string[] = [];
       let cursor: string | undefined;
       for (let page = 0; page < 5; page += 1) {
-        const res = await h.repo.listDeliveries(i.id, { limit: 3, cursor });
+        const res = await h.deliveries.listDeliveries(i.id, { limit: 3, cursor });
         seen.push(...res.items.map((d) => d.applicationId));
         if (!res.nextCursor) break;
         cursor = res.nextCursor;
       }
       expect(seen).toEqual(['app-6', 'app-5', 'app-4', 'app-3', 'app-2', 'app-1', 'app-0']);
-      const dead = await h.repo.listDeliveries(i.id, { status: 'dead_lettered' });
+      const dead = await h.deliveries.listDeliveries(i.id, { status: 'dead_lettered' });
       expect(dead.items.map((d) => d.applicationId)).toEqual(['app-6', 'app-3', 'app-0']);
       expect(dead.nextCursor).toBeNull();
-      await expect(h.repo.listDeliveries(i.id, { cursor: 'garbage' })).rejects.toMatchObject({ code: 'validation_failed', fields: [{ field: 'cursor' }] });
+      await expect(h.deliveries.listDeliveries(i.id, { cursor: 'garbage' })).rejects.toMatchObject({ code: 'validation_failed', fields: [{ field: 'cursor' }] });
     });
 
     it("finds a candidate's deliveries by e-mail, keeping only a hash of the address", async () => {
       const i = await h.repo.createIntegration(companyId(), sampleIntegration('workable'));
       const base = { integrationId: i.id, eventId: 'evt-e' };
-      await h.repo.recordDeliveryOutcome({ ...base, applicationId: 'app-ada-1', status: 'retrying', candidateEmail: 'Ada.Lovelace@Example.com', error: { code: 'unavailable', message: 'HTTP 503' } });
-      await h.repo.recordDeliveryOutcome({ ...base, applicationId: 'app-ada-2', status: 'delivered', candidateEmail: 'ada.lovelace@example.com' });
-      await h.repo.recordDeliveryOutcome({ ...base, applicationId: 'app-bob', status: 'delivered', candidateEmail: 'bob@example.com' });
+      await h.deliveries.recordDeliveryOutcome({ ...base, applicationId: 'app-ada-1', status: 'retrying', candidateEmail: 'Ada.Lovelace@Example.com', error: { code: 'unavailable', message: 'HTTP 503' } });
+      await h.deliveries.recordDeliveryOutcome({ ...base, applicationId: 'app-ada-2', status: 'delivered', candidateEmail: 'ada.lovelace@example.com' });
+      await h.deliveries.recordDeliveryOutcome({ ...base, applicationId: 'app-bob', status: 'delivered', candidateEmail: 'bob@example.com' });
       // A later outcome without the address keeps the one already known.
-      await h.repo.recordDeliveryOutcome({ ...base, applicationId: 'app-ada-1', status: 'delivered' });
+      await h.deliveries.recordDeliveryOutcome({ ...base, applicationId: 'app-ada-1', status: 'delivered' });
 
-      const ada = await h.repo.listDeliveries(i.id, { candidateEmail: '  ADA.lovelace@example.com ' });
+      const ada = await h.deliveries.listDeliveries(i.id, { candidateEmail: '  ADA.lovelace@example.com ' });
       expect(ada.items.map((d) => d.applicationId).sort()).toEqual(['app-ada-1', 'app-ada-2']);
-      expect((await h.repo.listDeliveries(i.id, { candidateEmail: 'nobody@example.com' })).items).toEqual([]);
+      expect((await h.deliveries.listDeliveries(i.id, { candidateEmail: 'nobody@example.com' })).items).toEqual([]);
       const { rows } = await h.pool.query<{ row: string }>('SELECT d::text AS row FROM deliveries d WHERE integration_id = $1', [i.id]);
       for (const r of rows) expect(r.row.toLowerCase()).not.toContain('lovelace');
     });

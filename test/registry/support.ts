@@ -5,10 +5,11 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Config } from '../../lib/config.ts';
-import { generateKey, Keyring } from '../../lib/crypto/keyring.ts';
+import { generateKey, Keyring } from '../../registry/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
-import { createIntegrationRepository, type IntegrationRepository } from '../../lib/integrations/repository.ts';
-import type { NewIntegrationInput } from '../../lib/integrations/validation.ts';
+import { createDeliveryStore, type DeliveryStore } from '../../consumers/dispatcher/delivery-store.ts';
+import { createIntegrationRepository, type IntegrationRepository } from '../../registry/repository.ts';
+import type { NewIntegrationInput } from '../../registry/validation.ts';
 import { migrate } from '../../db/migrate.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
 
@@ -17,6 +18,8 @@ export interface RegistryHarness {
   pool: Pool;
   keyring: Keyring;
   repo: IntegrationRepository;
+  /** The delivery log (the dispatcher's; tests read and seed it). */
+  deliveries: DeliveryStore;
   close(): Promise<void>;
 }
 
@@ -33,6 +36,7 @@ export function registryHarness(overrides: Record<string, string> = {}): Registr
     pool,
     keyring,
     repo,
+    deliveries: createDeliveryStore(pool),
     async close() {
       try {
         // Job mappings and deliveries go with their integration (ON DELETE CASCADE).

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateNewIntegration, validatePatch, type MergeBase } from '../../lib/integrations/validation.ts';
+import { validateNewIntegration, validatePatch, type MergeBase } from '../../registry/validation.ts';
 import { sampleIntegration } from './support.ts';
 
 const errorsOf = (body: unknown): Array<{ field: string; message: string }> => {

@@ -3,7 +3,7 @@
  * plain node on a file `npm run build` emits, so no npm or TypeScript loader is in the process.
  */
 import { expect } from 'vitest';
-import { BUILT_ENTRYPOINTS } from '../../scripts/build.ts';
+import { BUILT_ENTRYPOINTS } from '../../dev/build.ts';
 
 export function expectBuiltCommand(where: string, command: string[]): void {
   expect(command[0], `${where}: runs node itself (not npm, not tsx)`).toBe('node');

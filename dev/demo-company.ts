@@ -6,8 +6,8 @@
  * The demo credentials are fixed and only ever valid against the local sandbox.
  */
 import type { Pool } from '../lib/db.ts';
-import { mappedJobIds } from '../lib/integrations/lookups.ts';
-import type { IntegrationRepository } from '../lib/integrations/repository.ts';
+import { mappedJobIds } from '../registry/lookups.ts';
+import type { IntegrationRepository } from '../registry/repository.ts';
 
 export const DEMO_COMPANY_ID = 'demo-company';
 

@@ -14,7 +14,7 @@ export interface TsProcess {
   exited: Promise<number | string>;
 }
 
-/** `consumers/cli.ts` → `dist/consumers/cli.js` (scripts/build.ts keeps the sources' layout). */
+/** `consumers/cli.ts` → `dist/consumers/cli.js` (dev/build.ts keeps the sources' layout). */
 export function builtPath(script: string): string {
   return `dist/${script.replace(/\.ts$/, '.js')}`;
 }

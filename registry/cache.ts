@@ -4,8 +4,9 @@
  * process invalidates at once, and with `listen` (a pool) writes from other processes do too, via
  * Postgres LISTEN/NOTIFY. The TTL bounds staleness if a notification is ever missed.
  */
-import type { Pool, PoolClient } from '../db.ts';
-import { CHANGE_CHANNEL, type IntegrationRecord, type IntegrationRepository } from './repository.ts';
+import type { Pool, PoolClient } from '../lib/db.ts';
+import { CHANGE_CHANNEL, type IntegrationRecord } from './integrations.ts';
+import type { IntegrationRepository } from './repository.ts';
 
 export interface IntegrationCacheOptions {
   repository: IntegrationRepository;

@@ -3,8 +3,8 @@
  * purpose: they never touch credentials, so a backend service that publishes needs no keyring, and
  * they take any Queryable, so an outbox enqueue reads through the caller's own transaction.
  */
-import type { Platform } from '../integration.ts';
-import type { PoolClient } from '../db.ts';
+import type { Platform } from './integration.ts';
+import type { PoolClient } from '../lib/db.ts';
 
 /** A pool or a client inside the caller's transaction. */
 export type Queryable = Pick<PoolClient, 'query'>;

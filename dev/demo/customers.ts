@@ -6,8 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { DocumentRef } from '../../lib/application.ts';
-import type { Platform } from '../../lib/integration.ts';
-import type { IntegrationRecord, IntegrationRepository } from '../../lib/integrations/repository.ts';
+import type { Platform } from '../../registry/integration.ts';
+import type { IntegrationRecord } from '../../registry/integrations.ts';
+import type { IntegrationRepository } from '../../registry/repository.ts';
 import type { SandboxClient } from '../../sandbox/client.ts';
 
 export interface DemoCustomer {

@@ -23,7 +23,6 @@ export const BUILT_ENTRYPOINTS = {
   topics: 'dist/scripts/topics.js',
   integrations: 'dist/scripts/integrations.js',
   redrive: 'dist/scripts/redrive/cli.js',
-  publish: 'dist/scripts/publish.js',
   sandbox: 'dist/sandbox/cli.js',
 } as const;
 

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync, existsSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { childEnv } from '../../lib/process-env.ts';
+import { childEnv } from '../process-env.ts';
 
 export interface ManagedProcess {
   name: string;

@@ -4,7 +4,9 @@
  * (validation.ts `validatePatch`), then written with optimistic locking on `version`.
  */
 import { ValidationError } from './errors.ts';
-import type { IntegrationRecord, IntegrationRepository, Scope } from './repository.ts';
+import type { IntegrationRecord } from './integrations.ts';
+import type { IntegrationRepository } from './repository.ts';
+import type { Scope } from './scope.ts';
 import { validatePatch } from './validation.ts';
 
 /** Throws ValidationError (400), not_found (404) or version_conflict (409) as RegistryErrors. */

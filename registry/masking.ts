@@ -3,7 +3,7 @@
  * `••••` plus its last four characters (only when the secret is long enough that four characters
  * give nothing useful away).
  */
-import type { Credentials } from '../integration.ts';
+import type { Credentials } from './integration.ts';
 
 const MASK = '••••';
 /** Secrets shorter than this are shown as the mask alone. */

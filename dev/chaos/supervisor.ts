@@ -4,7 +4,7 @@
  * counted, one that the harness killed is restarted when the scenario says so.
  */
 import net from 'node:net';
-import { spawnTs, type TsProcess } from '../../lib/spawn-entrypoint.ts';
+import { spawnTs, type TsProcess } from '../spawn-entrypoint.ts';
 
 export interface RoleSpec {
   /** Slot name, e.g. "dispatcher#2" or "retry-a". */

@@ -7,8 +7,8 @@
  * bytea the registry stores next to its key id column.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { ConfigError } from '../config.ts';
-import { RelayError } from '../errors.ts';
+import { ConfigError } from '../lib/config.ts';
+import { RelayError } from '../lib/errors.ts';
 
 export const KEYRING_VARIABLE = 'ATS_RELAY_ENCRYPTION_KEYS';
 const KEY_BYTES = 32;

@@ -7,17 +7,17 @@ import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { migrate } from '../db/migrate.ts';
 import { numberFlag, runMain } from '../lib/cli.ts';
-import { Keyring } from '../lib/crypto/keyring.ts';
+import { Keyring } from '../registry/keyring.ts';
 import { createPool } from '../lib/db.ts';
-import { createIntegrationRepository } from '../lib/integrations/repository.ts';
+import { createIntegrationRepository } from '../registry/repository.ts';
 import { createKafka, withAdmin } from '../lib/kafka/index.ts';
 import { createLogger } from '../lib/logger.ts';
 import { ensureTopics, topicSpecs } from '../lib/topics.ts';
-import { DEMO_COMPANY_ID, ensureDemoCompany, registerSandboxTenant } from '../producers/demo-company.ts';
+import { DEMO_COMPANY_ID, ensureDemoCompany, registerSandboxTenant } from './demo-company.ts';
 import { createEventCodec } from '../lib/serde.ts';
 import { enqueueApplication } from '../producers/outbox/enqueue.ts';
 import { createApplicationPublisher, type PublishResult } from '../producers/publisher.ts';
-import { sampleApplications } from '../producers/sample-application.ts';
+import { sampleApplications } from './sample-application.ts';
 
 await runMain({
   name: 'publish',

@@ -4,7 +4,7 @@
  * Deterministic for a given seed, so a benchmark run can be repeated.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { ApplicationInput } from './application-input.ts';
+import type { ApplicationInput } from '../producers/application-input.ts';
 
 const FIRST = ['Ada', 'Grace', 'Alan', 'Katherine', 'Linus', 'Margaret', 'Tim', 'Hedy', 'Dennis', 'Barbara', 'Ken', 'Frances', 'Edsger', 'Radia', 'Sophie', 'Chioma', 'Mateo', 'Aiko', 'Priya', 'Lars', 'Zoë', 'Björn', 'Amélie', 'José'];
 const LAST = ['Lovelace', 'Hopper', 'Turing', 'Johnson', 'Torvalds', 'Hamilton', 'Berners-Lee', 'Lamarr', 'Ritchie', 'Liskov', 'Thompson', 'Allen', 'Dijkstra', 'Perlman', 'Wilson', 'Okafor', 'García', 'Tanaka', 'Sharma', 'Nilsson', 'Müller', "O'Brien"];

@@ -2,7 +2,7 @@
  * Errors of the integration registry. The API maps `status` to the HTTP answer; the CLI prints
  * the message and, for validation, each bad field.
  */
-import { RelayError } from '../errors.ts';
+import { RelayError } from '../lib/errors.ts';
 import type { FieldError } from './json-schema.ts';
 
 export const REGISTRY_ERROR_CODES = ['validation_failed', 'not_found', 'version_conflict'] as const;

@@ -4,7 +4,7 @@
  * callers retry whole sends.
  */
 import nodemailer, { type Transporter } from 'nodemailer';
-import type { Config } from './config.ts';
+import type { Config } from '../../lib/config.ts';
 
 export interface Mail {
   to: string[];

@@ -1,9 +1,9 @@
 /**
  * What a valid integration looks like, per platform, as plain JSON Schema objects. The API plugs
- * them into Fastify (with lib/integrations/json-schema.ts as the validator compiler) and the CLI
+ * them into Fastify (with registry/json-schema.ts as the validator compiler) and the CLI
  * calls the same functions, so both reject the same input with the same field-level messages.
  */
-import { PLATFORMS, type Credentials, type Platform, type PlatformSettings } from '../integration.ts';
+import { PLATFORMS, type Credentials, type Platform, type PlatformSettings } from './integration.ts';
 import { validate, type FieldError, type JsonSchema } from './json-schema.ts';
 
 export type { FieldError, JsonSchema };

@@ -7,9 +7,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { ApplicationSubmitted, DocumentRef } from '../../lib/application.ts';
 import { envFromConfig, loadConfig, type Config } from '../../lib/config.ts';
-import { Keyring } from '../../lib/crypto/keyring.ts';
+import { Keyring } from '../../registry/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
-import { createIntegrationRepository, type IntegrationRecord } from '../../lib/integrations/repository.ts';
+import { createIntegrationRepository } from '../../registry/repository.ts';
+import type { IntegrationRecord } from '../../registry/integrations.ts';
 import { ACKS_ALL, createKafka, createProducer, withAdmin, type KafkaClient, type OutboundRecord, type Producer } from '../../lib/kafka/index.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';

@@ -12,7 +12,7 @@ import { ListObjectsV2Command, GetObjectCommand } from '@aws-sdk/client-s3';
 import { parseArchiveObject } from '../../lib/dlq-archive.ts';
 import { HEADER, readHeaders, type HeaderMap } from '../../lib/headers.ts';
 import { scanTopic, withAdmin, type Admin, type KafkaClient } from '../../lib/kafka/index.ts';
-import { mailbox } from '../../lib/mail-catcher.ts';
+import { mailbox } from '../mail-catcher.ts';
 import { createS3Client } from '../../lib/s3.ts';
 import type { World } from './world.ts';
 

@@ -1,10 +1,10 @@
 /**
- * Figures over the delivery log for the console's integration cards and chart. The log holds one
+ * Figures over the delivery log for the console's integration cards and chart (its only reader). The log holds one
  * row per (integration, application) with its latest status, so "in the last 24 h" means rows whose
  * latest attempt (or creation, for pending rows) falls in the window.
  */
-import type { Pool } from '../db.ts';
-import type { DeliveryStatus } from './repository.ts';
+import type { Pool } from '../../lib/db.ts';
+import type { DeliveryStatus } from './delivery-store.ts';
 
 export type StatusCounts = Record<DeliveryStatus, number>;
 
