@@ -15,17 +15,26 @@
  * - Rebalance: a revoked partition's records leave the digest being built (its new owner counts them).
  * - close(): stop fetching, let a digest being sent finish (bounded), commit, leave; the digest still
  *   aggregating is not sent (its records are uncommitted and counted by the next run).
+ * - Crash between SMTP and the commit (issue 12): a digest is claimed in PostgreSQL, with its offset
+ *   ranges and rendered mails, before it is sent, and marked sent after; records a claimed digest of
+ *   the group counted are skipped when read again, and a dead claimer's digest is sent by another
+ *   process with the same Message-IDs (digest-log.ts).
+ * - Throttled integrations (issue 18): a digest has a "throttled" section (never counted as dead
+ *   letters), and long episodes are alerted once each (throttle-watch.ts).
  */
 import { sleep as abortableSleep } from '../../lib/sleep.ts';
 import type { Config } from '../../lib/config.ts';
 import { readHeaders } from '../../lib/headers.ts';
 import { assignedKeys, createGroupConsumer, createKafka, fromTpKey, runManualCommit, tpKey, crashSignal, type Consumer, type Kafka } from '../../lib/kafka.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { createPool, type Pool } from '../../lib/db.ts';
 import { createMailer, type Mail, type Mailer } from '../../lib/mailer.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
 import { createDeadLetterMetrics, type DeadLetterMetrics } from '../dead-letter-metrics.ts';
-import { Digest, factOf, renderDigest, type DecodedFields } from './digest.ts';
+import { Digest, factOf, renderDigest, type DecodedFields, type ThrottledSummary } from './digest.ts';
+import { createDigestLog, type SendOptions } from './digest-log.ts';
 import { alertOptions, type AlertOptions } from './options.ts';
+import { createThrottleWatch } from './throttle-watch.ts';
 
 export { DEFAULT_GROUP_ID } from './options.ts';
 
@@ -38,6 +47,8 @@ export interface AlertConsumerDeps {
   mailer?: Mailer;
   kafka?: Kafka;
   codec?: EventCodec;
+  /** Default: a small pool from config.database (the digest log and throttling episodes). */
+  pool?: Pool;
   now?: () => number;
 }
 
@@ -55,7 +66,7 @@ export interface AlertConsumer {
 
 interface Outgoing {
   digest: Digest;
-  mails: Array<Mail & { audience: string; sent: boolean }>;
+  sealedAt: number;
 }
 
 
@@ -71,6 +82,20 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
   const codec = deps.codec ?? createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
   const consumer: Consumer = createGroupConsumer(kafka, { groupId: opts.groupId, sessionTimeoutMs: opts.sessionTimeoutMs, maxWaitTimeMs: 500 });
   const limits = { maxSamples: opts.maxSamples, maxApplicationIds: opts.maxApplicationIds };
+  // --- digest log and throttling (issues 12 and 18): see digest-log.ts and throttle-watch.ts ---
+  const pool = deps.pool ?? createPool(config.database, { max: 3, applicationName: `ats-relay ${opts.groupId}` });
+  const digestLog = createDigestLog(pool);
+  const throttleWatch = createThrottleWatch({
+    pool, mailer, logger, afterMs: opts.throttledAfterMs, intervalMs: opts.throttleCheckIntervalMs, leaseMs: opts.claimLeaseMs,
+    staleAfterMs: opts.throttleStaleAfterMs, to: opts.to, companyRecipients: opts.companyRecipients,
+  });
+  /** Per partition: the last offset a digest of this group counted (claimed or sent); -1 none. Loaded once per assignment. */
+  const coveredUpTo = new Map<string, number>();
+  let recoveryTimer: NodeJS.Timeout | undefined;
+  let lastPruneAt = 0;
+  const crashHere = (point: AlertOptions['crashPoint']): void => {
+    if (opts.crashPoint === point) process.kill(process.pid, 'SIGKILL');
+  };
 
   let building = new Digest(limits);
   let outgoing: Outgoing | undefined;
@@ -97,14 +122,14 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
     metrics.pendingRecords.set(building.total + (outgoing?.digest.total ?? 0));
   }
 
-  function render(digest: Digest, sealedAt: number): Outgoing['mails'] {
-    const base = { from: digest.startedAt ?? sealedAt, to: sealedAt, windowMs: opts.windowMs, bucket: opts.bucket, prefix: opts.prefix, deferredWindows };
-    const mails: Outgoing['mails'] = [];
-    if (opts.to.length) mails.push({ ...renderDigest(digest.groups(), base), to: opts.to, audience: 'ops', sent: false });
+  function render(digest: Digest, sealedAt: number, windows: number, throttled: ThrottledSummary[]): Array<Mail & { audience: string }> {
+    const base = { from: digest.startedAt ?? sealedAt, to: sealedAt, windowMs: opts.windowMs, bucket: opts.bucket, prefix: opts.prefix, deferredWindows: windows };
+    const mails: Array<Mail & { audience: string }> = [];
+    if (opts.to.length) mails.push({ ...renderDigest(digest.groups(), { ...base, throttled }), to: opts.to, audience: 'ops' });
     for (const company of digest.companies()) {
       const to = opts.companyRecipients[company];
       if (!to?.length) continue;
-      mails.push({ ...renderDigest(digest.groups((c) => c === company), { ...base, company }), to, audience: 'company', sent: false });
+      mails.push({ ...renderDigest(digest.groups((c) => c === company), { ...base, company, throttled: throttled.filter((t) => t.companyId === company) }), to, audience: 'company' });
     }
     return mails;
   }
@@ -122,10 +147,11 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
       return;
     }
     sentAt.push(t);
-    outgoing = { digest: building, mails: render(building, t) };
+    outgoing = { digest: building, sealedAt: t };
     building = new Digest(limits);
+    const windows = deferredWindows;
     deferredWindows = 0;
-    sending = send(outgoing).finally(() => {
+    sending = send(outgoing, windows).finally(() => {
       sending = undefined;
     });
   }
@@ -137,36 +163,54 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
     windowTimer = setTimeout(onWindowEnd, Math.max(1, next - t));
   }
 
-  /** Send every mail of the digest (each at most once), then commit its offsets. Never gives up on SMTP. */
-  async function send(out: Outgoing): Promise<void> {
+  const sendOptions = (): SendOptions => ({
+    mailer,
+    logger,
+    signal: abort.signal,
+    leaseMs: opts.claimLeaseMs,
+    initialBackoffMs: opts.initialBackoffMs,
+    maxBackoffMs: opts.maxBackoffMs,
+    onMailSent: (mail) => metrics.digestMails.inc({ audience: mail.audience }),
+    onSmtpFailure: () => metrics.smtpFailures.inc(),
+    afterSmtp: () => crashHere('after-smtp'),
+  });
+
+  /**
+   * Claim the digest in the digest log (what other digests of the group counted is taken out), send
+   * its mails, mark it sent, then commit its offsets. Never gives up on SMTP or PostgreSQL.
+   */
+  async function send(out: Outgoing, windows: number): Promise<void> {
     let delay = opts.initialBackoffMs;
-    let failures = 0;
-    for (const mail of out.mails) {
-      while (!mail.sent) {
-        if (abort.signal.aborted) return;
-        try {
-          await mailer.send(mail);
-          mail.sent = true;
-          metrics.digestMails.inc({ audience: mail.audience });
-        } catch (err) {
-          failures++;
-          metrics.smtpFailures.inc();
-          logger[failures === 1 || failures % 10 === 0 ? 'warn' : 'debug'](
-            { err: { message: (err as Error).message, code: (err as { code?: string }).code }, failures, retryInMs: delay, records: out.digest.total },
-            'SMTP did not accept the digest; retrying (kept, offsets uncommitted)',
-          );
-          await sleep(delay);
-          delay = Math.min(delay * 2, opts.maxBackoffMs);
-        }
+    const sealed = out.digest;
+    for (;;) {
+      if (abort.signal.aborted) return;
+      try {
+        const throttled = await throttleWatch.current();
+        const claim = await digestLog.claim(opts.groupId, sealed, (d) => render(d, out.sealedAt, windows, throttled), opts.claimLeaseMs);
+        out.digest = claim.digest;
+        updatePending();
+        if (claim.claimed) {
+          const sent = await digestLog.send(claim.claimed, sendOptions());
+          if (abort.signal.aborted) return;
+          if (sent) {
+            crashHere('after-mark');
+            metrics.digestsSent.inc();
+            metrics.digestRecords.inc(claim.claimed.records);
+            logger.info({ records: claim.claimed.records, mails: claim.claimed.mails.length, digest: claim.claimed.id }, 'digest sent');
+          }
+        } else logger.info({ records: sealed.total }, 'every record of the digest was counted by another digest already: nothing to send');
+        break;
+      } catch (err) {
+        logger.warn({ err, retryInMs: delay, records: sealed.total }, 'could not claim the digest in PostgreSQL; retrying (kept, offsets uncommitted)');
+        await sleep(delay);
+        delay = Math.min(delay * 2, opts.maxBackoffMs);
       }
     }
-    metrics.digestsSent.inc();
-    metrics.digestRecords.inc(out.digest.total);
-    logger.info({ records: out.digest.total, mails: out.mails.length }, 'digest sent');
     delay = opts.initialBackoffMs;
     for (;;) {
       // Only partitions still ours: a revoked one's commit belongs to its new owner.
-      const offsets = out.digest.commitOffsets().filter((o) => assigned.has(tpKey(o.topic, o.partition)));
+      // The sealed digest's: records taken out of it at the claim are in another claimed digest.
+      const offsets = sealed.commitOffsets().filter((o) => assigned.has(tpKey(o.topic, o.partition)));
       if (offsets.length === 0 || abort.signal.aborted) break;
       try {
         await consumer.commitOffsets(offsets);
@@ -194,6 +238,34 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
     }
   }
 
+  /** Hold a partition for 5 s (the registry or PostgreSQL is unavailable) and read its records again then. */
+  function holdPartition(topic: string, partition: number): void {
+    const key = tpKey(topic, partition);
+    consumer.pause([{ topic, partitions: [partition] }]);
+    decodeRetryTimers.set(
+      key,
+      setTimeout(() => {
+        decodeRetryTimers.delete(key);
+        if (!stopping && assigned.has(key)) consumer.resume([{ topic, partitions: [partition] }]);
+      }, 5_000),
+    );
+  }
+
+  /** Send digests whose claimer died (lease past), and now and then forget old ones. */
+  async function recover(): Promise<void> {
+    if (stopping) return;
+    for (;;) {
+      const claimed = await digestLog.takeOverExpired(opts.groupId, opts.claimLeaseMs);
+      if (!claimed || stopping) break;
+      logger.warn({ digest: claimed.id, records: claimed.records }, 'sending a digest whose process died before marking it sent (same Message-IDs)');
+      if (await digestLog.send(claimed, sendOptions())) metrics.digestsSent.inc();
+    }
+    if (Date.now() - lastPruneAt > 3_600_000) {
+      lastPruneAt = Date.now();
+      await digestLog.prune(opts.digestRetentionMs);
+    }
+  }
+
   function onJoin(memberAssignment: Record<string, number[]>): void {
     joined = true;
     const next = assignedKeys(memberAssignment);
@@ -203,6 +275,7 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
       const dropped = building.dropPartition(topic, partition);
       if (dropped) logger.info({ partition, dropped }, 'partition revoked: its records leave this digest (the new owner counts them)');
       nextOffset.delete(key);
+      coveredUpTo.delete(key); // digest log (issue 12): loaded again if it comes back
       clearTimeout(decodeRetryTimers.get(key));
       decodeRetryTimers.delete(key);
     }
@@ -235,11 +308,29 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
           const { topic, partition } = batch;
           const key = tpKey(topic, partition);
+          // --- digest log (issue 12): records a digest of this group counted are not counted again ---
+          if (!coveredUpTo.has(key)) {
+            try {
+              coveredUpTo.set(key, (await digestLog.coveredUpTo(opts.groupId, topic, partition)) ?? -1);
+            } catch (err) {
+              logger.warn({ err, partition }, 'could not read the digest log (PostgreSQL unavailable); pausing the partition for 5 s');
+              holdPartition(topic, partition);
+              return;
+            }
+          }
+          const covered = coveredUpTo.get(key)!;
+          let skippedUpTo: number | undefined;
           for (const message of batch.messages) {
             if (!isRunning() || isStale() || stopping) break;
             const offset = Number(message.offset);
             if (offset < (nextOffset.get(key) ?? -1)) {
               resolveOffset(message.offset);
+              continue;
+            }
+            if (offset <= covered) {
+              nextOffset.set(key, offset + 1);
+              resolveOffset(message.offset);
+              skippedUpTo = offset;
               continue;
             }
             const record = { topic, partition, offset: message.offset, timestamp: message.timestamp, headers: readHeaders(message.headers) };
@@ -249,19 +340,16 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
             } catch (err) {
               // Registry unreachable: hold this partition a moment and read the record again.
               logger.warn({ err, partition, offset: message.offset }, 'could not decode (registry unavailable); pausing the partition for 5 s');
-              consumer.pause([{ topic, partitions: [partition] }]);
-              decodeRetryTimers.set(
-                key,
-                setTimeout(() => {
-                  decodeRetryTimers.delete(key);
-                  if (!stopping && assigned.has(key)) consumer.resume([{ topic, partitions: [partition] }]);
-                }, 5_000),
-              );
+              holdPartition(topic, partition);
               break;
             }
             building.add(factOf(record, decoded), now());
             nextOffset.set(key, offset + 1);
             resolveOffset(message.offset);
+          }
+          // Counted and sent (or claimed) before a crash: commit past them unless this digest holds earlier records.
+          if (skippedUpTo !== undefined && !building.ranges().some((r) => r.topic === topic && r.partition === partition) && !outgoing?.digest.ranges().some((r) => r.topic === topic && r.partition === partition)) {
+            await consumer.commitOffsets([{ topic, partition, offset: String(skippedUpTo + 1) }]).catch((err: unknown) => logger.warn({ err, partition }, 'committing past records already in a digest failed (skipped again on restart)'));
           }
           updatePending();
           const last = batch.messages[batch.messages.length - 1];
@@ -270,6 +358,11 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
         },
       });
       armWindowTimer();
+      // digest log and throttling (issues 12, 18)
+      const recoverRound = (): void => void recover().catch((err: unknown) => logger.warn({ err }, 'looking for unsent digests failed; next round again'));
+      recoverRound();
+      recoveryTimer = setInterval(recoverRound, opts.recoveryIntervalMs);
+      throttleWatch.start();
       logger.info({ windowMs: opts.windowMs, maxDigests: opts.maxDigests, rateWindowMs: opts.rateWindowMs, to: opts.to }, 'alerting on the DLQ');
     },
 
@@ -277,6 +370,7 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
       stopping = true;
       closing ??= (async () => {
         clearTimeout(windowTimer);
+        clearInterval(recoveryTimer);
         for (const timer of decodeRetryTimers.values()) clearTimeout(timer);
         if (running) {
           try {
@@ -293,7 +387,9 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
         if (sending) await Promise.race([sending, new Promise((r) => setTimeout(r, 5_000))]);
         if (running) await consumer.disconnect();
         running = false;
+        await throttleWatch.close();
         if (ownsMailer) mailer.close();
+        if (deps.pool === undefined) await pool.end();
         logger.info({ notSent: building.total }, 'stopped');
       })();
       return closing;

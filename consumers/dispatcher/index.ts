@@ -23,6 +23,7 @@ import { createRetryRouter } from '../retry-router.ts';
 import { createDeliveryClaims } from './delivery-claims.ts';
 import { createDeliveryLog } from './delivery-log.ts';
 import { createDeliveryHandler } from './handler.ts';
+import { createThrottleLog } from './throttle-log.ts';
 
 export const GROUP_PREFIX = 'ats-relay';
 
@@ -92,6 +93,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     connectionsPerOrigin: config.dispatcher.maxInFlight,
   });
   const claims = createDeliveryClaims(pool);
+  const throttling = createThrottleLog({ pool, logger });
   const rateBudgets = { ...DEFAULT_RATE_LIMITS, ...config.ats.rateLimits };
   // Hourly: routes past the topics' retention can no longer meet a replay; expired leases had dead holders.
   let pruneTimer: NodeJS.Timeout | undefined;
@@ -110,6 +112,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     breakers: new CircuitBreakers({ failureThreshold: config.dispatcher.circuitFailureThreshold, openMs: config.dispatcher.circuitOpenMs }),
     claims,
     tiers: config.topics.retryTiers,
+    throttling,
     paceMs: (integration) => {
       const bucket = rateBudgets[integration.platform];
       // A delivery takes two or three requests (search, create, attachment).
@@ -126,6 +129,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
       await repository.assertCredentialsReadable();
       await cache.start();
       await producer.connect();
+      throttling.start();
       prune();
       pruneTimer = setInterval(prune, 3_600_000);
       pruneTimer.unref();
@@ -134,6 +138,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
       clearInterval(pruneTimer);
       await connectors.close();
       await producer.disconnect();
+      await throttling.close();
       await cache.close();
       await pool.end();
     },
