@@ -7,8 +7,8 @@
  * Once per episode, across every alerts process: a process claims the episode's alert in one
  * UPDATE (a lease), sends, then marks it alerted. A process that dies between SMTP and the mark
  * leaves the lease to run out and another sends it again, with the same Message-ID (derived from the
- * integration and the episode's start). An episode whose last deferral is older than `staleAfterMs`
- * is over (nothing of it waits any more, so no delivery came to end it) and its row is removed.
+ * integration and the episode's start). An episode whose last deferral and last due time are older
+ * than `staleAfterMs` is over (nothing of it waits any more, so no delivery came to end it) and is ended here.
  */
 import type { Pool } from '../../lib/db.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -80,7 +80,7 @@ export function createThrottleWatch(opts: ThrottleWatchOptions): ThrottleWatch {
   async function claimDue(): Promise<ThrottledIntegration[]> {
     const { rows } = await pool.query<Parameters<typeof throttledOf>[0]>(
       `UPDATE integration_throttling t SET alert_claimed_until = now() + $2 * interval '1 millisecond'
-        WHERE t.alerted_at IS NULL AND t.throttled_since <= now() - $1 * interval '1 millisecond'
+        WHERE t.ended_at IS NULL AND t.alerted_at IS NULL AND t.throttled_since <= now() - $1 * interval '1 millisecond'
           AND (t.alert_claimed_until IS NULL OR t.alert_claimed_until < now())
         RETURNING t.integration_id, (SELECT i.name FROM integrations i WHERE i.id::text = t.integration_id) AS name, t.company_id, t.platform,
                   t.throttled_since, t.last_deferral_at, t.deferrals::text, t.next_attempt_at, t.alerted_at`,
@@ -91,7 +91,7 @@ export function createThrottleWatch(opts: ThrottleWatchOptions): ThrottleWatch {
 
   async function round(): Promise<number> {
     const stale = await pool.query<{ integration_id: string }>(
-      `DELETE FROM integration_throttling WHERE last_deferral_at < now() - $1 * interval '1 millisecond' RETURNING integration_id`,
+      `UPDATE integration_throttling SET ended_at = now() WHERE ended_at IS NULL AND GREATEST(last_deferral_at, last_due_at) < now() - $1 * interval '1 millisecond' RETURNING integration_id`,
       [opts.staleAfterMs],
     );
     if (stale.rowCount) logger.info({ integrations: stale.rows.map((r) => r.integration_id) }, 'throttling episodes over (no deferral for a while)');
@@ -110,7 +110,7 @@ export function createThrottleWatch(opts: ThrottleWatchOptions): ThrottleWatch {
         await pool.query('UPDATE integration_throttling SET alert_claimed_until = NULL WHERE integration_id = $1 AND throttled_since = $2', [t.integrationId, new Date(t.throttledSince)]);
         continue;
       }
-      await pool.query('UPDATE integration_throttling SET alerted_at = now() WHERE integration_id = $1 AND throttled_since = $2', [t.integrationId, new Date(t.throttledSince)]);
+      await pool.query('UPDATE integration_throttling SET alerted_at = now() WHERE integration_id = $1 AND throttled_since = $2 AND ended_at IS NULL', [t.integrationId, new Date(t.throttledSince)]);
       logger.warn({ integrationId: t.integrationId, companyId: t.companyId, throttledSince: iso(t.throttledSince), deferrals: t.deferrals, recipients: recipients.length }, 'integration throttled for long: alerted');
       sent++;
     }

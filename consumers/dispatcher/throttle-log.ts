@@ -6,10 +6,13 @@
  *
  * The hot path only touches memory: `deferred()` adds to the integration's tally, `delivered()`
  * notes the time for integrations known to be throttled. Every `flushIntervalMs` one upsert writes
- * the tallies (episode start kept, count added, next attempt = the earliest due time still ahead),
- * one delete ends the episodes of integrations that delivered after their last recorded deferral
- * (by any process), and one read refreshes which integrations are throttled. A failed flush keeps
- * its tallies for the next one; deliveries never wait on it.
+ * the tallies (episode start kept, count added, next attempt = the earliest due time still ahead;
+ * a new episode when the last one had ended before these deferrals), one update ends the episodes of
+ * integrations that delivered after their last recorded deferral (by any process) and after the last
+ * due time of their deferred records — a burst drained at the ATS's pace, deliveries and deferrals
+ * interleaved, stays one episode — and one read
+ * refreshes which integrations are throttled. A failed flush keeps its tallies for the next one;
+ * deliveries never wait on it.
  */
 import type { Pool } from '../../lib/db.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -33,8 +36,9 @@ interface Tally {
   first: number;
   last: number;
   count: number;
-  /** Earliest due time of these deferrals. */
+  /** Earliest and latest due time of these deferrals. */
   nextDue: number;
+  lastDue: number;
 }
 
 export interface ThrottleLogOptions {
@@ -76,15 +80,25 @@ export function createThrottleLog(opts: ThrottleLogOptions): ThrottleLog {
       if (batch.size) {
         const rows = [...batch.entries()];
         await opts.pool.query(
-          `INSERT INTO integration_throttling AS t (integration_id, company_id, platform, throttled_since, last_deferral_at, deferrals, next_attempt_at)
+          `INSERT INTO integration_throttling AS t (integration_id, company_id, platform, throttled_since, last_deferral_at, deferrals, next_attempt_at, last_due_at)
            SELECT d.id, d.company, d.platform, timestamptz 'epoch' + d.first * interval '1 millisecond', timestamptz 'epoch' + d.last * interval '1 millisecond', d.n,
-                  timestamptz 'epoch' + d.due * interval '1 millisecond'
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) AS d(id, company, platform, first, last, n, due)
+                  timestamptz 'epoch' + d.due * interval '1 millisecond', timestamptz 'epoch' + d.last_due * interval '1 millisecond'
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+               AS d(id, company, platform, first, last, n, due, last_due)
            ON CONFLICT (integration_id) DO UPDATE SET
-             last_deferral_at = GREATEST(t.last_deferral_at, EXCLUDED.last_deferral_at),
-             deferrals = t.deferrals + EXCLUDED.deferrals,
-             next_attempt_at = CASE WHEN t.next_attempt_at IS NULL OR t.next_attempt_at < now() THEN EXCLUDED.next_attempt_at
-                                    ELSE LEAST(t.next_attempt_at, EXCLUDED.next_attempt_at) END`,
+             company_id = EXCLUDED.company_id,
+             platform = EXCLUDED.platform,
+             throttled_since = CASE WHEN t.ended_at IS NULL THEN t.throttled_since ELSE GREATEST(EXCLUDED.throttled_since, t.ended_at) END,
+             last_deferral_at = CASE WHEN t.ended_at IS NULL THEN GREATEST(t.last_deferral_at, EXCLUDED.last_deferral_at) ELSE EXCLUDED.last_deferral_at END,
+             deferrals = CASE WHEN t.ended_at IS NULL THEN t.deferrals + EXCLUDED.deferrals ELSE EXCLUDED.deferrals END,
+             next_attempt_at = CASE WHEN t.ended_at IS NOT NULL OR t.next_attempt_at IS NULL OR t.next_attempt_at < now() THEN EXCLUDED.next_attempt_at
+                                    ELSE LEAST(t.next_attempt_at, EXCLUDED.next_attempt_at) END,
+             last_due_at = CASE WHEN t.ended_at IS NULL THEN GREATEST(t.last_due_at, EXCLUDED.last_due_at) ELSE EXCLUDED.last_due_at END,
+             alert_claimed_until = CASE WHEN t.ended_at IS NULL THEN t.alert_claimed_until END,
+             alerted_at = CASE WHEN t.ended_at IS NULL THEN t.alerted_at END,
+             ended_at = NULL
+           -- deferrals older than the end of the last episode (flushed late) do not reopen it
+           WHERE t.ended_at IS NULL OR EXCLUDED.last_deferral_at > t.ended_at`,
           [
             rows.map(([id]) => id),
             rows.map(([, t]) => t.companyId),
@@ -93,13 +107,16 @@ export function createThrottleLog(opts: ThrottleLogOptions): ThrottleLog {
             rows.map(([, t]) => t.last),
             rows.map(([, t]) => t.count),
             rows.map(([, t]) => t.nextDue),
+            rows.map(([, t]) => t.lastDue),
           ],
         );
       }
       if (delivered.size) {
         const ended = await opts.pool.query<{ integration_id: string; throttled_since: Date; deferrals: string }>(
-          `DELETE FROM integration_throttling t USING unnest($1::text[], $2::bigint[]) AS d(id, at)
-            WHERE t.integration_id = d.id AND t.last_deferral_at < timestamptz 'epoch' + d.at * interval '1 millisecond'
+          `UPDATE integration_throttling t SET ended_at = timestamptz 'epoch' + d.at * interval '1 millisecond'
+             FROM unnest($1::text[], $2::bigint[]) AS d(id, at)
+            WHERE t.integration_id = d.id AND t.ended_at IS NULL
+              AND GREATEST(t.last_deferral_at, t.last_due_at) < timestamptz 'epoch' + d.at * interval '1 millisecond'
             RETURNING t.integration_id, t.throttled_since, t.deferrals::text`,
           [[...delivered.keys()], [...delivered.values()]],
         );
@@ -107,7 +124,7 @@ export function createThrottleLog(opts: ThrottleLogOptions): ThrottleLog {
           opts.logger.info({ integrationId: row.integration_id, throttledSince: row.throttled_since.toISOString(), deferrals: Number(row.deferrals) }, 'integration delivers again: throttling episode over');
         }
       }
-      const { rows } = await opts.pool.query<{ integration_id: string }>('SELECT integration_id FROM integration_throttling');
+      const { rows } = await opts.pool.query<{ integration_id: string }>('SELECT integration_id FROM integration_throttling WHERE ended_at IS NULL');
       throttled = new Set(rows.map((r) => r.integration_id));
       for (const id of tallies.keys()) throttled.add(id);
     } catch (err) {
@@ -125,6 +142,7 @@ export function createThrottleLog(opts: ThrottleLogOptions): ThrottleLog {
     cur.last = Math.max(cur.last, t.last);
     cur.count += t.count;
     cur.nextDue = Math.min(cur.nextDue, t.nextDue);
+    cur.lastDue = Math.max(cur.lastDue, t.lastDue);
   }
 
   function flush(): Promise<void> {
@@ -135,7 +153,7 @@ export function createThrottleLog(opts: ThrottleLogOptions): ThrottleLog {
   return {
     deferred(integration, dueAt) {
       const t = now();
-      merge(integration.integrationId, { companyId: integration.companyId, platform: integration.platform, first: t, last: t, count: 1, nextDue: dueAt });
+      merge(integration.integrationId, { companyId: integration.companyId, platform: integration.platform, first: t, last: t, count: 1, nextDue: dueAt, lastDue: dueAt });
       throttled.add(integration.integrationId);
     },
     delivered(integrationId) {
@@ -154,7 +172,7 @@ export function createThrottleLog(opts: ThrottleLogOptions): ThrottleLog {
   };
 }
 
-/** Integrations in a throttling episode, longest first (all, or those of the given ids). */
+/** Integrations in a throttling episode now, longest first (all, or those of the given ids). */
 export async function listThrottled(pool: Pool, filter: { integrationIds?: string[]; companyId?: string } = {}): Promise<ThrottledIntegration[]> {
   const { rows } = await pool.query<{
     integration_id: string;
@@ -169,7 +187,7 @@ export async function listThrottled(pool: Pool, filter: { integrationIds?: strin
   }>(
     `SELECT t.integration_id, i.name, t.company_id, t.platform, t.throttled_since, t.last_deferral_at, t.deferrals::text, t.next_attempt_at, t.alerted_at
        FROM integration_throttling t LEFT JOIN integrations i ON i.id::text = t.integration_id
-      WHERE ($1::text[] IS NULL OR t.integration_id = ANY($1)) AND ($2::text IS NULL OR t.company_id = $2)
+      WHERE t.ended_at IS NULL AND ($1::text[] IS NULL OR t.integration_id = ANY($1)) AND ($2::text IS NULL OR t.company_id = $2)
       ORDER BY t.throttled_since, t.integration_id`,
     [filter.integrationIds ?? null, filter.companyId ?? null],
   );

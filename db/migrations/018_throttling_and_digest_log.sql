@@ -2,10 +2,13 @@
 -- never reports a dead letter twice). Queries live in consumers/dispatcher/throttle-log.ts,
 -- consumers/alerts/throttle-watch.ts and consumers/alerts/digest-log.ts.
 
--- One row per integration while it is throttled (an episode): the dispatcher and the retry tiers
--- upsert it about once a second per process from what they deferred meanwhile (never a row per
--- record), and delete it once the integration delivers again after its last deferral. No foreign
--- key: a deleted integration must not make the dispatcher's flush fail.
+-- One row per integration that was ever throttled, describing its latest episode: the dispatcher and
+-- the retry tiers upsert it about once a second per process from what they deferred meanwhile (never
+-- a row per record), and end the episode (ended_at) once the integration delivers after its last
+-- deferral and after the last due time of its deferred records (nothing of it waits any more; a
+-- burst drained at the ATS's pace stays one episode). A deferral newer than ended_at starts a new episode; an older one (flushed late by
+-- another process) does not reopen it. No foreign key: a deleted integration must not make the
+-- dispatcher's flush fail.
 CREATE TABLE IF NOT EXISTS integration_throttling (
   integration_id      text        PRIMARY KEY,
   company_id          text        NOT NULL,
@@ -14,9 +17,12 @@ CREATE TABLE IF NOT EXISTS integration_throttling (
   last_deferral_at    timestamptz NOT NULL,
   deferrals           bigint      NOT NULL,            -- deferrals in this episode (a record deferred twice counts twice)
   next_attempt_at     timestamptz,                     -- the earliest due time of a deferred record still ahead
+  last_due_at         timestamptz NOT NULL,            -- the latest due time of the episode's deferred records
   alert_claimed_until timestamptz,                     -- an alerts process is e-mailing the episode's alert
-  alerted_at          timestamptz                      -- the episode's alert went out (once per episode)
+  alerted_at          timestamptz,                     -- the episode's alert went out (once per episode)
+  ended_at            timestamptz                      -- null while the episode lasts
 );
+CREATE INDEX IF NOT EXISTS integration_throttling_current_idx ON integration_throttling (throttled_since) WHERE ended_at IS NULL;
 
 -- Digests the alert consumer e-mailed, or is e-mailing: written (claimed, with the rendered mails)
 -- before the first SMTP send, marked sent after the last. A dead letter inside a range of any row
