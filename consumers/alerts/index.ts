@@ -359,7 +359,12 @@ export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
       });
       armWindowTimer();
       // digest log and throttling (issues 12, 18)
-      const recoverRound = (): void => void recover().catch((err: unknown) => logger.warn({ err }, 'looking for unsent digests failed; next round again'));
+      let recovering: Promise<void> | undefined;
+      const recoverRound = (): void => {
+        recovering ??= recover()
+          .catch((err: unknown) => logger.warn({ err }, 'looking for unsent digests failed; next round again'))
+          .finally(() => (recovering = undefined));
+      };
       recoverRound();
       recoveryTimer = setInterval(recoverRound, opts.recoveryIntervalMs);
       throttleWatch.start();
