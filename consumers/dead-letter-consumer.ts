@@ -57,7 +57,7 @@ export interface DeadLetterSpec<Work extends PartitionWork> {
   /** After the runtime joined (timers, the "consuming" log line). */
   started(work: Work, logger: Logger): void;
   /** After the runtime closed (stop timers, close clients the consumer owns). */
-  stopped(work: Work, logger: Logger): void;
+  stopped(work: Work, logger: Logger): void | Promise<void>;
 }
 
 export function createDeadLetterConsumer<Options, Work extends PartitionWork>(deps: DeadLetterConsumerDeps<Options>, spec: DeadLetterSpec<Work>): DeadLetterConsumer & { readonly work: Work } {
@@ -95,7 +95,7 @@ export function createDeadLetterConsumer<Options, Work extends PartitionWork>(de
     close() {
       closing ??= (async () => {
         await runtime.close();
-        spec.stopped(work, logger);
+        await spec.stopped(work, logger);
       })();
       return closing;
     },

@@ -11,6 +11,8 @@ export interface MailMessage {
   to: string[];
   /** When the server received it (epoch ms). */
   date: number;
+  /** The Message-ID header, without angle brackets ('' when the server did not say). */
+  messageId: string;
 }
 
 interface MaildevMail {
@@ -18,6 +20,8 @@ interface MaildevMail {
   time?: string;
   date?: string;
   subject: string;
+  messageId?: string;
+  headers?: Record<string, string | undefined>;
   text?: string;
   html?: string;
   to?: Array<{ address: string }>;
@@ -26,6 +30,7 @@ interface MaildevMail {
 interface MailpitSummary {
   ID: string;
   Subject: string;
+  MessageID?: string;
   Created?: string;
   To?: Array<{ Address: string }>;
 }
@@ -43,7 +48,7 @@ export function mailbox(baseUrl: string): Mailbox {
     const res = await fetch(`${baseUrl}/api/email`);
     if (!res.ok) return undefined;
     const mails = (await res.json()) as MaildevMail[];
-    return mails.map((m) => ({ id: m.id, subject: m.subject, text: m.text ?? '', html: m.html ?? '', to: (m.to ?? []).map((t) => t.address), date: Date.parse(m.time ?? m.date ?? '') }));
+    return mails.map((m) => ({ id: m.id, subject: m.subject, text: m.text ?? '', html: m.html ?? '', to: (m.to ?? []).map((t) => t.address), date: Date.parse(m.time ?? m.date ?? ''), messageId: (m.messageId ?? m.headers?.['message-id'] ?? '').replace(/^<|>$/g, '') }));
   }
 
   async function listMailpit(): Promise<MailMessage[] | undefined> {
@@ -53,7 +58,7 @@ export function mailbox(baseUrl: string): Mailbox {
     return Promise.all(
       messages.map(async (m) => {
         const full = (await (await fetch(`${baseUrl}/api/v1/message/${m.ID}`)).json()) as { Text?: string; HTML?: string };
-        return { id: m.ID, subject: m.Subject, text: full.Text ?? '', html: full.HTML ?? '', to: (m.To ?? []).map((t) => t.Address), date: Date.parse(m.Created ?? '') };
+        return { id: m.ID, subject: m.Subject, text: full.Text ?? '', html: full.HTML ?? '', to: (m.To ?? []).map((t) => t.Address), date: Date.parse(m.Created ?? ''), messageId: (m.MessageID ?? '').replace(/^<|>$/g, '') };
       }),
     );
   }

@@ -100,6 +100,8 @@ const V = {
   ALERT_WINDOW_MS: declare({ env: 'ALERT_WINDOW_MS', default: '300000', doc: 'Alert digest window (5 minutes).' }),
   ALERT_MAX_EMAILS_PER_HOUR: declare({ env: 'ALERT_MAX_EMAILS_PER_HOUR', default: '12', doc: 'Rate cap on alert digests; past it, failures keep aggregating into the next digest (counts carry over).' }),
   ALERT_COMPANY_RECIPIENTS: declare({ env: 'ALERT_COMPANY_RECIPIENTS', doc: 'Optional extra recipients per company, who get a digest of their own company\'s failures only: "companyA=a@x.com;b@x.com,companyB=c@y.com".' }),
+  ALERT_THROTTLED_AFTER_MS: declare({ env: 'ALERT_THROTTLED_AFTER_MS', default: '3600000', doc: 'An integration throttled (deferred by its rate limit, nothing delivered since) this long is e-mailed as such, once per episode (1 hour; at least 1 minute). Never dead-lettered.' }),
+  ALERT_TEST_CRASH_POINT: declare({ env: 'ALERT_TEST_CRASH_POINT', doc: 'Test hook only, unset in production: after-smtp or after-mark makes the alerts process SIGKILL itself at that step of sending a digest (the crash tests).' }),
   MAIL_API_URL: declare({ env: 'MAIL_API_URL', default: 'http://127.0.0.1:1080', doc: 'Web/REST API of the local mail catcher (maildev; Mailpit under docker compose) used by the demo and tests to read digests.' }),
 
   // Processes
@@ -183,6 +185,10 @@ export interface Config {
     maxEmailsPerHour: number;
     /** companyId → extra recipients of that company's own digest. */
     companyRecipients: Record<string, string[]>;
+    /** Throttling episode length that is alerted. */
+    throttledAfterMs: number;
+    /** Test hook: the alerts process kills itself at this step of a digest send. */
+    testCrashPoint: 'after-smtp' | 'after-mark' | undefined;
   };
   log: { level: string };
   /** Inbound webhooks and job import (the way back from the ATS). */
@@ -458,6 +464,12 @@ export function loadConfig(env: Env = process.env): Config {
       mailApiUrl,
       maxEmailsPerHour: r.int(V.ALERT_MAX_EMAILS_PER_HOUR, 1, 10_000),
       companyRecipients: parseCompanyRecipients(r),
+      throttledAfterMs: r.int(V.ALERT_THROTTLED_AFTER_MS, 60_000),
+      testCrashPoint: r.guard(() => {
+        const point = r.optional(V.ALERT_TEST_CRASH_POINT);
+        if (point !== undefined && point !== 'after-smtp' && point !== 'after-mark') r.fail(V.ALERT_TEST_CRASH_POINT, `must be after-smtp or after-mark (or unset), got "${point}"`);
+        return point as 'after-smtp' | 'after-mark' | undefined;
+      }, undefined),
     },
     log: { level: r.str(V.LOG_LEVEL) },
     inbound: {
@@ -558,6 +570,7 @@ export function envFromConfig(config: Config): Record<string, string> {
     ALERT_COMPANY_RECIPIENTS: Object.entries(config.alerts.companyRecipients)
       .map(([company, to]) => `${company}=${to.join(';')}`)
       .join(','),
+    ALERT_THROTTLED_AFTER_MS: String(config.alerts.throttledAfterMs),
     LOG_LEVEL: config.log.level,
     TOPIC_APPLICATION_STATUS: config.inbound.statusTopic,
     TOPIC_JOBS: config.inbound.jobsTopic,
@@ -582,6 +595,7 @@ export function envFromConfig(config: Config): Record<string, string> {
     TEST_STACK: config.stack.testStack,
   };
   if (config.crypto.encryptionKeys && config.crypto.source === 'env') env.ATS_RELAY_ENCRYPTION_KEYS = config.crypto.encryptionKeys;
+  if (config.alerts.testCrashPoint) env.ALERT_TEST_CRASH_POINT = config.alerts.testCrashPoint;
   if (config.stack.java21Home) env.STACK_JAVA21_HOME = config.stack.java21Home;
   return env;
 }

@@ -15,11 +15,13 @@ import { applyIntegrationPatch } from '../../registry/patch.ts';
 import { DELIVERY_STATUSES, type DeliveryRecord, type DeliveryStatus } from '../../consumers/dispatcher/delivery-store.ts';
 import type { IntegrationRecord } from '../../registry/integrations.ts';
 import { companyIdSchema, jobIdSchema, validateNewIntegration } from '../../registry/validation.ts';
+import { listThrottled, type ThrottledIntegration } from '../../consumers/dispatcher/throttle-log.ts';
 import { deliveriesChart } from './chart.ts';
 import { integrationFields, parseIntegrationForm, PLATFORM_LABELS, platformLogo } from './forms.ts';
 import { html, timeAgo, trusted, type Html } from './html.ts';
 import type { ConsoleContext } from './index.ts';
 import { csrfField, notice } from './layout.ts';
+import { THROTTLED_HINT, throttledNote } from './throttling.ts';
 
 type FormBody = Record<string, string | string[] | undefined>;
 type IdParams = { Params: { id: string } };
@@ -123,6 +125,7 @@ export function registerCustomerPages(app: FastifyInstance, ctx: ConsoleContext)
   app.get('/integrations', async (request, reply) => {
     const items = await repo.listIntegrations(ctx.scopeOf(request));
     const counts = await deliveryCounts(ctx.pool, items.map((i) => i.id), new Date(Date.now() - DAY));
+    const throttled = new Map((await listThrottled(ctx.pool, { integrationIds: items.map((i) => i.id) })).map((t) => [t.integrationId, t]));
     const admin = request.consoleSession?.scope.kind === 'admin';
     return ctx.page(request, reply, {
       title: 'Integrations',
@@ -136,6 +139,7 @@ export function registerCustomerPages(app: FastifyInstance, ctx: ConsoleContext)
                 <h2>${platformLogo(i.platform)}<a href="/console/integrations/${i.id}">${i.name}</a></h2>
                 <p class="small muted">${PLATFORM_LABELS[i.platform]}${admin ? ` · company ${i.companyId}` : ''} · ${enabledBadge(i)}</p>
                 ${figures(counts.get(i.id)!)}
+                ${throttled.has(i.id) ? throttledNote(throttled.get(i.id)!) : ''}
                 <p class="small">Last delivery: ${timeAgo(i.lastDeliveryAt)}</p>
                 ${lastError(i)}
                 <div class="actions">${enableForm(i, csrf, '/console/integrations')}${testForm(i, csrf)}</div>
@@ -150,6 +154,7 @@ export function registerCustomerPages(app: FastifyInstance, ctx: ConsoleContext)
     const now = new Date();
     const counts = (await deliveryCounts(ctx.pool, [i.id], new Date(now.getTime() - DAY))).get(i.id)!;
     const buckets = await deliveriesPerHour(ctx.pool, i.id, new Date(now.getTime() - 7 * DAY), now);
+    const [throttled]: Array<ThrottledIntegration | undefined> = await listThrottled(ctx.pool, { integrationIds: [i.id] });
     return ctx.page(request, reply, {
       title: i.name,
       active: 'integrations',
@@ -158,6 +163,7 @@ export function registerCustomerPages(app: FastifyInstance, ctx: ConsoleContext)
           i,
           'overview',
           html`${top ?? ''}
+          ${throttled ? html`<section class="card" data-throttling style="margin-bottom:1rem"><h2>Throttled by the ATS</h2>${throttledNote(throttled)}<p class="hint">${THROTTLED_HINT}</p></section>` : ''}
           <section class="card"><h2>Last 24 hours</h2>${figures(counts)}
             <p class="small">Last delivery: ${timeAgo(i.lastDeliveryAt)}</p>${lastError(i)}
             <div class="actions">${enableForm(i, csrf, `/console/integrations/${i.id}`)}${testForm(i, csrf)}</div></section>

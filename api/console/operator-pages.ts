@@ -5,6 +5,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Digest, factOf, renderDigest } from '../../consumers/alerts/digest.ts';
+import { createDigestLog } from '../../consumers/alerts/digest-log.ts';
+import { listThrottled } from '../../consumers/dispatcher/throttle-log.ts';
 import { UsageError } from '../../lib/cli.ts';
 import { HEADER } from '../../lib/headers.ts';
 import { topicSpecs } from '../../lib/topics.ts';
@@ -15,6 +17,7 @@ import { html, iso, timeAgo, type Html } from './html.ts';
 import type { ConsoleContext } from './index.ts';
 import { csrfField, notice } from './layout.ts';
 import { readPipeline, RATE_WINDOW_MS } from './pipeline.ts';
+import { THROTTLED_HINT, throttledNote } from './throttling.ts';
 import { deadLetterRows, decodeValue, groupDeadLetters, noFilters, readRecords, topicWatermarks, type DeadLetterRow } from './topic-reader.ts';
 
 type FormBody = Record<string, string | string[] | undefined>;
@@ -378,10 +381,24 @@ export function registerOperatorPages(app: FastifyInstance, ctx: ConsoleContext)
     const rendered = [...digests.entries()]
       .sort((a, b) => b[0] - a[0])
       .map(([start, digest]) => ({ start, ...renderDigest(digest.groups(), { from: start, to: Math.min(start + windowMs, now), windowMs, bucket: ctx.config.s3.bucket, prefix: ctx.config.s3.prefix, deferredWindows: 0 }) }));
+    const throttled = await listThrottled(ctx.pool);
+    const sent = await createDigestLog(ctx.pool).recent(20);
     return ctx.page(request, reply, {
       title: 'Alerts',
       active: 'alerts',
       body: () => html`<h1>Alert digests</h1>
+        <h2>Throttled integrations</h2>
+        <p class="small muted">${THROTTLED_HINT} One alert per episode once it lasts ${Math.round(ctx.config.alerts.throttledAfterMs / 60_000)} min (ALERT_THROTTLED_AFTER_MS).</p>
+        ${throttled.length === 0
+          ? html`<div class="empty">No integration is throttled right now.</div>`
+          : html`<div class="cards" style="margin-bottom:1rem">${throttled.map((t) => html`<div class="card" data-throttled-card="${t.integrationId}"><h3 style="margin:0 0 .3rem"><a href="/console/integrations/${t.integrationId}">${t.integrationName ?? t.integrationId}</a></h3><p class="small muted">company ${t.companyId} · ${t.platform}</p>${throttledNote(t)}</div>`)}</div>`}
+        <h2>Digests e-mailed</h2>
+        <p class="small muted">What the alert consumer recorded before sending (newest first, last 20): the DLQ offsets each digest counted — a dead letter is in one digest only — and whether SMTP took every mail.</p>
+        ${sent.length === 0
+          ? html`<div class="empty">No digest recorded yet.</div>`
+          : html`<div class="scroll"><table data-sent-digests><tr><th>Recorded</th><th>Status</th><th class="num">Dead letters</th><th class="num">Mails</th><th>DLQ offsets</th><th>Digest id (in the Message-ID)</th></tr>
+            ${sent.map((d) => html`<tr data-digest="${d.id}"><td>${timeAgo(d.claimedAt)}</td><td>${d.sentAt ? html`<span class="badge ok">sent</span> ${timeAgo(d.sentAt)}` : html`<span class="badge warn">sending</span>`}</td><td class="num">${num(d.records)}</td><td class="num">${d.mails}</td><td class="small">${d.ranges.map((r) => `p${r.partition} ${r.firstOffset}–${r.lastOffset}`).join(', ')}</td><td class="mono small">${d.id}</td></tr>`)}</table></div>`}
+        <h2>Digests of the last 24 h, rebuilt from the DLQ</h2>
         <p class="small muted">The digests of the last 24 h, newest first, built from the DLQ with the alert consumer's own code, one per ${Math.round(windowMs / 60_000)}-minute window (ALERT_WINDOW_MS). The hourly mail cap may have folded several windows into one e-mail.</p>
         ${truncated ? notice('info', `Only the first ${num(MAX_DEAD_LETTERS)} dead letters were read.`) : ''}
         ${rendered.length === 0

@@ -115,6 +115,8 @@ const groupKey = (f: { companyId: string; platform: string; errorCode: string })
 
 export class Digest {
   private readonly parts = new Map<string, PartitionPart>();
+  /** Every fact counted, so that a digest can be rebuilt without records another digest reported (digest-log.ts). */
+  private facts: DeadLetterFact[] = [];
   private count = 0;
   /** Process time of the first record counted (for the mail's period). */
   startedAt: number | undefined;
@@ -171,8 +173,28 @@ export class Digest {
       else g.moreApplicationIds++;
     }
     this.count++;
+    this.facts.push(fact);
     this.startedAt ??= now;
     return true;
+  }
+
+  /**
+   * This digest without the records at or below `coveredUpTo` of their partition (tpKey → offset):
+   * what is left to report when another digest already counted part of it.
+   */
+  without(coveredUpTo: Map<string, number>): Digest {
+    const rest = new Digest(this.limits);
+    for (const fact of this.facts) {
+      const covered = coveredUpTo.get(tpKey(fact.topic, fact.partition));
+      if (covered === undefined || Number(fact.offset) > covered) rest.add(fact, this.startedAt ?? 0);
+    }
+    rest.startedAt = this.startedAt;
+    return rest;
+  }
+
+  /** Per partition, the offsets this digest counted (one contiguous range each). */
+  ranges(): Array<{ topic: string; partition: number; firstOffset: string; lastOffset: string }> {
+    return [...this.parts.values()].map((p) => ({ topic: p.topic, partition: p.partition, firstOffset: p.firstOffset, lastOffset: p.lastOffset }));
   }
 
   /** Forget a partition (revoked: its new owner counts these records). Returns the records dropped. */
@@ -183,6 +205,7 @@ export class Digest {
     for (const g of part.groups.values()) n += g.count;
     this.parts.delete(tpKey(topic, partition));
     this.count -= n;
+    this.facts = this.facts.filter((f) => f.topic !== topic || f.partition !== partition);
     return n;
   }
 
@@ -255,7 +278,30 @@ export interface RenderContext {
   company?: string;
   /** Windows that ended while the rate cap held this digest back. */
   deferredWindows: number;
+  /** Integrations throttled right now: a section of their own, never counted as dead letters. */
+  throttled?: ThrottledSummary[];
 }
+
+/** An integration in a throttling episode (integration_throttling), as a digest shows it. */
+export interface ThrottledSummary {
+  integrationId: string;
+  integrationName: string | undefined;
+  companyId: string;
+  platform: string;
+  throttledSince: number;
+  lastDeferralAt: number;
+  deferrals: number;
+  nextAttemptAt: number | undefined;
+}
+
+/** One line for a throttled integration: since when, how many deferrals, when it tries again. */
+export function throttledLine(t: ThrottledSummary): string {
+  const name = t.integrationName ? `${t.integrationName} (${t.integrationId})` : t.integrationId;
+  const next = t.nextAttemptAt !== undefined ? `, next attempt ${iso(t.nextAttemptAt)}` : '';
+  return `${t.companyId} ${t.platform} integration ${name}: throttled since ${iso(t.throttledSince)}, ${t.deferrals} deferred${next}`;
+}
+
+const THROTTLED_HEADING = 'Throttled (not failures: these applications wait for the ATS rate limit, none is in the dead-letter queue)';
 
 export interface RenderedDigest {
   subject: string;
@@ -339,6 +385,11 @@ export function renderDigest(groups: GroupSummary[], ctx: RenderContext): Render
     else text.push(`   redrive (after fixing the cause): ${redriveCommand(g)}`);
     text.push('');
   }
+  if (ctx.throttled?.length) {
+    text.push(`-- ${THROTTLED_HEADING}:`);
+    for (const t of ctx.throttled) text.push(`   ${throttledLine(t)}`);
+    text.push('');
+  }
   text.push('What to do: see "Dead letters" in the ats-relay README (operations runbook).');
 
   const rows = groups
@@ -365,6 +416,7 @@ export function renderDigest(groups: GroupSummary[], ctx: RenderContext): Render
 <tr><th>Company</th><th>Platform</th><th>Error code</th><th>Count</th><th>First failure</th><th>Last failure</th></tr>
 ${rows}
 </table>
+${ctx.throttled?.length ? `<h3>${escapeHtml(THROTTLED_HEADING)}</h3><ul>${ctx.throttled.map((t) => `<li>${escapeHtml(throttledLine(t))}</li>`).join('')}</ul>` : ''}
 <p>What to do: see "Dead letters" in the ats-relay README (operations runbook).</p>
 </body></html>`;
   return { subject, text: text.join('\n'), html };

@@ -11,21 +11,32 @@
  * - Registry unreachable while decoding: the partition is held 5 s and the record read again.
  * - Close: `drain` lets a digest being sent finish (bounded); the digest still aggregating is not
  *   sent (its records are uncommitted and counted by the next run).
+ * - Crash between SMTP and the commit (issue 12): a digest is claimed in PostgreSQL, with its offset
+ *   ranges and rendered mails, before it is sent, and marked sent after; records a claimed digest of
+ *   the group counted are skipped when read again, and a dead claimer's digest is sent by another
+ *   process with the same Message-IDs (digest-log.ts).
+ * - Throttled integrations (issue 18): a digest has a "throttled" section (never counted as dead
+ *   letters), and long episodes are alerted once each (throttle-watch.ts).
  */
 import { tpKey } from '../../lib/kafka/index.ts';
 import { readHeaders } from '../../lib/headers.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { Mail, Mailer } from './mailer.ts';
+import type { createDigestLog, SendOptions } from './digest-log.ts';
+import type { ThrottleWatch } from './throttle-watch.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import { sleep as abortableSleep } from '../../lib/sleep.ts';
 import type { DeadLetterMetrics } from '../dead-letter-metrics.ts';
 import type { ConsumerRuntime, PartitionWork } from '../runtime/runtime.ts';
-import { Digest, factOf, renderDigest, type DecodedFields } from './digest.ts';
+import { Digest, factOf, renderDigest, type DecodedFields, type ThrottledSummary } from './digest.ts';
 import type { AlertOptions } from './options.ts';
 
 /** Hold reason on the runtime: the schema registry did not answer; the record is read again later. */
 const REGISTRY_DOWN = 'registry unavailable';
 const REGISTRY_RETRY_MS = 5_000;
+type DigestLog = ReturnType<typeof createDigestLog>;
+/** Hold reason: PostgreSQL did not answer while reading the digest log. */
+const DIGEST_LOG_DOWN = 'digest log unavailable';
 
 export interface AlertHandlerDeps {
   opts: AlertOptions;
@@ -35,24 +46,26 @@ export interface AlertHandlerDeps {
   logger: Logger;
   runtime: Pick<ConsumerRuntime, 'holdUntil' | 'commit' | 'owns' | 'isStopping'>;
   now: () => number;
+  digestLog: DigestLog;
+  throttleWatch: ThrottleWatch;
 }
 
 export interface AlertHandler extends PartitionWork {
   /** Records counted and not yet in a sent digest. */
   readonly pending: number;
-  /** Arm the window timer (after the runtime started). */
+  /** Arm the window timer and the recovery of dead claimers' digests (after the runtime started). */
   startWindows(): void;
-  /** Stop sending and retrying (after close). */
-  stop(): void;
+  /** Stop sending, retrying and watching throttling (after close). */
+  stop(): Promise<void>;
 }
 
 interface Outgoing {
   digest: Digest;
-  mails: Array<Mail & { audience: string; sent: boolean }>;
+  sealedAt: number;
 }
 
 export function createAlertHandler(deps: AlertHandlerDeps): AlertHandler {
-  const { opts, mailer, codec, metrics, logger, runtime, now } = deps;
+  const { opts, mailer, codec, metrics, logger, runtime, now, digestLog, throttleWatch } = deps;
   const limits = { maxSamples: opts.maxSamples, maxApplicationIds: opts.maxApplicationIds };
 
   let building = new Digest(limits);
@@ -60,6 +73,14 @@ export function createAlertHandler(deps: AlertHandlerDeps): AlertHandler {
   let sending: Promise<void> | undefined;
   /** Per partition: the next offset to count (re-fetched records below it are skipped). */
   const nextOffset = new Map<string, number>();
+  /** Per partition: the last offset a digest of this group counted (claimed or sent); -1 none. Loaded once per assignment. */
+  const coveredUpTo = new Map<string, number>();
+  let recoveryTimer: NodeJS.Timeout | undefined;
+  let recovering: Promise<void> | undefined;
+  let lastPruneAt = 0;
+  const crashHere = (point: AlertOptions['crashPoint']): void => {
+    if (opts.crashPoint === point) process.kill(process.pid, 'SIGKILL');
+  };
   /** When digests were sealed, for the rate cap. */
   const sentAt: number[] = [];
   let deferredWindows = 0;
@@ -72,14 +93,14 @@ export function createAlertHandler(deps: AlertHandlerDeps): AlertHandler {
     metrics.pendingRecords.set(building.total + (outgoing?.digest.total ?? 0));
   }
 
-  function render(digest: Digest, sealedAt: number): Outgoing['mails'] {
-    const base = { from: digest.startedAt ?? sealedAt, to: sealedAt, windowMs: opts.windowMs, bucket: opts.bucket, prefix: opts.prefix, deferredWindows };
-    const mails: Outgoing['mails'] = [];
-    if (opts.to.length) mails.push({ ...renderDigest(digest.groups(), base), to: opts.to, audience: 'ops', sent: false });
+  function render(digest: Digest, sealedAt: number, windows: number, throttled: ThrottledSummary[]): Array<Mail & { audience: string }> {
+    const base = { from: digest.startedAt ?? sealedAt, to: sealedAt, windowMs: opts.windowMs, bucket: opts.bucket, prefix: opts.prefix, deferredWindows: windows };
+    const mails: Array<Mail & { audience: string }> = [];
+    if (opts.to.length) mails.push({ ...renderDigest(digest.groups(), { ...base, throttled }), to: opts.to, audience: 'ops' });
     for (const company of digest.companies()) {
       const to = opts.companyRecipients[company];
       if (!to?.length) continue;
-      mails.push({ ...renderDigest(digest.groups((c) => c === company), { ...base, company }), to, audience: 'company', sent: false });
+      mails.push({ ...renderDigest(digest.groups((c) => c === company), { ...base, company, throttled: throttled.filter((t) => t.companyId === company) }), to, audience: 'company' });
     }
     return mails;
   }
@@ -97,10 +118,11 @@ export function createAlertHandler(deps: AlertHandlerDeps): AlertHandler {
       return;
     }
     sentAt.push(t);
-    outgoing = { digest: building, mails: render(building, t) };
+    outgoing = { digest: building, sealedAt: t };
     building = new Digest(limits);
+    const windows = deferredWindows;
     deferredWindows = 0;
-    sending = send(outgoing).finally(() => {
+    sending = send(outgoing, windows).finally(() => {
       sending = undefined;
     });
   }
@@ -112,36 +134,54 @@ export function createAlertHandler(deps: AlertHandlerDeps): AlertHandler {
     windowTimer = setTimeout(onWindowEnd, Math.max(1, next - t));
   }
 
-  /** Send every mail of the digest (each at most once), then commit its offsets. Never gives up on SMTP. */
-  async function send(out: Outgoing): Promise<void> {
+  const sendOptions = (): SendOptions => ({
+    mailer,
+    logger,
+    signal: abort.signal,
+    leaseMs: opts.claimLeaseMs,
+    initialBackoffMs: opts.initialBackoffMs,
+    maxBackoffMs: opts.maxBackoffMs,
+    onMailSent: (mail) => metrics.digestMails.inc({ audience: mail.audience }),
+    onSmtpFailure: () => metrics.smtpFailures.inc(),
+    afterSmtp: () => crashHere('after-smtp'),
+  });
+
+  /**
+   * Claim the digest in the digest log (what other digests of the group counted is taken out), send
+   * its mails, mark it sent, then commit its offsets. Never gives up on SMTP or PostgreSQL.
+   */
+  async function send(out: Outgoing, windows: number): Promise<void> {
     let delay = opts.initialBackoffMs;
-    let failures = 0;
-    for (const mail of out.mails) {
-      while (!mail.sent) {
-        if (abort.signal.aborted) return;
-        try {
-          await mailer.send(mail);
-          mail.sent = true;
-          metrics.digestMails.inc({ audience: mail.audience });
-        } catch (err) {
-          failures++;
-          metrics.smtpFailures.inc();
-          logger[failures === 1 || failures % 10 === 0 ? 'warn' : 'debug'](
-            { err: { message: (err as Error).message, code: (err as { code?: string }).code }, failures, retryInMs: delay, records: out.digest.total },
-            'SMTP did not accept the digest; retrying (kept, offsets uncommitted)',
-          );
-          await sleep(delay);
-          delay = Math.min(delay * 2, opts.maxBackoffMs);
-        }
+    const sealed = out.digest;
+    for (;;) {
+      if (abort.signal.aborted) return;
+      try {
+        const throttled = await throttleWatch.current();
+        const claim = await digestLog.claim(opts.groupId, sealed, (d) => render(d, out.sealedAt, windows, throttled), opts.claimLeaseMs);
+        out.digest = claim.digest;
+        updatePending();
+        if (claim.claimed) {
+          const sent = await digestLog.send(claim.claimed, sendOptions());
+          if (abort.signal.aborted) return;
+          if (sent) {
+            crashHere('after-mark');
+            metrics.digestsSent.inc();
+            metrics.digestRecords.inc(claim.claimed.records);
+            logger.info({ records: claim.claimed.records, mails: claim.claimed.mails.length, digest: claim.claimed.id }, 'digest sent');
+          }
+        } else logger.info({ records: sealed.total }, 'every record of the digest was counted by another digest already: nothing to send');
+        break;
+      } catch (err) {
+        logger.warn({ err, retryInMs: delay, records: sealed.total }, 'could not claim the digest in PostgreSQL; retrying (kept, offsets uncommitted)');
+        await sleep(delay);
+        delay = Math.min(delay * 2, opts.maxBackoffMs);
       }
     }
-    metrics.digestsSent.inc();
-    metrics.digestRecords.inc(out.digest.total);
-    logger.info({ records: out.digest.total, mails: out.mails.length }, 'digest sent');
     delay = opts.initialBackoffMs;
     for (;;) {
       // Only partitions still ours: a revoked one's commit belongs to its new owner.
-      const offsets = out.digest.commitOffsets().filter((o) => runtime.owns(o.topic, o.partition));
+      // The sealed digest's: records taken out of it at the claim are in another claimed digest.
+      const offsets = sealed.commitOffsets().filter((o) => runtime.owns(o.topic, o.partition));
       if (offsets.length === 0 || abort.signal.aborted) break;
       try {
         await runtime.commit(offsets);
@@ -169,6 +209,27 @@ export function createAlertHandler(deps: AlertHandlerDeps): AlertHandler {
     }
   }
 
+  /** Send digests whose claimer died (lease past), and now and then forget old ones. */
+  async function recover(): Promise<void> {
+    if (runtime.isStopping) return;
+    for (;;) {
+      const claimed = await digestLog.takeOverExpired(opts.groupId, opts.claimLeaseMs);
+      if (!claimed || runtime.isStopping) break;
+      logger.warn({ digest: claimed.id, records: claimed.records }, 'sending a digest whose process died before marking it sent (same Message-IDs)');
+      if (await digestLog.send(claimed, sendOptions())) metrics.digestsSent.inc();
+    }
+    if (Date.now() - lastPruneAt > 3_600_000) {
+      lastPruneAt = Date.now();
+      await digestLog.prune(opts.digestRetentionMs);
+    }
+  }
+
+  function recoverRound(): void {
+    recovering ??= recover()
+      .catch((err: unknown) => logger.warn({ err }, 'looking for unsent digests failed; next round again'))
+      .finally(() => (recovering = undefined));
+  }
+
   return {
     get pending() {
       return building.total + (outgoing?.digest.total ?? 0);
@@ -177,11 +238,29 @@ export function createAlertHandler(deps: AlertHandlerDeps): AlertHandler {
     async onBatch(batch) {
       const { topic, partition } = batch;
       const key = tpKey(topic, partition);
+      // Records a digest of this group already counted (claimed or sent) are not counted again.
+      if (!coveredUpTo.has(key)) {
+        try {
+          coveredUpTo.set(key, (await digestLog.coveredUpTo(opts.groupId, topic, partition)) ?? -1);
+        } catch (err) {
+          logger.warn({ err, partition }, 'could not read the digest log (PostgreSQL unavailable); pausing the partition for 5 s');
+          runtime.holdUntil(topic, partition, now() + REGISTRY_RETRY_MS, DIGEST_LOG_DOWN, now());
+          return;
+        }
+      }
+      const covered = coveredUpTo.get(key)!;
+      let skippedUpTo: number | undefined;
       for (const message of batch.records) {
         if (batch.isStale()) break;
         const offset = Number(message.offset);
         if (offset < (nextOffset.get(key) ?? -1)) {
           batch.resolveOffset(message.offset);
+          continue;
+        }
+        if (offset <= covered) {
+          nextOffset.set(key, offset + 1);
+          batch.resolveOffset(message.offset);
+          skippedUpTo = offset;
           continue;
         }
         const record = { topic, partition, offset: message.offset, timestamp: message.timestamp, headers: readHeaders(message.headers) };
@@ -198,6 +277,13 @@ export function createAlertHandler(deps: AlertHandlerDeps): AlertHandler {
         nextOffset.set(key, offset + 1);
         batch.resolveOffset(message.offset);
       }
+      // Counted and sent (or claimed) before a crash: commit past them unless a digest here holds earlier records.
+      const held = (d: Digest | undefined): boolean => d?.ranges().some((r) => r.topic === topic && r.partition === partition) ?? false;
+      if (skippedUpTo !== undefined && !held(building) && !held(outgoing?.digest)) {
+        await runtime
+          .commit([{ topic, partition, offset: String(skippedUpTo + 1) }])
+          .catch((err: unknown) => logger.warn({ err, partition }, 'committing past records already in a digest failed (skipped again on restart)'));
+      }
       updatePending();
     },
 
@@ -206,6 +292,7 @@ export function createAlertHandler(deps: AlertHandlerDeps): AlertHandler {
         const dropped = building.dropPartition(topic, partition);
         if (dropped) logger.info({ partition, dropped }, 'partition revoked: its records leave this digest (the new owner counts them)');
         nextOffset.delete(tpKey(topic, partition));
+        coveredUpTo.delete(tpKey(topic, partition)); // read from the digest log again if it comes back
       }
       updatePending();
     },
@@ -216,6 +303,7 @@ export function createAlertHandler(deps: AlertHandlerDeps): AlertHandler {
 
     async drain(deadline) {
       clearTimeout(windowTimer);
+      clearInterval(recoveryTimer);
       if (sending) {
         const finished = await Promise.race([sending.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), Math.max(0, deadline - Date.now())))]);
         if (!finished) logger.warn({ records: outgoing?.digest.total }, 'drain time over: digest not sent, its records stay uncommitted (re-read on restart)');
@@ -226,11 +314,16 @@ export function createAlertHandler(deps: AlertHandlerDeps): AlertHandler {
 
     startWindows() {
       armWindowTimer();
+      recoverRound();
+      recoveryTimer = setInterval(recoverRound, opts.recoveryIntervalMs);
+      throttleWatch.start();
     },
 
-    stop() {
+    async stop() {
       clearTimeout(windowTimer);
+      clearInterval(recoveryTimer);
       abort.abort();
+      await throttleWatch.close();
     },
   };
 }

@@ -15,21 +15,28 @@
  * - Rebalance: a revoked partition's records leave the digest being built (its new owner counts them).
  * - close(): stop fetching, let a digest being sent finish (bounded), commit, leave; the digest still
  *   aggregating is not sent (its records are uncommitted and counted by the next run).
+ * - A crash between SMTP and the commit never reports a dead letter twice (digest-log.ts), and
+ *   integrations throttled for long are alerted once per episode (throttle-watch.ts).
  *
  * This file wires it, run by `consume --role alerts`: the consumer runtime (consumers/runtime/) owns
  * the group membership, pauses, lag gauge and ordered close; handler.ts makes the decisions above;
  * options.ts holds the settings and their defaults.
  */
+import { createPool, type Pool } from '../../lib/db.ts';
 import { createMailer, type Mailer } from './mailer.ts';
 import { createDeadLetterConsumer, type DeadLetterConsumer, type DeadLetterConsumerDeps } from '../dead-letter-consumer.ts';
+import { createDigestLog } from './digest-log.ts';
 import { createAlertHandler } from './handler.ts';
 import { alertOptions, type AlertOptions } from './options.ts';
+import { createThrottleWatch } from './throttle-watch.ts';
 
 export { DEFAULT_GROUP_ID } from './options.ts';
 
 export interface AlertConsumerDeps extends DeadLetterConsumerDeps<AlertOptions> {
   /** Default: built from config.alerts (./mailer.ts). */
   mailer?: Mailer;
+  /** Default: a small pool from config.database (the digest log and throttling episodes). */
+  pool?: Pool;
 }
 
 export interface AlertConsumer extends DeadLetterConsumer {
@@ -40,18 +47,31 @@ export interface AlertConsumer extends DeadLetterConsumer {
 export function createAlertConsumer(deps: AlertConsumerDeps): AlertConsumer {
   const opts = alertOptions(deps.config, deps.options);
   const mailer = deps.mailer ?? createMailer(deps.config.alerts);
+  const pool = deps.pool ?? createPool(deps.config.database, { max: 3, applicationName: `ats-relay ${opts.groupId}` });
+  const digestLog = createDigestLog(pool);
   const consumer = createDeadLetterConsumer(deps, {
     component: 'alerts',
     role: 'alerts',
     opts,
-    handler: (context) => createAlertHandler({ ...context, opts, mailer }),
+    handler: (context) =>
+      createAlertHandler({
+        ...context,
+        opts,
+        mailer,
+        digestLog,
+        throttleWatch: createThrottleWatch({
+          pool, mailer, logger: context.logger, afterMs: opts.throttledAfterMs, intervalMs: opts.throttleCheckIntervalMs, leaseMs: opts.claimLeaseMs,
+          staleAfterMs: opts.throttleStaleAfterMs, to: opts.to, companyRecipients: opts.companyRecipients,
+        }),
+      }),
     started(handler, logger) {
       handler.startWindows();
       logger.info({ windowMs: opts.windowMs, maxDigests: opts.maxDigests, rateWindowMs: opts.rateWindowMs, to: opts.to }, 'alerting on the DLQ');
     },
-    stopped(handler, logger) {
-      handler.stop();
+    async stopped(handler, logger) {
+      await handler.stop();
       if (deps.mailer === undefined) mailer.close();
+      if (deps.pool === undefined) await pool.end();
       logger.info({ notSent: handler.pending }, 'stopped');
     },
   });

@@ -11,6 +11,8 @@ export interface Mail {
   subject: string;
   text: string;
   html: string;
+  /** Message-ID to send with ("<…@…>"); a resend of the same content carries the same one. Default: nodemailer's random id. */
+  messageId?: string;
 }
 
 export interface Mailer {
@@ -37,7 +39,7 @@ export function createMailer(alerts: Pick<Config['alerts'], 'smtpUrl' | 'from'>,
   });
   return {
     async send(mail) {
-      const info = (await transport.sendMail({ from: alerts.from, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html })) as { messageId: string };
+      const info = (await transport.sendMail({ from: alerts.from, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html, ...(mail.messageId ? { messageId: mail.messageId } : {}) })) as { messageId: string };
       return { messageId: info.messageId };
     },
     close() {

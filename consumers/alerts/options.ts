@@ -30,6 +30,20 @@ export interface AlertOptions {
   /** How long close() waits for a digest being sent. */
   drainTimeoutMs: number;
   sessionTimeoutMs: number;
+  /** A claimed digest's lease (digest-log.ts): renewed before each SMTP attempt; past it, another process sends it. */
+  claimLeaseMs: number;
+  /** How often unsent digests of dead claimers are looked for (and sent). */
+  recoveryIntervalMs: number;
+  /** Sent digests are forgotten after this (the DLQ's retention: their records are gone by then). */
+  digestRetentionMs: number;
+  /** Throttling episode length that is alerted (ALERT_THROTTLED_AFTER_MS, default 1 h). */
+  throttledAfterMs: number;
+  /** How often throttling episodes are checked (default: a quarter of throttledAfterMs, at most 1 min). */
+  throttleCheckIntervalMs: number;
+  /** An episode without a deferral for this long is over (default 15 min: three times the longest parking). */
+  throttleStaleAfterMs: number;
+  /** Test hook (ALERT_TEST_CRASH_POINT): SIGKILL this process at that step of a digest send. Unset in production. */
+  crashPoint: 'after-smtp' | 'after-mark' | undefined;
 }
 
 export function alertOptions(config: Config, overrides: Partial<AlertOptions> = {}): AlertOptions {
@@ -49,6 +63,13 @@ export function alertOptions(config: Config, overrides: Partial<AlertOptions> = 
     maxBackoffMs: 60_000,
     drainTimeoutMs: Math.max(1_000, config.http.shutdownTimeoutMs - 10_000),
     sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+    claimLeaseMs: 120_000,
+    recoveryIntervalMs: 30_000,
+    digestRetentionMs: config.topics.dlqRetentionMs,
+    throttledAfterMs: config.alerts.throttledAfterMs,
+    throttleCheckIntervalMs: Math.min(60_000, Math.ceil(config.alerts.throttledAfterMs / 4)),
+    throttleStaleAfterMs: 900_000,
+    crashPoint: config.alerts.testCrashPoint,
     ...overrides,
   };
 }

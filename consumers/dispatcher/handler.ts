@@ -31,6 +31,7 @@ import type { HandleResult, InboundRecord } from './stream-consumer.ts';
 import type { ConsumerMetrics } from './metrics.ts';
 import type { Route, RouteInput } from './retry-router.ts';
 import type { DeliveryClaims, RecordCoordinates } from './delivery-claims.ts';
+import type { ThrottleLog } from './throttle-log.ts';
 import { DEFERRAL_DEFAULTS, deferredDueAt, parkedWaitMs, ParkingQueue, parkingTier, type DeferralOptions, type DeferralReason } from './deferral.ts';
 
 /**
@@ -66,6 +67,8 @@ export interface HandlerDeps {
   /** The retry ladder; deferred records are parked on it without using a try. */
   tiers: RetryTier[];
   deferral?: Partial<DeferralOptions>;
+  /** Throttling episodes per integration, for the console, digests and alerts (throttle-log.ts). */
+  throttling?: Pick<ThrottleLog, 'deferred' | 'delivered'>;
   /** Time one delivery takes of the integration's rate budget (undefined: no budget known). */
   paceMs?: (integration: IntegrationRecord) => number | undefined;
   metrics: ConsumerMetrics;
@@ -133,11 +136,13 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
     const t = now();
     const dueAt = deferredDueAt(waitMs, t, random, deferral);
     const integrationId = event.integrationId;
+    const throttled = { integrationId, companyId: event.companyId, platform: event.platform };
     const waitingNow = waitingPerIntegration.get(integrationId) ?? 0;
     if (waitMs <= deferral.inProcessMaxWaitMs && rounds < deferral.maxRoundsInProcess && waitingNow < deferral.maxWaitingPerIntegration) {
       waiting.set(record, { integrationId, rounds: rounds + 1 });
       waitingPerIntegration.set(integrationId, waitingNow + 1);
       deps.metrics.deferred.inc({ reason, where: 'in_process' });
+      if (reason === 'rate_limited') deps.throttling?.deferred(throttled, dueAt);
       return { retryAt: dueAt };
     }
     const hops = headerInt(record.headers, HEADER.deferralCount) ?? 0;
@@ -148,6 +153,7 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
     await deps.sender.send(tier.topic, [{ key: record.key, value: record.value, headers }]);
     await deps.claims.recordRoute({ ...coordinates(record), integrationId, applicationId: event.applicationId, routedTo: tier.topic });
     deps.metrics.deferred.inc({ reason, where: 'parked' });
+    if (reason === 'rate_limited') deps.throttling?.deferred(throttled, parkedDueAt);
     deps.logger
       .child({ topic: record.topic, partition: record.partition, offset: record.offset })
       .debug({ reason, integrationId, to: tier.topic, dueAt: parkedDueAt, waitMs, hops: hops + 1 }, 'deferred: parked without using a try');
@@ -234,6 +240,7 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
       }
       deps.metrics.atsLatency.observe({ platform: integration.platform, outcome: 'delivered' }, (performance.now() - started) / 1000);
       deps.breakers.onSuccess(integration.id);
+      deps.throttling?.delivered(integration.id);
       // If this write fails the engine runs us again; the connector's search-before-create finds the
       // candidate it just created, so the ATS still sees one application.
       await deps.deliveries.recordDeliveryOutcome({

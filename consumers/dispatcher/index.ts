@@ -24,6 +24,7 @@ import { createDeliveryClaims } from './delivery-claims.ts';
 import { createDeliveryLog } from './delivery-log.ts';
 import { createDeliveryStore } from './delivery-store.ts';
 import { createDeliveryHandler } from './handler.ts';
+import { createThrottleLog } from './throttle-log.ts';
 
 export const GROUP_PREFIX = 'ats-relay';
 
@@ -93,6 +94,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     connectionsPerOrigin: config.dispatcher.maxInFlight,
   });
   const claims = createDeliveryClaims(pool);
+  const throttling = createThrottleLog({ pool, logger });
   const rateBudgets = { ...DEFAULT_RATE_LIMITS, ...config.ats.rateLimits };
   // Hourly: routes past the topics' retention can no longer meet a replay; expired leases had dead holders.
   let pruneTimer: NodeJS.Timeout | undefined;
@@ -111,6 +113,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     breakers: new CircuitBreakers({ failureThreshold: config.dispatcher.circuitFailureThreshold, openMs: config.dispatcher.circuitOpenMs }),
     claims,
     tiers: config.topics.retryTiers,
+    throttling,
     paceMs: (integration) => {
       const bucket = rateBudgets[integration.platform];
       // A delivery takes two or three requests (search, create, attachment).
@@ -127,6 +130,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
       await repository.assertCredentialsReadable();
       await cache.start();
       await producer.connect();
+      throttling.start();
       prune();
       pruneTimer = setInterval(prune, 3_600_000);
       pruneTimer.unref();
@@ -135,6 +139,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
       clearInterval(pruneTimer);
       await connectors.close();
       await producer.disconnect();
+      await throttling.close();
       await cache.close();
       await pool.end();
     },

@@ -172,11 +172,20 @@ async function readArchiveLines(world: World): Promise<ArchivedLine[]> {
   return out;
 }
 
-/** Sum of `== <company> <platform>/<code>: <n> (` lines over the digests mailed to the world's recipient. */
+/**
+ * Sum of `== <company> <platform>/<code>: <n> (` lines over the digests mailed to the world's recipient,
+ * each Message-ID once: a digest re-sent after its process died between SMTP and recording it is the
+ * same message (consumers/alerts/digest-log.ts).
+ */
 async function digestCount(world: World): Promise<number> {
   const mails = await mailbox(world.config.alerts.mailApiUrl).to(world.config.alerts.to[0]!);
+  const seen = new Set<string>();
   let n = 0;
-  for (const m of mails) for (const hit of m.text.matchAll(/^== \S+ \S+\/\S+: (\d+) \(/gm)) n += Number(hit[1]);
+  for (const m of mails) {
+    if (m.messageId && seen.has(m.messageId)) continue;
+    seen.add(m.messageId);
+    for (const hit of m.text.matchAll(/^== \S+ \S+\/\S+: (\d+) \(/gm)) n += Number(hit[1]);
+  }
   return n;
 }
 

@@ -5,7 +5,9 @@
  * company's integration or any operator page; a POST without the CSRF token is refused; an
  * operator watches the pipeline, finds a failing company's dead letters grouped by code, fixes the
  * credentials, redrives (dry run → confirm → progress → history) and reads a record in the topic
- * inspector. Screenshots of the main pages go to docs/console/.
+ * inspector; an integration its ATS throttles shows as throttled (since when, how many deferred, next
+ * attempt) apart from failures, and the alerts page lists it and the digests e-mailed.
+ * Screenshots of the main pages go to docs/console/.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,7 +17,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../api/server.ts';
 import { createConnectors, type Connectors } from '../../connectors/index.ts';
+import { createAlertConsumer } from '../../consumers/alerts/index.ts';
 import { createDeliveryConsumer, type DeliveryConsumer } from '../../consumers/dispatcher/index.ts';
+import { listThrottled } from '../../consumers/dispatcher/throttle-log.ts';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import type { Config } from '../../lib/config.ts';
 import { Keyring } from '../../registry/keyring.ts';
@@ -329,6 +333,67 @@ describe('web console', () => {
 
     await page.goto(`${url}/console/alerts`);
     expect(await page.locator('article h2').first().textContent()).toContain('auth_failed');
+    await context.close();
+  });
+
+  it('an integration its ATS throttles shows as throttled, apart from failures, on its card, its page and the alerts page, next to the digests e-mailed', async () => {
+    // The ATS allows one request per two minutes: the dispatcher defers every application (parked on a
+    // tier nobody consumes here, so the episode lasts) and records the episode.
+    const busy = uniqueName('globex-busy');
+    const apiKey = `key-${uniqueName('gh')}`;
+    const jobId = String(100_000 + Math.floor(Math.random() * 800_000));
+    sandbox.addTenant({ platform: 'greenhouse', tenant: busy, credentials: { apiKey }, users: [GREENHOUSE_USER], jobs: [jobId], rateLimit: { limit: 1, windowMs: 120_000 } });
+    const throttledIntegration = await repo.createIntegration(globex, {
+      platform: 'greenhouse',
+      name: 'Globex Greenhouse (busy)',
+      settings: { apiVersion: 'v1', onBehalfOf: GREENHOUSE_USER },
+      credentials: { apiKey },
+      apiBaseUrl: sandbox.urlFor('greenhouse', busy),
+      enabled: true,
+      allowMissingResume: true,
+    });
+    await publish(Array.from({ length: 4 }, () => sampleEvent({ companyId: globex, integrationId: throttledIntegration.id, platform: 'greenhouse', atsJobId: jobId })));
+    const episode = await waitFor('the throttling episode recorded', async () => {
+      const [t] = await listThrottled(pool, { integrationIds: [throttledIntegration.id] });
+      return t && t.deferrals >= 4 ? t : undefined;
+    });
+    // An alert consumer e-mails the DLQ's dead letters (Initech's, above) and records the digest.
+    const alertGroup = uniqueName('alerts');
+    const alerts = createAlertConsumer({ config, logger: base.logger, options: { groupId: alertGroup, windowMs: 1_000, initialBackoffMs: 300, maxBackoffMs: 1_000 } });
+    await alerts.start();
+    const digest = await waitFor('a digest recorded as sent', async () => {
+      const { rows } = await pool.query<{ id: string; records: number }>('SELECT id, records FROM alert_digests WHERE consumer_group = $1 AND sent_at IS NOT NULL', [alertGroup]);
+      return rows[0];
+    });
+    await alerts.close();
+
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await signIn(context, adminToken);
+    const card = page.locator(`[data-integration="${throttledIntegration.id}"]`);
+    const note = card.locator(`[data-throttled="${throttledIntegration.id}"]`);
+    await expect.poll(() => note.textContent()).toMatch(/throttled\s+since \d{4}-\d\d-\d\dT[\d:]+Z \(\d+ (s|min|h) ago\), \d+ deferred, next attempt (in \d+ s|due now)/);
+    expect(Number(await note.getAttribute('data-deferrals'))).toBeGreaterThanOrEqual(4);
+    // Apart from failures: nothing retrying or dead-lettered, no error recorded.
+    expect(await card.locator('.figures').textContent()).toMatch(/0\s*retrying\s*0\s*dead-lettered/);
+    expect(await card.textContent()).toContain('no errors recorded');
+    // Other integrations are not marked.
+    expect(await page.locator(`[data-integration="${globexIntegration.id}"] [data-throttled]`).count()).toBe(0);
+
+    await card.getByRole('link', { name: 'Globex Greenhouse (busy)' }).click();
+    const section = page.locator('[data-throttling]');
+    await expect.poll(() => section.isVisible()).toBe(true);
+    expect(await section.textContent()).toContain('Throttled is not failed');
+    expect(await section.locator('[data-throttled] time').first().getAttribute('datetime')).toBe(new Date(episode.throttledSince).toISOString().replace(/\.\d{3}Z$/, 'Z'));
+    await shot(page, 'integration-throttled');
+
+    await page.getByRole('link', { name: 'Alerts' }).click();
+    const listed = page.locator(`[data-throttled-card="${throttledIntegration.id}"]`);
+    await expect.poll(() => listed.textContent()).toContain('Globex Greenhouse (busy)');
+    expect(await listed.textContent()).toContain(`company ${globex}`);
+    expect(Number(await listed.locator('[data-throttled]').getAttribute('data-deferrals'))).toBeGreaterThanOrEqual(episode.deferrals);
+    const sent = page.locator(`tr[data-digest="${digest.id}"]`);
+    expect(await sent.textContent()).toContain('sent');
+    expect(await sent.locator('td.num').first().textContent()).toBe(String(digest.records));
     await context.close();
   });
 });

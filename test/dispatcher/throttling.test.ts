@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { DeliveryConsumer } from '../../consumers/dispatcher/index.ts';
+import { listThrottled } from '../../consumers/dispatcher/throttle-log.ts';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import { HEADER } from '../../lib/headers.ts';
 import type { IntegrationRecord } from '../../registry/integrations.ts';
@@ -88,12 +89,25 @@ it('a burst for one throttled integration: all delivered once, none dead-lettere
   const t0 = Date.now();
   await Promise.all(events.map((e) => p.publish(e)));
   const during = await latencies(await steady(4, 15));
+  // Mid-burst, the episode is on record (what the console, digests and alerts read), the steady integration is not throttled.
+  const [episode, ...others] = await listThrottled(p.pool, { integrationIds: [burst.id, p.integration.id] });
+  expect(others).toEqual([]);
+  expect(episode).toMatchObject({ integrationId: burst.id, integrationName: 'Greenhouse (throttled)', companyId: burst.companyId, platform: 'greenhouse' });
+  expect(episode!.deferrals).toBeGreaterThan(0);
+  expect(episode!.throttledSince).toBeGreaterThanOrEqual(t0 - 1_000);
+  expect(episode!.lastDeferralAt).toBeGreaterThanOrEqual(episode!.throttledSince);
+  expect(episode!.nextAttemptAt).toBeDefined();
 
   const delivered = await waitFor('the burst delivered', async () => {
     const d = await deliveredAt(burst.id, burstIds);
     return d.size === N ? d : undefined;
   }, 150_000);
   const burstSeconds = (Math.max(...[...delivered.values()].map((d) => d.at)) - t0) / 1000;
+  // Delivering again after its last deferral ended the episode (kept, with its count, for the record).
+  await waitFor('the throttling episode over', async () => (await listThrottled(p.pool, { integrationIds: [burst.id] })).length === 0, 15_000);
+  const { rows: ended } = await p.pool.query<{ deferrals: string; ended_at: Date }>('SELECT deferrals::text, ended_at FROM integration_throttling WHERE integration_id = $1', [burst.id]);
+  expect(Number(ended[0]!.deferrals)).toBeGreaterThanOrEqual(episode!.deferrals);
+  expect(ended[0]!.ended_at.getTime()).toBeGreaterThan(episode!.lastDeferralAt);
 
   // Exactly once at the ATS.
   const perApplication = new Map<string, number>();
