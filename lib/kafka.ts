@@ -26,7 +26,7 @@ import { RelayError } from './errors.ts';
 import type { Logger } from './logger.ts';
 
 // Not visible to Node's named-export detection for this CommonJS package; read it off the default export.
-const { ConfigResourceTypes } = kafkajs;
+const { ConfigResourceTypes, AssignerProtocol } = kafkajs;
 export { ConfigResourceTypes };
 export type { Admin, Consumer, IHeaders, Kafka, Message, Producer, RecordMetadata, RetryOptions };
 
@@ -108,14 +108,68 @@ export const DEFAULT_SEND_RETRY: RetryOptions = { retries: 8, initialRetryTime: 
  * A producer for events whose per-key order matters: idempotent, one request in flight per broker
  * (so retries cannot reorder), Java-compatible murmur2 partitioning (same key → same partition as
  * any other client). Sends must pass `acks: ACKS_ALL`.
+ *
+ * After a failed send the idempotent session is replaced before the next one. kafkajs rolls a
+ * partition's sequence number back when a produce request fails — also when the broker did write
+ * the batch and only the answer was lost (a broker SIGKILLed mid-request) — so the next batch goes
+ * out with a sequence the broker already holds, is acknowledged as a duplicate and never written:
+ * acknowledged records lost (found by the chaos suite's `broker` scenario). A new producer id starts
+ * its sequences afresh; the caller's retry of the failed batch may then write it twice, which the
+ * event ids and the delivery log absorb (at least once, never lost).
  */
 export function createProducer(kafka: Kafka, opts: ProducerOptions = {}): Producer {
-  return kafka.producer({
-    idempotent: opts.idempotent ?? true,
-    maxInFlightRequests: 1,
-    createPartitioner: recordingPartitioner,
-    retry: opts.retry ?? DEFAULT_SEND_RETRY,
-  });
+  const make = (): Producer =>
+    kafka.producer({
+      idempotent: opts.idempotent ?? true,
+      maxInFlightRequests: 1,
+      createPartitioner: recordingPartitioner,
+      retry: opts.retry ?? DEFAULT_SEND_RETRY,
+    });
+  if (opts.idempotent === false) return make();
+  let current = make();
+  let connected = false;
+  let poisoned = false;
+  let renewing: Promise<void> | undefined;
+  const renew = async (): Promise<void> => {
+    const old = current;
+    current = make();
+    await old.disconnect().catch(() => undefined);
+    await current.connect();
+    poisoned = false;
+  };
+  async function guarded<T>(fn: (p: Producer) => Promise<T>): Promise<T> {
+    if (poisoned && connected) {
+      renewing ??= renew().finally(() => (renewing = undefined));
+      await renewing;
+    }
+    const p = current;
+    try {
+      return await fn(p);
+    } catch (err) {
+      if (p === current) poisoned = true;
+      throw err;
+    }
+  }
+  return {
+    async connect() {
+      connected = true;
+      await current.connect();
+    },
+    async disconnect() {
+      connected = false;
+      await renewing?.catch(() => undefined);
+      await current.disconnect();
+    },
+    send: (record) => guarded((p) => p.send(record)),
+    sendBatch: (batch) => guarded((p) => p.sendBatch(batch)),
+    isIdempotent: () => current.isIdempotent(),
+    get events() {
+      return current.events;
+    },
+    on: (...args: Parameters<Producer['on']>) => current.on(...args),
+    transaction: () => current.transaction(),
+    logger: () => current.logger(),
+  };
 }
 
 /** The partition the producer's partitioner chose for each message object sent so far. */
@@ -153,15 +207,18 @@ export interface GroupConsumerOptions {
 /**
  * The consumer every ats-relay role uses: handlers return at once (work continues outside
  * eachBatch), so heartbeats keep the member alive however slow the work, and the session can be
- * short: a SIGKILLed member's partitions move on after `sessionTimeoutMs` (10 s by default), not
- * the 30 s of kafkajs' default. Three heartbeats fit in a session. Fetches are generous because
- * accepting records is cheap and full partitions pause themselves.
+ * short: a SIGKILLed member's partitions move on after `sessionTimeoutMs` (6 s by default, the
+ * broker's minimum), not the 30 s of kafkajs' default. kafkajs heartbeats from its fetch loop
+ * (every fetch waits at most `maxWaitTimeMs`), once a second: a survivor learns of a rebalance a
+ * second after the broker starts it, and a live member misses six before it is taken for dead.
+ * Hand-over after a member's SIGKILL ≈ session + 1 s (measured by `npm run chaos -- --scenario handover`).
+ * Fetches are generous because accepting records is cheap and full partitions pause themselves.
  */
 export function createGroupConsumer(kafka: Kafka, opts: GroupConsumerOptions): Consumer {
   return kafka.consumer({
     groupId: opts.groupId,
     sessionTimeout: opts.sessionTimeoutMs,
-    heartbeatInterval: Math.min(3_000, Math.floor(opts.sessionTimeoutMs / 3)),
+    heartbeatInterval: Math.min(1_000, Math.floor(opts.sessionTimeoutMs / 3)),
     maxBytesPerPartition: 262_144,
     maxWaitTimeInMs: opts.maxWaitTimeMs,
   });
@@ -249,6 +306,29 @@ export async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T
   } finally {
     await admin.disconnect();
   }
+}
+
+export interface GroupMember {
+  memberId: string;
+  clientId: string;
+  /** Partitions per topic the group leader assigned to this member in the current generation. */
+  assignment: Record<string, number[]>;
+}
+
+/** A consumer group's state and who owns what (chaos hand-over timing, operators' tooling). */
+export async function describeGroup(admin: Admin, groupId: string): Promise<{ state: string; members: GroupMember[] }> {
+  const { groups } = await admin.describeGroups([groupId]);
+  const group = groups[0];
+  if (!group) return { state: 'Dead', members: [] };
+  return {
+    state: group.state,
+    members: group.members.map((m) => ({
+      memberId: m.memberId,
+      clientId: m.clientId,
+      // Empty while a rebalance is under way (no assignment synced yet).
+      assignment: m.memberAssignment.length ? (AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {}) : {},
+    })),
+  };
 }
 
 export type KafkaErrorCode = 'kafka_unavailable' | 'kafka_rejected';
