@@ -128,7 +128,13 @@ export function startMonitor(world: World): Monitor {
     async progressAfter(slotName, timeoutMs) {
       const spec = world.roles.get(slotName)!;
       const t0 = Date.now();
-      const start = await withAdmin(world.kafka, (a) => lagOf(a, spec.group, spec.topic));
+      // Right after a broker restart the partitions may have no leader yet: ask again until they do.
+      let start: { committed: number; lag: number } | undefined;
+      while (!start && Date.now() - t0 < timeoutMs) {
+        start = await withAdmin(world.kafka, (a) => lagOf(a, spec.group, spec.topic)).catch(() => undefined);
+        if (!start) await new Promise((r) => setTimeout(r, 250));
+      }
+      if (!start) return timeoutMs;
       if (start.lag === 0) return undefined;
       while (Date.now() - t0 < timeoutMs) {
         await new Promise((r) => setTimeout(r, 250));

@@ -32,6 +32,23 @@ export interface ChaosOptions {
   say: (line: string) => void;
 }
 
+const NO_AUDIT: AuditResult = {
+  applications: 0,
+  delivered: 0,
+  deadLettered: 0,
+  duplicates: 0,
+  lost: 0,
+  malformed: 0,
+  malformedInDlq: 0,
+  dlqRecords: 0,
+  withoutReason: 0,
+  archived: 0,
+  archiveMissing: 0,
+  archiveDuplicates: 0,
+  digestCount: 0,
+  problems: [],
+};
+
 export async function runChaos(base: Config, opts: ChaosOptions): Promise<ScenarioResult[]> {
   const chosen = opts.scenarios.map((name) => {
     const scenario = SCENARIOS.find((s) => s.name === name);
@@ -39,7 +56,16 @@ export async function runChaos(base: Config, opts: ChaosOptions): Promise<Scenar
     return scenario;
   });
   const results: ScenarioResult[] = [];
-  for (const group of opts.oneWorld ? [chosen] : chosen.map((s) => [s])) results.push(await runInWorld(base, group, opts));
+  for (const group of opts.oneWorld ? [chosen] : chosen.map((s) => [s])) {
+    try {
+      results.push(await runInWorld(base, group, opts));
+    } catch (err) {
+      // The harness itself failed (not the audit): say so in the table and go on with the next scenario.
+      const name = group.map((s) => s.name).join('+');
+      opts.say(`   FAILED: the ${name} run broke off: ${(err as Error).stack ?? String(err)}`);
+      results.push({ name, audit: NO_AUDIT, recoveryMs: 0, handoverMs: undefined, unexpectedExits: 0, notes: [`broke off: ${(err as Error).message}`], ok: false });
+    }
+  }
   return results;
 }
 

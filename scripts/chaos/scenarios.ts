@@ -144,7 +144,12 @@ async function measureHandover(world: World, victim: string, survivor: string, t
       }
       const committed = await committedOffsets(admin, spec.group, spec.topic).catch(() => undefined);
       // A partition the load left without a new record has nothing to commit; its owner counts.
-      const highs = new Map((await admin.fetchTopicOffsets(spec.topic)).map((o) => [o.partition, Number(o.high)]));
+      const offsets = await admin.fetchTopicOffsets(spec.topic).catch(() => undefined);
+      if (!offsets) {
+        await sleep(100);
+        continue;
+      }
+      const highs = new Map(offsets.map((o) => [o.partition, Number(o.high)]));
       const moved = partitions.every((p) => (committed?.get(p) ?? -1) > (atKill.get(p) ?? -1) || (highs.get(p) ?? 0) <= (atKill.get(p) ?? -1));
       if (moved) committedMs ??= Date.now() - t0;
       for (const p of partitions) {
