@@ -46,8 +46,8 @@ const V = {
   KAFKA_CLIENT_ID: declare({ env: 'KAFKA_CLIENT_ID', default: 'ats-relay', doc: 'Kafka client id prefix (shows in broker logs and quotas).' }),
   KAFKA_SESSION_TIMEOUT_MS: declare({
     env: 'KAFKA_SESSION_TIMEOUT_MS',
-    default: '10000',
-    doc: "Consumer-group session: how long a dead member's partitions wait before the group hands them on. Handlers never block heartbeats, so slow ATS calls do not need a long one.",
+    default: '6000',
+    doc: "Consumer-group session: how long a dead member's partitions wait before the group hands them on (hand-over ≈ this + 1 s). Handlers never block heartbeats (sent every second), so slow ATS calls do not need a long one; 6000 is the broker's minimum (group.min.session.timeout.ms).",
   }),
   SCHEMA_REGISTRY_URL: declare({ env: 'SCHEMA_REGISTRY_URL', default: 'http://127.0.0.1:8081/apis/ccompat/v7', doc: 'Confluent-compatible Schema Registry base URL (Apicurio ccompat or Confluent).' }),
 

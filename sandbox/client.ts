@@ -4,6 +4,7 @@
  */
 import type { DocumentRef } from '../lib/application.ts';
 import type { FaultSpec, TenantSpec } from './server.ts';
+import type { WebhookResult, WebhookSpec } from './webhooks.ts';
 
 export interface SandboxClient {
   url: string;
@@ -13,6 +14,8 @@ export interface SandboxClient {
   addFile(name: string, bytes: Buffer, contentType: string): Promise<DocumentRef>;
   stats(): Promise<{ requests: number; byStatus: Record<string, number> }>;
   records(kind: 'candidates' | 'applications' | 'attachments', platform: string, tenant: string): Promise<Array<Record<string, unknown>>>;
+  /** Have the sandbox sign and POST vendor webhooks (sandbox/webhooks.ts); one result per delivery. */
+  fireWebhooks(specs: WebhookSpec[], opts?: { outOfOrder?: boolean }): Promise<WebhookResult[]>;
 }
 
 export function sandboxClient(url: string): SandboxClient {
@@ -33,6 +36,7 @@ export function sandboxClient(url: string): SandboxClient {
     addFile: (name, bytes, contentType) => call('PUT', `/files/${encodeURIComponent(name)}`, bytes, contentType),
     stats: () => call('GET', '/stats'),
     records: (kind, platform, tenant) => call('GET', `/${kind}?platform=${platform}&tenant=${encodeURIComponent(tenant)}`),
+    fireWebhooks: async (specs, opts) => (await call<{ results: WebhookResult[] }>('POST', '/webhooks', { deliveries: specs, outOfOrder: opts?.outOfOrder === true })).results,
   };
 }
 

@@ -11,10 +11,14 @@ it('npm run demo -- --fast tells the whole story and exits 0', async () => {
   const code = await demo.exited;
   const output = demo.output();
   expect(code, output).toBe(0);
-  for (const stage of ['== 1. Local stack', '== 3. ATS sandbox', '== 4. Consumers', '== 6. Live view', '== 7. The alert digest', '== 8. The S3 archive', '== 9. Fix Initech', '== 10. Summary']) {
+  for (const stage of ['== 1. Local stack', '== 3. ATS sandbox', '== 4. Consumers', '== 6. Live view', '== 7. The alert digest', '== 8. The S3 archive', '== 9. Fix Initech', '== 10. The way back', '== 11. Summary']) {
     expect(output).toContain(stage);
   }
   expect(output).toMatch(/Subject: \[ats-relay\] 6 dead letters/);
   expect(output).toMatch(/Initech\s+workable\s+6\s+0\s+\d+\s+6\s+6\s+6/);
   expect(output).toContain('each exactly once');
+  // The way back: the signed stage change was accepted and its status event read back from Kafka.
+  expect(output).toMatch(/signed candidate_stage_change web hook → 200/);
+  expect(output).toMatch(/\| status\s+interview/);
+  expect(output).toMatch(/\| vendorEvent\s+candidate_stage_change/);
 }, 300_000);

@@ -118,7 +118,13 @@ export function startMonitor(world: World): Monitor {
     async progressAfter(slotName, timeoutMs) {
       const spec = world.roles.get(slotName)!;
       const t0 = Date.now();
-      const start = await withAdmin(world.kafka, (a) => lagOf(a, spec.group, spec.topic));
+      // Right after a broker restart the partitions may have no leader yet: ask again until they do.
+      let start: { committed: number; lag: number } | undefined;
+      while (!start && Date.now() - t0 < timeoutMs) {
+        start = await withAdmin(world.kafka, (a) => lagOf(a, spec.group, spec.topic)).catch(() => undefined);
+        if (!start) await new Promise((r) => setTimeout(r, 250));
+      }
+      if (!start) return timeoutMs;
       if (start.lag === 0) return undefined;
       while (Date.now() - t0 < timeoutMs) {
         await new Promise((r) => setTimeout(r, 250));
@@ -225,7 +231,6 @@ export async function settle(world: World, timeoutMs: number, say: (line: string
 export async function audit(world: World, malformed: Map<string, string>): Promise<AuditResult> {
   const problems: string[] = [];
   const ids = [...world.published.values()].flat();
-  const idSet = new Set(ids);
 
   // At the sandbox: candidates per application (the e-mail carries the application id).
   const candidates = new Map<string, number>();
@@ -261,6 +266,13 @@ export async function audit(world: World, malformed: Map<string, string>): Promi
   }
   if (withoutReason) problems.push(`${withoutReason} DLQ records without ats-error-code`);
 
+  // A send that failed without an answer may have been written: such an application is the
+  // pipeline's to deliver once it shows up anywhere, and was never published if it shows up nowhere.
+  const arrived = [...world.unacknowledged].filter((id) => candidates.has(id) || logged.has(id) || dlqByKey.has(id));
+  ids.push(...arrived);
+  if (world.unacknowledged.size) problems.push(`${world.unacknowledged.size} applications sent without an acknowledgement (broker gone mid-request); ${arrived.length} of them were written and are audited`);
+  const idSet = new Set(ids);
+
   let delivered = 0;
   let deadLettered = 0;
   let duplicates = 0;
@@ -279,6 +291,14 @@ export async function audit(world: World, malformed: Map<string, string>): Promi
     }
   }
   for (const id of candidates.keys()) if (!idSet.has(id)) problems.push(`candidate for an unpublished application ${id}`);
+  if (lost) {
+    // Where the lost ones are: still in the main topic (the pipeline skipped them) or never written.
+    const main = await readTopic(world.kafka, world.config.topics.applications).catch(() => []);
+    const at = new Map(main.filter((r) => r.key).map((r) => [r.key!, `${r.partition}/${r.offset}`]));
+    const lostIds = ids.filter((id) => !(logged.get(id) === 'delivered' && (candidates.get(id) ?? 0) >= 1) && !dlqByKey.has(id));
+    const inTopic = lostIds.filter((id) => at.has(id));
+    problems.push(`of ${lostIds.length} lost, ${inTopic.length} are in ${world.config.topics.applications} (${inTopic.slice(0, 5).map((id) => at.get(id)).join(', ')}); the rest were acknowledged by the broker but never written`);
+  }
 
   let malformedInDlq = 0;
   const missingKinds = new Map<string, number>();

@@ -6,6 +6,7 @@ import type { Config } from '../../lib/config.ts';
 import { audit, settle, startMonitor, type AuditResult } from './audit.ts';
 import { SCENARIOS, type Profile, type ProxiedService, type Scenario } from './scenarios.ts';
 import { hostPortOf, startTcpProxy, viaProxy, type TcpProxy } from './tcp-proxy.ts';
+import { startPrivateBroker, type PrivateBroker } from '../stack/private-broker.ts';
 import { startWorld } from './world.ts';
 
 export interface ScenarioResult {
@@ -13,6 +14,8 @@ export interface ScenarioResult {
   audit: AuditResult;
   /** Slowest recovery seen (ms). */
   recoveryMs: number;
+  /** Slowest member hand-over measured (ms): SIGKILL → the survivor commits on the dead member's partitions. */
+  handoverMs: number | undefined;
   /** Processes that exited without being asked (the harness restarted them). */
   unexpectedExits: number;
   notes: string[];
@@ -29,6 +32,23 @@ export interface ChaosOptions {
   say: (line: string) => void;
 }
 
+const NO_AUDIT: AuditResult = {
+  applications: 0,
+  delivered: 0,
+  deadLettered: 0,
+  duplicates: 0,
+  lost: 0,
+  malformed: 0,
+  malformedInDlq: 0,
+  dlqRecords: 0,
+  withoutReason: 0,
+  archived: 0,
+  archiveMissing: 0,
+  archiveDuplicates: 0,
+  digestCount: 0,
+  problems: [],
+};
+
 export async function runChaos(base: Config, opts: ChaosOptions): Promise<ScenarioResult[]> {
   const chosen = opts.scenarios.map((name) => {
     const scenario = SCENARIOS.find((s) => s.name === name);
@@ -36,7 +56,16 @@ export async function runChaos(base: Config, opts: ChaosOptions): Promise<Scenar
     return scenario;
   });
   const results: ScenarioResult[] = [];
-  for (const group of opts.oneWorld ? [chosen] : chosen.map((s) => [s])) results.push(await runInWorld(base, group, opts));
+  for (const group of opts.oneWorld ? [chosen] : chosen.map((s) => [s])) {
+    try {
+      results.push(await runInWorld(base, group, opts));
+    } catch (err) {
+      // The harness itself failed (not the audit): say so in the table and go on with the next scenario.
+      const name = group.map((s) => s.name).join('+');
+      opts.say(`   FAILED: the ${name} run broke off: ${(err as Error).stack ?? String(err)}`);
+      results.push({ name, audit: NO_AUDIT, recoveryMs: 0, handoverMs: undefined, unexpectedExits: 0, notes: [`broke off: ${(err as Error).message}`], ok: false });
+    }
+  }
   return results;
 }
 
@@ -58,8 +87,17 @@ async function runInWorld(base: Config, scenarios: Scenario[], opts: ChaosOption
     proxies.set(service, proxy);
     env[variable] = viaProxy(url, proxy);
   }
-  const world = await startWorld(base, { partitions: opts.partitions, say: opts.say, env }).catch(async (err: unknown) => {
+  // A scenario that kills Kafka gets a broker of the world's own: the shared one serves everyone else.
+  let broker: PrivateBroker | undefined;
+  const world = await (async () => {
+    if (scenarios.some((s) => s.privateBroker)) {
+      broker = await startPrivateBroker(base, { name: 'chaos', say: (line) => opts.say(`   ${line}`) });
+      return startWorld(broker.config, { partitions: opts.partitions, say: opts.say, env });
+    }
+    return startWorld(base, { partitions: opts.partitions, say: opts.say, env });
+  })().catch(async (err: unknown) => {
     for (const p of proxies.values()) await p.close();
+    await broker?.close();
     throw err;
   });
   opts.say(`   world chaos-${world.run} up in ${((Date.now() - t0) / 1000).toFixed(0)} s (${world.supervisor.names().join(', ')})`);
@@ -68,11 +106,13 @@ async function runInWorld(base: Config, scenarios: Scenario[], opts: ChaosOption
   try {
     const notes: string[] = [];
     let recoveryMs: number | undefined;
+    let handoverMs: number | undefined;
     for (const scenario of scenarios) {
       if (scenarios.length > 1) opts.say(`-- ${scenario.name}`);
-      const outcome = await scenario.run({ world, profile: opts.profile, monitor, malformed, proxies, say: opts.say });
+      const outcome = await scenario.run({ world, profile: opts.profile, monitor, malformed, proxies, broker, say: opts.say });
       notes.push(...outcome.notes);
       if (outcome.recoveryMs !== undefined) recoveryMs = Math.max(recoveryMs ?? 0, outcome.recoveryMs);
+      if (outcome.handoverMs !== undefined) handoverMs = Math.max(handoverMs ?? 0, outcome.handoverMs);
     }
     await settle(world, opts.settleTimeoutMs, opts.say);
     await monitor.stop();
@@ -92,16 +132,17 @@ async function runInWorld(base: Config, scenarios: Scenario[], opts: ChaosOption
       (!scenarios.some((s) => s.name === 'malformed') || exits.length === 0);
     opts.say(`   ${ok ? 'ok' : 'FAILED'} in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${result.applications} applications, ${result.delivered} delivered, ${result.deadLettered} dead-lettered, ${result.duplicates} duplicates, ${result.lost} lost`);
     for (const n of notes) opts.say(`   - ${n}`);
-    return { name, audit: result, recoveryMs, unexpectedExits: exits.length, notes, ok };
+    return { name, audit: result, recoveryMs, handoverMs, unexpectedExits: exits.length, notes, ok };
   } finally {
     await monitor.stop().catch(() => undefined);
     await world.close();
     for (const p of proxies.values()) await p.close();
+    await broker?.close();
   }
 }
 
 export function table(results: ScenarioResult[]): string {
-  const header = ['scenario', 'applications', 'delivered', 'dead-lettered', 'malformed→DLQ', 'duplicates', 'lost', 'DLQ=S3=digest', 'restarts', 'time to recover', 'result'];
+  const header = ['scenario', 'applications', 'delivered', 'dead-lettered', 'malformed→DLQ', 'duplicates', 'lost', 'DLQ=S3=digest', 'restarts', 'hand-over', 'time to recover', 'result'];
   const rows = results.map((r) => [
     r.name,
     String(r.audit.applications),
@@ -112,6 +153,7 @@ export function table(results: ScenarioResult[]): string {
     String(r.audit.lost),
     `${r.audit.dlqRecords}=${r.audit.archived - r.audit.archiveDuplicates}=${r.audit.digestCount}`,
     String(r.unexpectedExits),
+    r.handoverMs === undefined ? '-' : `${(r.handoverMs / 1000).toFixed(1)} s`,
     `${(r.recoveryMs / 1000).toFixed(1)} s`,
     r.ok ? 'ok' : 'FAILED',
   ]);

@@ -3,8 +3,8 @@
  * a slot; a process that exits on its own (its Kafka client gave up, a crash) is restarted and
  * counted, one that the harness killed is restarted when the scenario says so.
  */
-import net from 'node:net';
 import { spawnTs, type TsProcess } from '../spawn-entrypoint.ts';
+import { freePort } from '../stack/processes.ts';
 
 export interface RoleSpec {
   /** Slot name, e.g. "dispatcher#2" or "retry-a". */
@@ -47,15 +47,9 @@ export function killAllSupervised(): void {
   for (const proc of running) proc.child.kill('SIGKILL');
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
+/** The Kafka client id a slot's process runs with (its group members' client ids start with it). */
+export function slotClientId(env: Record<string, string>, slot: string): string {
+  return `${env.KAFKA_CLIENT_ID ?? 'ats-relay'}.${slot.replace('#', '-')}`;
 }
 
 export function createSupervisor(env: Record<string, string>, say: (line: string) => void): Supervisor {
@@ -65,7 +59,8 @@ export function createSupervisor(env: Record<string, string>, say: (line: string
 
   async function launch(spec: RoleSpec): Promise<void> {
     const port = await freePort();
-    const proc = spawnTs('consumers/cli.ts', [...spec.args, '--group', spec.group], { ...env, HTTP_PORT: String(port) });
+    // A client id per slot: the group's member list then says which process owns which partitions.
+    const proc = spawnTs('consumers/cli.ts', [...spec.args, '--group', spec.group], { ...env, HTTP_PORT: String(port), KAFKA_CLIENT_ID: slotClientId(env, spec.name) });
     running.add(proc);
     void proc.exited.then(() => running.delete(proc));
     const slot: Slot = { spec, proc, port, stopping: false };

@@ -41,6 +41,13 @@ export interface World {
   roles: Map<string, RoleSpec>;
   /** Application ids published, by customer name. */
   published: Map<string, string[]>;
+  /** Where each published application went: main-topic partition and when the broker acknowledged it. */
+  placed: Map<string, { partition: number; at: number }>;
+  /**
+   * Applications whose send failed without an answer (the broker went away mid-request): maybe
+   * written, maybe not. The audit counts one as published only if it shows up anywhere.
+   */
+  unacknowledged: Set<string>;
   event(customer: Customer): ApplicationSubmitted;
   publish(events: ApplicationSubmitted[]): Promise<void>;
   send(messages: OutboundRecord[]): Promise<void>;
@@ -146,6 +153,8 @@ export async function startWorld(base: Config, opts: WorldOptions): Promise<Worl
   }
 
   const published = new Map<string, string[]>(customers.map((c) => [c.name, []]));
+  const placed = new Map<string, { partition: number; at: number }>();
+  const unacknowledged = new Set<string>();
 
   function event(c: Customer): ApplicationSubmitted {
     const applicationId = randomUUID();
@@ -173,7 +182,10 @@ export async function startWorld(base: Config, opts: WorldOptions): Promise<Worl
   }
 
   async function publish(events: ApplicationSubmitted[]): Promise<void> {
-    await send(await Promise.all(events.map(async (e) => ({ key: e.applicationId, value: await codec.encode(e) }))));
+    const messages: OutboundRecord[] = await Promise.all(events.map(async (e) => ({ key: e.applicationId, value: await codec.encode(e) })));
+    const positions = await producer.send({ topic: config.topics.applications, acks: ACKS_ALL, messages });
+    const at = Date.now();
+    events.forEach((e, i) => placed.set(e.applicationId, { partition: positions[i]?.partition ?? -1, at }));
     // Counted once acknowledged: an application the broker never took is not the pipeline's to lose.
     for (const e of events) published.get(customers.find((c) => c.integration.id === e.integrationId)!.name)!.push(e.applicationId);
   }
@@ -187,8 +199,11 @@ export async function startWorld(base: Config, opts: WorldOptions): Promise<Worl
       while (!stopped) {
         const t0 = Date.now();
         const batch = Array.from({ length: perTick }, () => event(customers[i++ % customers.length]!));
-        // A batch the broker did not take is not counted as published; the load goes on.
-        await publish(batch).catch((err: Error) => say(`   publish failed (${err.message}); continuing`));
+        // A batch the broker did not acknowledge is not counted as published (unless it arrives); the load goes on.
+        await publish(batch).catch((err: Error) => {
+          for (const e of batch) unacknowledged.add(e.applicationId);
+          say(`   publish failed (${err.message}); continuing`);
+        });
         await new Promise((r) => setTimeout(r, Math.max(0, tickMs - (Date.now() - t0))));
       }
     })();
@@ -212,6 +227,8 @@ export async function startWorld(base: Config, opts: WorldOptions): Promise<Worl
     supervisor,
     roles,
     published,
+    placed,
+    unacknowledged,
     event,
     publish,
     send,

@@ -14,7 +14,9 @@ Runs the whole pipeline on this machine and tells its story, stage by stage:
   5. publishes applications and shows a live view: delivered, waiting per retry tier, dead-lettered
   6. shows the alert digest that was e-mailed and the S3 archive of the dead letters
   7. fixes the bad credentials, redrives that customer's dead letters, shows them delivered
-  8. prints a summary and stops everything it started
+  8. the way back: Acme's ATS moves a candidate to "interview" and fires its signed web hook; the
+     API accepts it and the ApplicationStatusChanged event arrives on the status topic
+  9. prints a summary and stops everything it started
 
 Options:
   --fast        short retry tiers (5 s / 10 s / 15 s) and alert window, so the story takes about a minute

@@ -2,7 +2,7 @@
  * The whole pipeline, end to end, as a story a newcomer can watch:
  * stack → schema and topics → ATS sandbox with three customers → every consumer → a stream of
  * applications → live view → the alert digest → the S3 archive → fix the bad credentials →
- * redrive → summary. Everything runs as the real processes, on fresh demo topics and a demo
+ * redrive → the way back (a stage change in Acme's ATS becomes a status event) → summary. Everything runs as the real processes, on fresh demo topics and a demo
  * database, and is stopped at the end unless --keep.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -17,7 +17,7 @@ import { createIntegrationRepository } from '../../registry/repository.ts';
 import { createKafka, withAdmin } from '../../lib/kafka/index.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createS3Client } from '../../lib/s3.ts';
-import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
+import { ensureTopics, inboundTopicSpecs, topicSpecs } from '../../lib/topics.ts';
 import { migrate } from '../../db/migrate.ts';
 import { createApplicationPublisher } from '../../producers/publisher.ts';
 import { sampleApplications } from '../sample-application.ts';
@@ -27,6 +27,7 @@ import { spawnTs, type TsProcess } from '../spawn-entrypoint.ts';
 import { stackDown, stackUp } from '../stack/stack.ts';
 import { createCustomers } from './customers.ts';
 import { LiveView, type CustomerCounts } from './view.ts';
+import { showWayBack } from './way-back.ts';
 
 export interface DemoOptions {
   fast: boolean;
@@ -88,12 +89,16 @@ export async function runDemo(base: Config, opts: DemoOptions): Promise<number> 
     out(`   database ${dbUrl.pathname.slice(1)} created, ${migrated.applied.length} migrations applied`);
     const keys = `demo:${randomBytes(32).toString('base64')}`;
     const sandboxPort = await freePort();
+    const apiPort = await freePort();
     const config = loadConfig({
       ...envFromConfig(base),
       DATABASE_URL: dbUrl.toString(),
       ATS_RELAY_ENCRYPTION_KEYS: keys,
       TOPIC_APPLICATIONS: `ats-demo-${run}.applications`,
       TOPIC_PARTITIONS: '6',
+      TOPIC_APPLICATION_STATUS: `ats-demo-${run}.application-status`,
+      TOPIC_JOBS: `ats-demo-${run}.jobs`,
+      WEBHOOK_PUBLIC_BASE_URL: `http://127.0.0.1:${apiPort}`,
       ...(opts.fast ? { RETRY_TIERS: FAST_TIERS, ALERT_WINDOW_MS: '8000', DLQ_ARCHIVE_MAX_AGE_MS: '3000' } : { ALERT_WINDOW_MS: '60000', DLQ_ARCHIVE_MAX_AGE_MS: '15000' }),
       ATS_ALLOW_PRIVATE_NETWORKS: 'true',
       ATS_RATE_LIMITS: 'greenhouse=none,lever=none,workable=none',
@@ -103,7 +108,7 @@ export async function runDemo(base: Config, opts: DemoOptions): Promise<number> 
     });
     const logger = createLogger({ level: 'warn', name: 'demo' });
     const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'demo' });
-    const report = await withAdmin(kafka, (a) => ensureTopics(a, topicSpecs(config.topics)));
+    const report = await withAdmin(kafka, (a) => ensureTopics(a, [...topicSpecs(config.topics), ...inboundTopicSpecs(config)]));
     for (const r of report) out(`   topic ${r.topic}: ${r.status}`);
     cleanups.push(() => withAdmin(kafka, (a) => a.deleteTopics(report.map((r) => r.topic))).catch(() => undefined));
     out(`   retry ladder: ${config.topics.retryTiers.map((t) => `${t.name} (${t.delayMs / 1000} s)`).join(' → ')} → DLQ`);
@@ -117,7 +122,8 @@ export async function runDemo(base: Config, opts: DemoOptions): Promise<number> 
     const sandbox = sandboxClient(sandboxUrl);
     const pool = createPool(config.database, { max: 4 });
     cleanups.push(() => pool.end());
-    const repo = createIntegrationRepository({ pool, keyring: new Keyring(keys) });
+    const keyring = new Keyring(keys);
+    const repo = createIntegrationRepository({ pool, keyring });
     const { customers, resume } = await createCustomers(sandbox, repo, run);
     for (const c of customers) out(`   ${c.name.padEnd(14)} ${c.platform.padEnd(10)} ${c.story}`);
     const initech = customers[2]!;
@@ -135,12 +141,17 @@ export async function runDemo(base: Config, opts: DemoOptions): Promise<number> 
       const port = await freePort();
       children.push({ name, proc: spawnTs('consumers/cli.ts', args, { ...env, HTTP_PORT: String(port) }), port });
     }
+    // The way back: the API receives the ATS's web hooks, a relay publishes the status events.
+    children.push({ name: 'api', proc: spawnTs('api/cli.ts', ['--port', String(apiPort), '--host', '127.0.0.1'], env), port: apiPort });
+    const relayPort = await freePort();
+    children.push({ name: 'relay', proc: spawnTs('producers/outbox/cli.ts', ['--topics', config.inbound.statusTopic], { ...env, HTTP_PORT: String(relayPort) }), port: relayPort });
     await until('every consumer to join its group', 90_000, async () => {
       const states = await Promise.all(children.filter((c) => c.name !== 'sandbox').map((c) => fetch(`http://127.0.0.1:${c.port}/readyz`).then((r) => r.ok, () => false)));
       for (const c of children) if (c.proc.child.exitCode !== null) throw new Error(`demo: ${c.name} exited:\n${c.proc.output().slice(-2000)}`);
       return states.every(Boolean);
     });
-    for (const c of children.filter((x) => x.name !== 'sandbox')) out(`   ${c.name.padEnd(11)} ready  (http://127.0.0.1:${c.port}/metrics)`);
+    const shows: Record<string, string> = { api: ': web hooks, /console', relay: '/readyz: publishes the status events' };
+    for (const c of children.filter((x) => x.name !== 'sandbox')) out(`   ${c.name.padEnd(11)} ready  (http://127.0.0.1:${c.port}${shows[c.name] ?? '/metrics'})`);
 
     section(`5. Publishing ${opts.perCustomer * customers.length} applications`);
     const publisher = createApplicationPublisher({ kafka: config.kafka, registryUrl: config.schemaRegistry.url, topic: config.topics.applications, pool, logger });
@@ -243,7 +254,10 @@ export async function runDemo(base: Config, opts: DemoOptions): Promise<number> 
     });
     view.done(...frame);
 
-    section('10. Summary');
+    section('10. The way back: Acme moves a candidate to "interview"');
+    await showWayBack({ config, pool, keyring, kafka, logger, sandbox, customer: customers[0]!, apiUrl: `http://127.0.0.1:${apiPort}`, timeoutMs: 60_000, out });
+
+    section('11. Summary');
     const final = await counts();
     const rows = final.map((c, i) => {
       const first = afterFirstPass[i]!;
@@ -258,9 +272,6 @@ export async function runDemo(base: Config, opts: DemoOptions): Promise<number> 
     const allDelivered = final.every((c) => c.delivered === c.published);
     if (opts.keep) {
       // The web console (api/console/) on the demo's database and topics, with an operator token.
-      const apiPort = await freePort();
-      children.push({ name: 'api', proc: spawnTs('api/cli.ts', ['--port', String(apiPort), '--host', '127.0.0.1'], env), port: apiPort });
-      await until('the API to answer', 60_000, () => fetch(`http://127.0.0.1:${apiPort}/healthz`).then((r) => r.ok, () => false));
       const { token } = await repo.createApiToken({ name: `demo-${run} operator`, scope: { kind: 'admin' } });
       out(`\nConsole: http://127.0.0.1:${apiPort}/console  (sign in with the demo operator token ${token})`);
       out(`--keep: everything is still running (sandbox ${sandboxUrl}, topics ats-demo-${run}.*). Stop with Ctrl-C, then npm run stack -- down.`);

@@ -95,7 +95,8 @@ async function httpOk(url: string, timeoutMs = 2_000): Promise<boolean> {
 let quiet: ReturnType<typeof createLogger> | undefined;
 const quietLogger = (): ReturnType<typeof createLogger> => (quiet ??= createLogger({ level: 'silent' }));
 
-function kafkaService(config: Config, paths: Paths): Service {
+/** The broker as a service; `paths` may name a home of its own (dev/stack/private-broker.ts). */
+export function kafkaService(config: Config, paths: Paths): Service {
   const version = config.stack.kafkaVersion;
   const dir = path.join(paths.downloads, `kafka-${version}`);
   const dataDir = path.join(paths.data, 'kafka');

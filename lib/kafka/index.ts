@@ -6,7 +6,7 @@
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { createKafkajsClient } from './kafkajs-adapter.ts';
-import type { Admin, ConsumedRecord, KafkaClient, KafkaClientOptions, Producer, ProducerOptions, RetryPolicy } from './port.ts';
+import type { Admin, ConsumedRecord, GroupMember, KafkaClient, KafkaClientOptions, Producer, ProducerOptions, RetryPolicy } from './port.ts';
 
 export * from './port.ts';
 export { KafkaClientError, brokerErrorOf, kafkaError, type KafkaErrorCode } from './errors.ts';
@@ -47,9 +47,56 @@ export const DEFAULT_SEND_RETRY: RetryPolicy = { retries: 8, initialRetryTime: 3
  * A producer for events whose per-key order matters: idempotent, one request in flight per broker
  * (so retries cannot reorder), murmur2 partitioning as the Java client does, acks from all in-sync
  * replicas by default. Sends fail after bounded retries (DEFAULT_SEND_RETRY) with a retriable error.
+ *
+ * After a failed send the idempotent session is replaced before the next one. kafkajs rolls a
+ * partition's sequence number back when a produce request fails — also when the broker did write
+ * the batch and only the answer was lost (a broker SIGKILLed mid-request) — so the next batch goes
+ * out with a sequence the broker already holds, is acknowledged as a duplicate and never written:
+ * acknowledged records lost (found by the chaos suite's `broker` scenario). A new producer id starts
+ * its sequences afresh, whatever the client; the caller's retry of the failed batch may then write
+ * it twice, which the event ids and the delivery log absorb (at least once, never lost).
  */
 export function createProducer(kafka: KafkaClient, opts: ProducerOptions = {}): Producer {
-  return kafka.producer({ idempotent: opts.idempotent ?? true, retry: opts.retry ?? DEFAULT_SEND_RETRY });
+  const idempotent = opts.idempotent ?? true;
+  const make = (): Producer => kafka.producer({ idempotent, retry: opts.retry ?? DEFAULT_SEND_RETRY });
+  if (!idempotent) return make();
+  let current = make();
+  let connected = false;
+  let poisoned = false;
+  let renewing: Promise<void> | undefined;
+  async function renew(): Promise<void> {
+    const old = current;
+    current = make();
+    await old.disconnect().catch(() => undefined);
+    await current.connect();
+    poisoned = false;
+  }
+  async function guarded<T>(fn: (p: Producer) => Promise<T>): Promise<T> {
+    if (poisoned && connected) {
+      renewing ??= renew().finally(() => (renewing = undefined));
+      await renewing;
+    }
+    const p = current;
+    try {
+      return await fn(p);
+    } catch (err) {
+      if (p === current) poisoned = true;
+      throw err;
+    }
+  }
+  return {
+    async connect() {
+      connected = true;
+      await current.connect();
+    },
+    async disconnect() {
+      connected = false;
+      await renewing?.catch(() => undefined);
+      await current.disconnect();
+    },
+    send: (request) => guarded((p) => p.send(request)),
+    sendBatch: (request) => guarded((p) => p.sendBatch(request)),
+  };
 }
 
 /** One string per topic-partition, for maps keyed by both. */
@@ -67,6 +114,12 @@ export function crashSignal(): { failed: Promise<never>; fail(err: Error): void 
   const failed = new Promise<never>((_, reject) => (fail = reject));
   failed.catch(() => undefined); // owners that never look at it must not see an unhandled rejection
   return { failed, fail };
+}
+
+/** A consumer group's state and who owns what (chaos hand-over timing, operators' tooling). */
+export async function describeGroup(admin: Admin, groupId: string): Promise<{ state: string; members: GroupMember[] }> {
+  const [group] = await admin.describeGroups([groupId]);
+  return group ? { state: group.state, members: group.members } : { state: 'Dead', members: [] };
 }
 
 export async function withAdmin<T>(kafka: KafkaClient, fn: (admin: Admin) => Promise<T>): Promise<T> {

@@ -27,7 +27,7 @@ import type {
 import { ACKS_ALL } from './port.ts';
 
 // Not visible to Node's named-export detection for this CommonJS package; read it off the default export.
-const { ConfigResourceTypes } = kafkajs;
+const { ConfigResourceTypes, AssignerProtocol } = kafkajs;
 
 const PINO_LEVEL: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',
@@ -165,7 +165,9 @@ function createGroupConsumer(kafka: Kafka, logger: Logger, opts: GroupConsumerOp
   const consumer: Consumer = kafka.consumer({
     groupId: opts.groupId,
     sessionTimeout,
-    heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeout / 3)),
+    // kafkajs heartbeats from its fetch loop: once a second, a survivor learns of a rebalance a
+    // second after the broker starts it (hand-over after a member's SIGKILL ≈ session + 1 s).
+    heartbeatInterval: Math.min(1_000, Math.floor(sessionTimeout / 3)),
     allowAutoTopicCreation: false,
     ...(opts.rebalanceTimeoutMs ? { rebalanceTimeout: opts.rebalanceTimeoutMs } : {}),
     ...(opts.maxWaitTimeMs !== undefined ? { maxWaitTimeInMs: opts.maxWaitTimeMs } : {}),
@@ -295,7 +297,15 @@ function createAdmin(kafka: Kafka): Admin & AdminSession {
     },
     async describeGroups(groupIds) {
       const { groups } = await guarded(() => admin.describeGroups(groupIds));
-      return groups.map((g) => ({ groupId: g.groupId, state: g.state, members: g.members.map((m) => ({ memberId: m.memberId, clientId: m.clientId })) }));
+      return groups.map((g) => ({
+        groupId: g.groupId,
+        state: g.state,
+        members: g.members.map((m) => ({
+          memberId: m.memberId,
+          clientId: m.clientId,
+          assignment: m.memberAssignment.length ? (AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {}) : {},
+        })),
+      }));
     },
     deleteGroups: async (groupIds) => {
       await guarded(() => admin.deleteGroups(groupIds));

@@ -185,7 +185,14 @@ export interface GroupListing {
 export interface GroupDescription {
   groupId: string;
   state: string;
-  members: Array<{ memberId: string; clientId: string }>;
+  members: GroupMember[];
+}
+
+export interface GroupMember {
+  memberId: string;
+  clientId: string;
+  /** Partitions per topic the group leader assigned to this member in the current generation (empty while a rebalance is under way). */
+  assignment: Record<string, number[]>;
 }
 
 export interface Admin {

@@ -4,11 +4,14 @@
  * the two topics (started when a test says so), and an independent reader that decodes the topics
  * with plain avsc and the schema fetched by id over HTTP.
  */
+import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { expect } from 'vitest';
 import { buildApi } from '../../api/server.ts';
 import { createConnectors, type Connectors } from '../../connectors/index.ts';
 import type { Config } from '../../lib/config.ts';
+import type { Platform } from '../../registry/integration.ts';
 import { Keyring } from '../../registry/keyring.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
 import { createKafka, createProducer, withAdmin, type KafkaClient, type Producer } from '../../lib/kafka/index.ts';
@@ -21,6 +24,8 @@ import { ensureTopics, inboundTopicSpecs } from '../../lib/topics.ts';
 import { createTopicCodecs } from '../../producers/outbox/codecs.ts';
 import { createOutboxRelay, type OutboxRelay } from '../../producers/outbox/relay.ts';
 import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
+import type { WebhookSpec } from '../../sandbox/webhooks.ts';
+import { sampleIntegration } from '../registry/support.ts';
 import { independentDecode } from '../events/support.ts';
 import { readTopic } from '../support/topic-reader.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
@@ -121,6 +126,55 @@ export async function inboundHarness(overrides: Record<string, string> = {}): Pr
       await pool.query('DELETE FROM integrations WHERE company_id = $1', [company]).catch(() => undefined);
       await pool.query('DELETE FROM api_tokens WHERE name = $1', [`${company} admin`]).catch(() => undefined);
       await pool.end();
+    },
+  };
+}
+
+export interface Receiver {
+  integration: IntegrationRecord;
+  secret: string;
+  url: string;
+}
+
+export interface DeliveredIds {
+  applicationId: string;
+  externalApplicationId: string;
+  externalCandidateId: string;
+}
+
+export interface WebhookReceivers {
+  /** An integration with a webhook secret set through the API (Workable: its API token). */
+  receiver(platform: Platform): Promise<Receiver>;
+  /** A delivered application in the delivery log, with the ATS ids the connector stored. */
+  delivered(r: Receiver): Promise<DeliveredIds>;
+  /** The sandbox's stage change to "interview" for those ids, signed with the receiver's secret. */
+  spec(r: Receiver, ids: { externalApplicationId: string; externalCandidateId: string }, extra?: Partial<WebhookSpec>): WebhookSpec;
+}
+
+export function webhookReceivers(h: InboundHarness): WebhookReceivers {
+  return {
+    async receiver(platform) {
+      const integration = await h.createIntegration(sampleIntegration(platform));
+      let secret = integration.credentials.token ?? '';
+      if (platform !== 'workable') {
+        const res = await h.app.inject({ method: 'POST', url: `/integrations/${integration.id}/webhook-secret`, headers: { authorization: `Bearer ${h.adminToken}` } });
+        expect(res.statusCode, res.body).toBe(200);
+        secret = (JSON.parse(res.body) as { secret: string }).secret;
+      }
+      const info = await h.app.inject({ method: 'GET', url: `/integrations/${integration.id}/webhook`, headers: { authorization: `Bearer ${h.adminToken}` } });
+      expect(JSON.parse(info.body)).toMatchObject({ url: `${h.config.inbound.publicBaseUrl}/integrations/${integration.id}/webhook`, secretSet: true });
+      return { integration, secret, url: `${h.apiUrl}/integrations/${integration.id}/webhook` };
+    },
+    async delivered(r) {
+      const applicationId = `app-${randomUUID()}`;
+      const numeric = String(Math.floor(Math.random() * 1e9));
+      const externalApplicationId = r.integration.platform === 'greenhouse' ? numeric : `ext-${randomUUID()}`;
+      const externalCandidateId = r.integration.platform === 'greenhouse' ? String(Number(numeric) + 1) : r.integration.platform === 'workable' ? externalApplicationId : `cand-${randomUUID()}`;
+      await h.deliveries.recordDeliveryOutcome({ integrationId: r.integration.id, applicationId, eventId: randomUUID(), status: 'delivered', externalApplicationId, externalCandidateId });
+      return { applicationId, externalApplicationId, externalCandidateId };
+    },
+    spec(r, ids, extra = {}) {
+      return { platform: r.integration.platform, url: r.url, secret: r.secret, kind: 'stage_change', stage: r.integration.platform === 'lever' ? 'interview-onsite' : 'Face to Face', ...ids, ...extra };
     },
   };
 }

@@ -6,51 +6,18 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Platform } from '../../registry/integration.ts';
-import type { IntegrationRecord } from '../../registry/integrations.ts';
-import type { WebhookSpec } from '../../sandbox/webhooks.ts';
-import { sampleIntegration } from '../registry/support.ts';
-import { inboundHarness, type InboundHarness } from './support.ts';
+import { inboundHarness, webhookReceivers, type InboundHarness, type WebhookReceivers } from './support.ts';
 
 let h: InboundHarness;
+let receiver: WebhookReceivers['receiver'];
+let delivered: WebhookReceivers['delivered'];
+let spec: WebhookReceivers['spec'];
 beforeAll(async () => {
   h = await inboundHarness();
+  ({ receiver, delivered, spec } = webhookReceivers(h));
   await h.startRelay();
 }, 60_000);
 afterAll(async () => h?.close());
-
-interface Receiver {
-  integration: IntegrationRecord;
-  secret: string;
-  url: string;
-}
-
-/** An integration with a webhook secret set through the API (Workable: its API token). */
-async function receiver(platform: Platform): Promise<Receiver> {
-  const integration = await h.createIntegration(sampleIntegration(platform));
-  let secret = integration.credentials.token ?? '';
-  if (platform !== 'workable') {
-    const res = await h.app.inject({ method: 'POST', url: `/integrations/${integration.id}/webhook-secret`, headers: { authorization: `Bearer ${h.adminToken}` } });
-    expect(res.statusCode, res.body).toBe(200);
-    secret = (JSON.parse(res.body) as { secret: string }).secret;
-  }
-  const info = await h.app.inject({ method: 'GET', url: `/integrations/${integration.id}/webhook`, headers: { authorization: `Bearer ${h.adminToken}` } });
-  expect(JSON.parse(info.body)).toMatchObject({ url: `${h.config.inbound.publicBaseUrl}/integrations/${integration.id}/webhook`, secretSet: true });
-  return { integration, secret, url: `${h.apiUrl}/integrations/${integration.id}/webhook` };
-}
-
-/** A delivered application in the delivery log, with the ATS ids the connector stored. */
-async function delivered(r: Receiver): Promise<{ applicationId: string; externalApplicationId: string; externalCandidateId: string }> {
-  const applicationId = `app-${randomUUID()}`;
-  const numeric = String(Math.floor(Math.random() * 1e9));
-  const externalApplicationId = r.integration.platform === 'greenhouse' ? numeric : `ext-${randomUUID()}`;
-  const externalCandidateId = r.integration.platform === 'greenhouse' ? String(Number(numeric) + 1) : r.integration.platform === 'workable' ? externalApplicationId : `cand-${randomUUID()}`;
-  await h.deliveries.recordDeliveryOutcome({ integrationId: r.integration.id, applicationId, eventId: randomUUID(), status: 'delivered', externalApplicationId, externalCandidateId });
-  return { applicationId, externalApplicationId, externalCandidateId };
-}
-
-function spec(r: Receiver, ids: { externalApplicationId: string; externalCandidateId: string }, extra: Partial<WebhookSpec> = {}): WebhookSpec {
-  return { platform: r.integration.platform, url: r.url, secret: r.secret, kind: 'stage_change', stage: r.integration.platform === 'lever' ? 'interview-onsite' : 'Face to Face', ...ids, ...extra };
-}
 
 async function statusEvents(): Promise<Array<{ key: string; value: Record<string, unknown> }>> {
   return h.read(h.config.inbound.statusTopic);
