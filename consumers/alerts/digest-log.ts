@@ -35,7 +35,7 @@ export interface DigestMail extends Mail {
 export interface ClaimedDigest {
   id: string;
   records: number;
-  /** The claim token: renewals and marks of a process that lost the claim change nothing. */
+  /** The claim token: a process that lost the claim (its lease ran out) can no longer renew it, and stops sending. */
   claimedBy: string;
   mails: DigestMail[];
 }
