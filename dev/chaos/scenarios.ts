@@ -162,7 +162,8 @@ async function measureHandover(world: World, victim: string, survivor: string, t
       }
       await sleep(100);
     }
-    throw new Error(`chaos: ${survivor} did not take over ${victim}'s partitions ${partitions.join(',')} within ${timeoutMs / 1000} s`);
+    const state = `assigned ${assignedMs === undefined ? 'no' : `after ${assignedMs} ms`}, committed ${committedMs === undefined ? 'no' : `after ${committedMs} ms`}, delivered from ${[...firstDelivery.keys()].join(',') || 'none'}`;
+    throw new Error(`chaos: ${survivor} did not take over ${victim}'s partitions ${partitions.join(',')} within ${timeoutMs / 1000} s (${state})`);
   });
 }
 
@@ -227,7 +228,7 @@ export const SCENARIOS: Scenario[] = [
           const [victim, survivor] = i % 2 === 0 ? ['dispatcher#2', 'dispatcher#1'] : ['dispatcher#1', 'dispatcher#2'];
           await waitGroupStable(world, [victim, survivor], 120_000);
           await sleep(2_000);
-          const h = await measureHandover(world, victim, survivor, 60_000);
+          const h = await measureHandover(world, victim, survivor, 120_000);
           worst = Math.max(worst, h.consumedMs);
           const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
           handovers.push(`${victim} → ${survivor} (partitions ${h.partitions.join(',')}): assigned ${s(h.assignedMs)}, delivering ${s(h.consumedMs)}, committed ${s(h.committedMs)}`);
