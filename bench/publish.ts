@@ -74,7 +74,8 @@ export interface PublishBenchResult {
   raw: { eventsPerSec: number; ms: number };
   relay: { rowsPerSec: number; ms: number; ratioToRaw: number; insertMs: number };
   relayBacklog: { rowsPerSec: number; ms: number; ratioToRaw: number };
-  direct: { eventsPerSec: number; ms: number; ratioToRaw: number; events: number; concurrency: number };
+  /** cpuUsPerEvent: this process's CPU per direct publish; rawCpuUsPerEvent: per raw producer event (medians). */
+  direct: { eventsPerSec: number; ms: number; ratioToRaw: number; events: number; concurrency: number; cpuUsPerEvent: number; rawCpuUsPerEvent: number };
   /** Every round's wall-clock time per phase. */
   samplesMs: { raw: number[]; relay: number[]; insert: number[]; backlog: number[]; direct: number[] };
 }
@@ -170,8 +171,10 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
     const publisher = createApplicationPublisher({ kafka: config.kafka, registryUrl: config.schemaRegistry.url, topic, pool, logger });
     await publisher.start();
     cleanups.push(() => publisher.close());
-    const publishDirect = async (count: number): Promise<void> => {
-      const inputs = Array.from({ length: count }, () => generate.next());
+    // The inputs are generated before the clock starts: what a backend hands over, not the bench's work.
+    const directInputs = (count: number): ReturnType<typeof generate.next>[] => Array.from({ length: count }, () => generate.next());
+    const publishDirect = async (inputs: ReturnType<typeof generate.next>[]): Promise<void> => {
+      const count = inputs.length;
       let next = 0;
       await Promise.all(
         Array.from({ length: Math.min(concurrency, count) }, async () => {
@@ -179,14 +182,22 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
         }),
       );
     };
-    await publishDirect(Math.min(directEvents, 1_000));
+    await publishDirect(directInputs(Math.min(directEvents, 1_000)));
 
     // Rounds alternate the phases, so drift (page cache, JIT, the broker's log segments) hits each alike.
     const samples = { raw: [] as number[], relay: [] as number[], insert: [] as number[], backlog: [] as number[], direct: [] as number[] };
+    const cpuUs = { raw: [] as number[], direct: [] as number[] };
+    const cpuOf = (since: NodeJS.CpuUsage): number => {
+      const d = process.cpuUsage(since);
+      return d.user + d.system;
+    };
     for (let round = 1; round <= rounds; round++) {
+      // This process's CPU per event (process.cpuUsage) while it alone works: machine-independent beside the rates.
+      let cpu0 = process.cpuUsage();
       let t0 = performance.now();
       await sendRaw(events);
       samples.raw.push(performance.now() - t0);
+      cpuUs.raw.push(cpuOf(cpu0) / events);
 
       // insert → acked: the rows are inserted while the relay publishes them.
       await vacuum();
@@ -205,15 +216,19 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
       await relayed(t0 + 300_000);
       samples.backlog.push(performance.now() - t0);
 
+      const inputs = directInputs(directEvents);
+      cpu0 = process.cpuUsage();
       t0 = performance.now();
-      await publishDirect(directEvents);
+      await publishDirect(inputs);
       samples.direct.push(performance.now() - t0);
+      cpuUs.direct.push(cpuOf(cpu0) / directEvents);
 
       const r = (ms: number[]): string => rate(events, ms.at(-1)!).toLocaleString('en');
       const pct = (ms: number[]): string => `${Math.round((100 * samples.raw.at(-1)!) / ms.at(-1)!)} %`;
       const directRate = rate(directEvents, samples.direct.at(-1)!);
+      const cpu = `CPU per event: raw ${cpuUs.raw.at(-1)!.toFixed(0)} µs, direct ${cpuUs.direct.at(-1)!.toFixed(0)} µs`;
       log(
-        `round ${round}/${rounds}: raw ${r(samples.raw)} events/s · relay ${r(samples.relay)} rows/s insert → acked (${pct(samples.relay)}; inserts ${(samples.insert.at(-1)! / 1000).toFixed(2)} s) · relay ${r(samples.backlog)} rows/s from a backlog (${pct(samples.backlog)}) · direct ${directRate.toLocaleString('en')} events/s (${Math.round((100 * directRate) / rate(events, samples.raw.at(-1)!))} %)`,
+        `round ${round}/${rounds}: raw ${r(samples.raw)} events/s · relay ${r(samples.relay)} rows/s insert → acked (${pct(samples.relay)}; inserts ${(samples.insert.at(-1)! / 1000).toFixed(2)} s) · relay ${r(samples.backlog)} rows/s from a backlog (${pct(samples.backlog)}) · direct ${directRate.toLocaleString('en')} events/s (${Math.round((100 * directRate) / rate(events, samples.raw.at(-1)!))} %) · ${cpu}`,
       );
     }
     await relayProcess.stop();
@@ -248,6 +263,8 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
         ratioToRaw: +median(samples.direct.map((ms, i) => rate(directEvents, ms) / rate(events, samples.raw[i]!))).toFixed(3),
         events: directEvents,
         concurrency,
+        cpuUsPerEvent: Math.round(median(cpuUs.direct)),
+        rawCpuUsPerEvent: Math.round(median(cpuUs.raw)),
       },
     };
     log(`relay / raw = ${(result.relay.ratioToRaw * 100).toFixed(0)} % (insert → acked), ${(result.relayBacklog.ratioToRaw * 100).toFixed(0)} % (backlog); direct / raw = ${(result.direct.ratioToRaw * 100).toFixed(0)} %`);

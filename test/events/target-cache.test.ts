@@ -15,18 +15,21 @@ import { companyWith, eventsHarness } from './support.ts';
 
 const h = eventsHarness();
 let cache: TargetCache;
-/** Markers sent through the change channel, resolved when a cache heard them. */
-const heard = new Map<string, () => void>();
-const onChange = (payload: string): void => heard.get(payload)?.();
+/** Markers sent through the change channel: how many caches have yet to hear each, and who waits. */
+const heard = new Map<string, { left: number; resolve(): void }>();
+const onChange = (payload: string): void => {
+  const w = heard.get(payload);
+  if (w && --w.left === 0) w.resolve();
+};
 
 /**
- * Returns once `c` heard every change notification committed so far: notifications arrive in commit
- * order, so a marker sent now comes after them. Set-up writes notify too, and a notification that
- * lands after a lookup would clear what the test wants to see cached.
+ * Returns once every one of `listening` caches heard all change notifications committed so far:
+ * notifications arrive in commit order, so a marker sent now comes after them. Set-up writes notify
+ * too, and a notification that lands after a lookup would clear what the test wants to see cached.
  */
-async function caughtUp(): Promise<void> {
+async function caughtUp(listening = 1): Promise<void> {
   const marker = `marker-${randomUUID()}`;
-  const seen = new Promise<void>((resolve) => heard.set(marker, resolve));
+  const seen = new Promise<void>((resolve) => heard.set(marker, { left: listening, resolve }));
   await h.pool.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, marker]);
   await seen;
   heard.delete(marker);
@@ -91,7 +94,7 @@ describe('delivery target cache', () => {
     try {
       const company = await companyWith(h.repo, ['greenhouse'], ['job-1']);
       const integrationId = company.integrations[0]!.id;
-      await caughtUp();
+      await caughtUp(2);
       await short.targets(company.companyId, 'job-1');
       await h.pool.query('UPDATE job_mappings SET external_job_id = $3 WHERE integration_id = $1 AND job_id = $2', [integrationId, 'job-1', 'silent']);
       expect((await short.targets(company.companyId, 'job-1'))[0]!.atsJobId).toBe('ats-job-1');
