@@ -251,9 +251,9 @@ async function startDispatchers(s: Scenario, processes: number, maxInFlight: num
   const ports: number[] = [];
   for (let i = 0; i < processes; i++) {
     const port = await freePort();
-    const env: Record<string, string> = { ...envFromConfig(s.config), HTTP_PORT: String(port), DISPATCHER_MAX_IN_FLIGHT: String(maxInFlight), LOG_LEVEL: 'warn' };
-    if (cpuProfileDir) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${cpuProfileDir}`;
-    procs.push(spawnTs('consumers/cli.ts', ['--role', 'dispatcher', '--group', group], env, { built }));
+    const env = { ...envFromConfig(s.config), HTTP_PORT: String(port), DISPATCHER_MAX_IN_FLIGHT: String(maxInFlight), LOG_LEVEL: 'warn' };
+    const nodeArgs = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : [];
+    procs.push(spawnTs('consumers/cli.ts', ['--role', 'dispatcher', '--group', group], env, { built, nodeArgs }));
     ports.push(port);
   }
   const output = (): string => procs.map((p) => p.output()).join('\n');
@@ -553,6 +553,9 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
     // median over the rounds, every ratio the median of the rounds' own ratios.
     const rounds: Array<{ raw: { perSec: number; cpuUsPerDelivery: number }; d0: DispatcherRun; d50: DispatcherRun; naive0: number; naivePP0: number; naive50: number; naivePP50: number }> = [];
     let peakRss = 0;
+    // Untimed: the sandbox's and the client's first requests (JIT, 64 connections) would weigh on round 1.
+    say('warming up the sandbox and the raw client…');
+    await runRaw(sandboxUrl, await scenario(config, 'warm', opts.partitions, sandbox, repo, kafka, 0), 3, Math.min(opts.maxInFlight, 128));
     for (let round = 1; round <= opts.rounds; round++) {
       say(`round ${round}/${opts.rounds}: raw sandbox capacity (undici, ${opts.rawSeconds} s)…`);
       const rawScenario = await scenario(config, `raw${round}`, opts.partitions, sandbox, repo, kafka, 0);
