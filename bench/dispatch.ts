@@ -245,13 +245,13 @@ async function cpuSecondsOf(port: number): Promise<number> {
 }
 
 /** `processes` dispatchers in one consumer group, as deployed (LOG_LEVEL warn); resolves once all are ready. */
-async function startDispatchers(s: Scenario, processes: number, maxInFlight: number, built: boolean, cpuProfileDir?: string): Promise<Dispatchers> {
+async function startDispatchers(s: Scenario, processes: number, maxInFlight: number, built: boolean, cpuProfileDir?: string, extraEnv: Record<string, string> = {}): Promise<Dispatchers> {
   const group = `bench-${randomUUID().slice(0, 8)}`;
   const procs: Array<ReturnType<typeof spawnTs>> = [];
   const ports: number[] = [];
   for (let i = 0; i < processes; i++) {
     const port = await freePort();
-    const env = { ...envFromConfig(s.config), HTTP_PORT: String(port), DISPATCHER_MAX_IN_FLIGHT: String(maxInFlight), LOG_LEVEL: 'warn' };
+    const env = { ...envFromConfig(s.config), HTTP_PORT: String(port), DISPATCHER_MAX_IN_FLIGHT: String(maxInFlight), LOG_LEVEL: 'warn', ...extraEnv };
     const nodeArgs = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : [];
     procs.push(spawnTs('consumers/cli.ts', ['--role', 'dispatcher', '--group', group], env, { built, nodeArgs }));
     ports.push(port);
@@ -393,7 +393,9 @@ async function runSteady(s: Scenario, producer: Producer, codec: EventCodec, db:
  * when they are thawed together: the drain rate without the join's rebalance in it.
  */
 async function runScaleOut(s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, kafka: Kafka, processes: number, count: number, opts: DispatchBenchOptions): Promise<{ perSec: number; cpuUsPerDelivery: number }> {
-  const d = await startDispatchers(s, processes, opts.maxInFlight, opts.dispatcher === 'built');
+  // A long session timeout: the group must outlive the freeze (a frozen member sends no heartbeats),
+  // or the thaw would start with a rebalance.
+  const d = await startDispatchers(s, processes, opts.maxInFlight, opts.dispatcher === 'built', undefined, { KAFKA_SESSION_TIMEOUT_MS: '120000' });
   try {
     await withAdmin(kafka, async (admin) => {
       const deadline = Date.now() + 60_000;
