@@ -1,10 +1,15 @@
 /**
- * Dispatcher throughput, measured beside its baselines in the same run:
- *   - the dispatcher (a separate process, as deployed) at 0 ms and 50 ms added ATS latency;
+ * Dispatcher throughput and CPU, measured beside its baselines in paired rounds (each round: raw,
+ * dispatcher and naive at 0 ms, then at 50 ms; figures are medians over the rounds, ratios the
+ * medians of the rounds' own ratios, so a shared machine's drift hits both sides of a ratio alike):
+ *   - the dispatcher (a separate process, as deployed) at 0 ms and 50 ms added ATS latency, with its
+ *     own CPU per delivery (process.cpuUsage via its /metrics, over the measured window);
  *   - a naive consumer: kafkajs eachMessage, one message at a time per partition, same handler and
  *     sandbox;
- *   - the sandbox's raw capacity: undici sending the same requests a delivery makes, no Kafka;
- *     measured three times (first, after the 0 ms dispatcher run, last), the median reported.
+ *   - the sandbox's raw capacity: undici sending the same requests a delivery makes, no Kafka, and
+ *     that client's CPU per delivery (this process's process.cpuUsage while it alone sends).
+ * Then, once: steady load (a fixed publish rate; publish → ATS receipt latency) and scale-out (1 vs 2
+ * dispatcher processes in one group on the same backlog).
  * N applications are published to fresh 12-partition topics while the dispatcher runs; end-to-end
  * latency is publish → delivered (including the queueing of the backlog). Peak RSS is the
  * dispatcher process's high-water mark; the dispatcher runs as production runs it, the built
