@@ -29,7 +29,10 @@ export interface PublisherOptions {
   registryUrl: string;
   /** The main applications topic (config.topics.applications). */
   topic: string;
-  /** Reads the integration registry (enabled integrations, job mappings), cached; one connection LISTENs for its changes. */
+  /**
+   * Reads the integration registry (enabled integrations, job mappings), cached; one of its
+   * connections LISTENs for registry changes (a pool of max 1 gets no cache: a query per publish).
+   */
   pool: Pool;
   /** How long a company's delivery targets are trusted without a change notification (default 30 s). */
   targetCacheTtlMs?: number;
@@ -86,6 +89,8 @@ export function createApplicationPublisher(opts: PublisherOptions): ApplicationP
 
   /** Subscribes the target cache once; lookups go to the database until it listens (or if it cannot). */
   function listen(): Promise<void> {
+    // The subscription holds one connection for good: a pool of one would leave none for the lookups.
+    if ((opts.pool.options.max ?? 10) < 2) return Promise.resolve();
     if (!listening && Date.now() >= listenRetryAt) {
       listening = targets.start().catch((err: unknown) => {
         logger.warn({ err }, 'delivery target cache cannot listen for registry changes; looking targets up per publish meanwhile');
