@@ -1,10 +1,15 @@
 /**
- * Dispatcher throughput, measured beside its baselines in the same run:
- *   - the dispatcher (a separate process, as deployed) at 0 ms and 50 ms added ATS latency;
+ * Dispatcher throughput and CPU, measured beside its baselines in paired rounds (each round: raw,
+ * dispatcher and naive at 0 ms, then at 50 ms; figures are medians over the rounds, ratios the
+ * medians of the rounds' own ratios, so a shared machine's drift hits both sides of a ratio alike):
+ *   - the dispatcher (a separate process, as deployed) at 0 ms and 50 ms added ATS latency, with its
+ *     own CPU per delivery (process.cpuUsage via its /metrics, over the measured window);
  *   - a naive consumer: kafkajs eachMessage, one message at a time per partition, same handler and
  *     sandbox;
- *   - the sandbox's raw capacity: undici sending the same requests a delivery makes, no Kafka;
- *     measured three times (first, after the 0 ms dispatcher run, last), the median reported.
+ *   - the sandbox's raw capacity: undici sending the same requests a delivery makes, no Kafka, and
+ *     that client's CPU per delivery (this process's process.cpuUsage while it alone sends).
+ * Then, once: steady load (a fixed publish rate; publish → ATS receipt latency) and scale-out (1 vs 2
+ * dispatcher processes in one group on the same backlog).
  * N applications are published to fresh 12-partition topics while the dispatcher runs; end-to-end
  * latency is publish → delivered (including the queueing of the backlog). Peak RSS is the
  * dispatcher process's high-water mark; the dispatcher runs as production runs it, the built
@@ -13,6 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import pg from 'pg';
 import { Pool as UndiciPool } from 'undici';
 import type { ApplicationSubmitted, DocumentRef } from '../lib/application.ts';
@@ -24,7 +30,7 @@ import { createIntegrationRepository, type IntegrationRepository } from '../regi
 // The naive baseline is kafkajs as its users write it (eachMessage, its defaults), not ats-relay's port.
 // eslint-disable-next-line no-restricted-imports
 import { Kafka, logLevel } from 'kafkajs';
-import { ACKS_ALL, createKafka, createProducer, withAdmin, type KafkaClient, type Producer } from '../lib/kafka/index.ts';
+import { ACKS_ALL, createKafka, createProducer, describeGroup, withAdmin, type KafkaClient, type Producer } from '../lib/kafka/index.ts';
 import { createLogger } from '../lib/logger.ts';
 import { createEventCodec, type EventCodec } from '../lib/serde.ts';
 import { ensureTopics, topicSpecs } from '../lib/topics.ts';
@@ -41,33 +47,80 @@ export interface DispatchBenchOptions {
   /** How long each naive run may take (its rate is what it delivered per second). */
   naiveSeconds: number;
   rawSeconds: number;
+  /** Paired rounds (raw, dispatcher, naive at 0 and 50 ms each); every figure is the median over them. */
+  rounds: number;
   /** Run the dispatcher from dist/ with plain node (as deployed; the caller builds first) or from the sources through tsx. */
   dispatcher: 'built' | 'source';
+  /** Steady-load phase: these rates (applications/s), each at 0 and 50 ms ATS latency, for `steadySeconds`; empty skips it. */
+  steadyRates: number[];
+  steadySeconds: number;
+  /** Scale-out phase: 1 vs 2 dispatcher processes in one group on a backlog of this many applications (0 skips it). */
+  scaleOutCount: number;
+  /** Write a V8 CPU profile of each 0 ms dispatcher run into this folder (node --cpu-prof). */
+  cpuProfileDir?: string | undefined;
   say: (line: string) => void;
+}
+
+/** One fixed-rate run: latency from the publish call to the ATS's receipt (the sandbox's created_at). */
+export interface SteadyResult {
+  ratePerSec: number;
+  atsLatencyMs: number;
+  seconds: number;
+  published: number;
+  /** What the producer actually achieved (below ratePerSec means the publisher, not the dispatcher, fell behind). */
+  achievedPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** The dispatcher's CPU per delivery at this rate, µs. */
+  cpuUsPerDelivery: number;
 }
 
 export interface DispatchBenchResult {
   count: number;
   partitions: number;
   maxInFlight: number;
+  rounds: number;
   /** Which dispatcher was measured (and whose peak RSS peakRssMb is). */
   dispatcher: 'built' | 'source';
+  /** 1-minute load average when the bench started and ended (the machine is shared). */
+  loadAvg: [number, number];
+  /** Medians over the rounds. */
   deliveriesPerSec0ms: number;
   deliveriesPerSec50ms: number;
+  /** The dispatcher process's own CPU (process.cpuUsage: user + system) over the measured window ÷ deliveries. */
+  cpuUsPerDelivery0ms: number;
+  cpuUsPerDelivery50ms: number;
+  /** The bench process's CPU while undici alone sent the same three requests per delivery ÷ deliveries. */
+  rawCpuUsPerDelivery: number;
+  /** Median of the rounds' own dispatcher ÷ raw CPU per delivery (target ≤ 2). */
+  cpuRatioVsRaw0ms: number;
   /** kafkajs eachMessage with its defaults: one message at a time. */
   naivePerSec0ms: number;
   naivePerSec50ms: number;
   /** eachMessage with partitionsConsumedConcurrently = partitions: one message at a time per partition. */
   naivePerPartitionPerSec0ms: number;
   naivePerPartitionPerSec50ms: number;
-  /** Median of three raw runs (see rawSandboxSamples). */
+  /** Median of the raw runs (one per round, see rawSandboxSamples). */
   rawSandboxPerSec0ms: number;
   rawSandboxSamples: number[];
+  /** Ratios: medians of the rounds' own ratios (paired: both sides measured in the same round). */
   ratioVsNaive0ms: number;
   ratioVsNaive50ms: number;
   ratioVsNaivePerPartition0ms: number;
   ratioVsNaivePerPartition50ms: number;
   ratioVsRaw0ms: number;
+  /** Every round's figures, in order. */
+  samples: {
+    deliveriesPerSec0ms: number[];
+    deliveriesPerSec50ms: number[];
+    cpuUsPerDelivery0ms: number[];
+    cpuUsPerDelivery50ms: number[];
+    rawCpuUsPerDelivery: number[];
+    ratioVsRaw0ms: number[];
+    cpuRatioVsRaw0ms: number[];
+  };
+  /** Backlog drain latency (publish → delivered, queueing included) of the median round. */
   p50Ms0ms: number;
   p99Ms0ms: number;
   p50Ms50ms: number;
@@ -75,6 +128,10 @@ export interface DispatchBenchResult {
   p50Ms: number;
   p99Ms: number;
   peakRssMb: number;
+  /** Steady load, publish → ATS receipt. */
+  steady: SteadyResult[];
+  /** 1 vs 2 dispatcher processes in one group draining the same backlog (undefined when skipped). */
+  scaleOut?: { count: number; perSec1: number; perSec2: number; ratio: number; cpuUsPerDelivery1: number; cpuUsPerDelivery2: number };
 }
 
 const USER = '4080';
@@ -175,37 +232,203 @@ async function deliveredCount(db: pg.Pool, integrationId: string): Promise<numbe
   return rows[0]!.n;
 }
 
-async function runDispatcher(s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, count: number, maxInFlight: number, built: boolean, say: (l: string) => void) {
-  const port = await freePort();
-  const env = { ...envFromConfig(s.config), HTTP_PORT: String(port), DISPATCHER_MAX_IN_FLIGHT: String(maxInFlight), LOG_LEVEL: 'warn' };
-  const proc = spawnTs('consumers/cli.ts', ['--role', 'dispatcher', '--group', `bench-${randomUUID().slice(0, 8)}`], env, { built });
+interface Dispatchers {
+  group: string;
+  ports: number[];
+  pids: number[];
+  /** Sum of the processes' CPU seconds (process.cpuUsage, user + system, from their /metrics). */
+  cpuSeconds(): Promise<number>;
+  /** Highest peak RSS of the processes so far, MB. */
+  peakRssMb(): number;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** process_cpu_seconds_total of one process: prom-client's default metric, fed by process.cpuUsage(). */
+async function cpuSecondsOf(port: number): Promise<number> {
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+  const m = /^process_cpu_seconds_total(?:\{[^}]*\})? (\S+)$/m.exec(text);
+  if (!m) throw new Error(`no process_cpu_seconds_total on :${port}/metrics`);
+  return Number(m[1]);
+}
+
+/** `processes` dispatchers in one consumer group, as deployed (LOG_LEVEL warn); resolves once all are ready. */
+async function startDispatchers(s: Scenario, processes: number, maxInFlight: number, built: boolean, cpuProfileDir?: string, extraEnv: Record<string, string> = {}): Promise<Dispatchers> {
+  const group = `bench-${randomUUID().slice(0, 8)}`;
+  const procs: Array<ReturnType<typeof spawnTs>> = [];
+  const ports: number[] = [];
+  for (let i = 0; i < processes; i++) {
+    const port = await freePort();
+    const env = { ...envFromConfig(s.config), HTTP_PORT: String(port), DISPATCHER_MAX_IN_FLIGHT: String(maxInFlight), LOG_LEVEL: 'warn', ...extraEnv };
+    const nodeArgs = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : [];
+    procs.push(spawnTs('consumers/cli.ts', ['--role', 'dispatcher', '--group', group], env, { built, nodeArgs }));
+    ports.push(port);
+  }
+  const output = (): string => procs.map((p) => p.output()).join('\n');
+  const peaks = new Map<number, number>();
+  const stop = async (): Promise<void> => {
+    for (const p of procs) p.child.kill('SIGTERM');
+    await Promise.all(procs.map((p) => p.exited));
+  };
   try {
     const deadline = Date.now() + 60_000;
-    for (;;) {
-      const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
-      if (ok) break;
-      if (Date.now() > deadline) throw new Error(`dispatcher did not become ready:\n${proc.output()}`);
-      await new Promise((r) => setTimeout(r, 200));
+    for (const port of ports) {
+      for (;;) {
+        const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+        if (ok) break;
+        if (Date.now() > deadline) throw new Error(`dispatcher did not become ready:\n${output()}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
     }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    group,
+    ports,
+    pids: procs.map((p) => p.child.pid!),
+    cpuSeconds: async () => (await Promise.all(ports.map(cpuSecondsOf))).reduce((a, b) => a + b, 0),
+    peakRssMb() {
+      // Read while the processes live (VmHWM is gone once they exit).
+      for (const p of procs) peaks.set(p.child.pid!, Math.max(peaks.get(p.child.pid!) ?? 0, peakRssMb(p.child.pid!)));
+      return Math.max(0, ...peaks.values());
+    },
+    output,
+    stop,
+  };
+}
+
+/** Polls the delivery log until `count` of the scenario's applications are delivered; returns when that was seen. */
+async function waitDelivered(db: pg.Pool, s: Scenario, count: number, since: number, d: Dispatchers, say: (l: string) => void): Promise<void> {
+  let reported = 0;
+  for (;;) {
+    const n = await deliveredCount(db, s.integrationId);
+    if (n >= count) return;
+    if (Date.now() - reported > 5_000) {
+      say(`  … ${n}/${count}`);
+      reported = Date.now();
+    }
+    if (Date.now() - since > 600_000) throw new Error(`only ${n}/${count} delivered after 10 min:\n${d.output().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+interface DispatcherRun {
+  perSec: number;
+  p50: number;
+  p99: number;
+  rss: number;
+  cpuUsPerDelivery: number;
+}
+
+async function runDispatcher(s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, count: number, maxInFlight: number, built: boolean, say: (l: string) => void, cpuProfileDir?: string): Promise<DispatcherRun> {
+  const d = await startDispatchers(s, 1, maxInFlight, built, cpuProfileDir);
+  try {
+    const cpu0 = await d.cpuSeconds();
     const t0 = Date.now();
     const sentAt = await publish(producer, codec, s, count);
-    let last = 0;
-    for (;;) {
-      const n = await deliveredCount(db, s.integrationId);
-      if (n >= count) break;
-      if (n !== last && Date.now() % 5 < 1) say(`  … ${n}/${count}`);
-      last = n;
-      if (Date.now() - t0 > 600_000) throw new Error(`only ${n}/${count} delivered after 10 min:\n${proc.output().slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitDelivered(db, s, count, t0, d, say);
+    // The window ends up to one poll (100 ms) after the last delivery: an idle dispatcher's CPU, noise.
+    const cpu = (await d.cpuSeconds()) - cpu0;
     const { rows } = await db.query<{ application_id: string; delivered_at: Date }>('SELECT application_id, delivered_at FROM deliveries WHERE integration_id = $1', [s.integrationId]);
     const end = Math.max(...rows.map((r) => r.delivered_at.getTime()));
     const latencies = rows.map((r) => r.delivered_at.getTime() - (sentAt.get(r.application_id) ?? t0)).sort((a, b) => a - b);
-    const rss = peakRssMb(proc.child.pid!);
-    return { perSec: count / ((end - t0) / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99), rss };
+    return { perSec: count / ((end - t0) / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99), rss: d.peakRssMb(), cpuUsPerDelivery: (cpu * 1e6) / count };
   } finally {
-    proc.child.kill('SIGTERM');
-    await proc.exited;
+    await d.stop();
+  }
+}
+
+/**
+ * Steady load: `rate` applications/s published for `seconds` (each sent when due, in ticks of a few
+ * ms), the dispatcher already running; latency from the publish call to the ATS's receipt (the
+ * sandbox stamps each candidate's created_at when it creates it; the e-mail names the application).
+ */
+async function runSteady(s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, sandbox: SandboxClient, rate: number, latencyMs: number, seconds: number, opts: DispatchBenchOptions): Promise<SteadyResult> {
+  const d = await startDispatchers(s, 1, opts.maxInFlight, opts.dispatcher === 'built');
+  try {
+    const sentAt = new Map<string, number>();
+    const total = Math.round(rate * seconds);
+    const cpu0 = await d.cpuSeconds();
+    const t0 = Date.now();
+    let sent = 0;
+    while (sent < total) {
+      const due = Math.min(total, Math.floor(((Date.now() - t0) / 1000) * rate)) - sent;
+      if (due <= 0) {
+        await new Promise((r) => setTimeout(r, 2));
+        continue;
+      }
+      const events = Array.from({ length: due }, (_, j) => makeEvent(s, sent + j));
+      const at = Date.now();
+      for (const e of events) sentAt.set(e.applicationId, at);
+      const messages = await Promise.all(events.map(async (e) => ({ key: e.applicationId, value: await codec.encode(e) })));
+      await producer.send({ topic: s.config.topics.applications, acks: ACKS_ALL, messages });
+      sent += due;
+    }
+    const achievedPerSec = total / ((Date.now() - t0) / 1000);
+    await waitDelivered(db, s, total, t0, d, opts.say);
+    const cpu = (await d.cpuSeconds()) - cpu0;
+    const received = await sandbox.records('candidates', 'greenhouse', s.tenant);
+    const latencies: number[] = [];
+    for (const c of received) {
+      const email = (c.email_addresses as Array<{ value: string }>)[0]?.value ?? '';
+      const applicationId = /^bench\+(.+)@example\.org$/.exec(email)?.[1];
+      const at = applicationId ? sentAt.get(applicationId) : undefined;
+      if (at !== undefined) latencies.push(Date.parse(c.created_at as string) - at);
+    }
+    if (latencies.length < total) throw new Error(`the sandbox received ${latencies.length} of ${total} applications`);
+    latencies.sort((a, b) => a - b);
+    return {
+      ratePerSec: rate,
+      atsLatencyMs: latencyMs,
+      seconds,
+      published: total,
+      achievedPerSec: Math.round(achievedPerSec),
+      p50Ms: percentile(latencies, 50),
+      p99Ms: percentile(latencies, 99),
+      maxMs: latencies.at(-1)!,
+      cpuUsPerDelivery: Math.round((cpu * 1e6) / total),
+    };
+  } finally {
+    await d.stop();
+  }
+}
+
+/**
+ * Scale-out: `processes` dispatchers join one group on an empty topic and settle (group stable,
+ * every partition assigned), are frozen (SIGSTOP), the backlog is published, and the clock starts
+ * when they are thawed together: the drain rate without the join's rebalance in it.
+ */
+async function runScaleOut(s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, kafka: KafkaClient, processes: number, count: number, opts: DispatchBenchOptions): Promise<{ perSec: number; cpuUsPerDelivery: number }> {
+  // A long session timeout: the group must outlive the freeze (a frozen member sends no heartbeats),
+  // or the thaw would start with a rebalance.
+  const d = await startDispatchers(s, processes, opts.maxInFlight, opts.dispatcher === 'built', undefined, { KAFKA_SESSION_TIMEOUT_MS: '120000' });
+  try {
+    await withAdmin(kafka, async (admin) => {
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const g = await describeGroup(admin, d.group);
+        if (g.state === 'Stable' && g.members.length === processes && g.members.every((m) => Object.keys(m.assignment).length > 0)) return;
+        if (Date.now() > deadline) throw new Error(`the ${processes} dispatchers did not settle in one group:\n${d.output().slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    });
+    // Read before the freeze: a frozen process spends nothing, so the window starts at the thaw.
+    const cpu0 = await d.cpuSeconds();
+    for (const pid of d.pids) process.kill(pid, 'SIGSTOP');
+    try {
+      await publish(producer, codec, s, count);
+    } finally {
+      for (const pid of d.pids) process.kill(pid, 'SIGCONT');
+    }
+    const t0 = Date.now();
+    await waitDelivered(db, s, count, t0, d, opts.say);
+    const cpu = (await d.cpuSeconds()) - cpu0;
+    const { rows } = await db.query<{ end: Date }>('SELECT max(delivered_at) AS end FROM deliveries WHERE integration_id = $1', [s.integrationId]);
+    return { perSec: count / ((rows[0]!.end.getTime() - t0) / 1000), cpuUsPerDelivery: (cpu * 1e6) / count };
+  } finally {
+    await d.stop();
   }
 }
 
@@ -248,7 +471,7 @@ async function runNaive(s: Scenario, producer: Producer, codec: EventCodec, db: 
 }
 
 /** The sandbox driven straight by undici: the three requests a Greenhouse delivery makes. */
-async function runRaw(sandboxUrl: string, s: Scenario, seconds: number, concurrency: number): Promise<number> {
+async function runRaw(sandboxUrl: string, s: Scenario, seconds: number, concurrency: number): Promise<{ perSec: number; cpuUsPerDelivery: number }> {
   const origin = new URL(sandboxUrl).origin;
   const pool = new UndiciPool(origin, { connections: 64, pipelining: 1 });
   const ghPath = new URL((await sandboxClient(sandboxUrl).addTenant({ platform: 'greenhouse', tenant: `${s.tenant}-raw`, credentials: { apiKey: s.apiKey + '-raw' }, users: [USER], jobs: [s.jobId], rateLimit: null })).apiBaseUrl).pathname;
@@ -282,14 +505,24 @@ async function runRaw(sandboxUrl: string, s: Scenario, seconds: number, concurre
     }
   };
   const t0 = Date.now();
+  // This process does nothing else meanwhile (the sandbox is a process of its own): its CPU is the client's.
+  const cpu0 = process.cpuUsage();
   await Promise.all(Array.from({ length: concurrency }, worker));
+  const cpu = process.cpuUsage(cpu0);
   const rate = done / ((Date.now() - t0) / 1000);
   await pool.close();
-  return rate;
+  return { perSec: rate, cpuUsPerDelivery: (cpu.user + cpu.system) / done };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOptions): Promise<DispatchBenchResult> {
   const { say } = opts;
+  const loadAtStart = os.loadavg()[0]!;
   // A database of the bench's own, recreated each run with a throwaway keyring.
   const dbUrl = new URL(baseConfig.database.url);
   dbUrl.pathname = '/ats_relay_bench';
@@ -325,65 +558,119 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
     const codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
     await codec.register();
 
-    // The raw capacity is measured three times (first, right after the 0 ms dispatcher run, last) and
-    // the median taken: on a shared machine one 10-second sample of it varies a lot.
-    const rawSamples: number[] = [];
-    const measureRaw = async (): Promise<void> => {
-      say(`raw sandbox capacity (undici, ${opts.rawSeconds} s)…`);
-      const rawScenario = await scenario(config, `raw${rawSamples.length}`, opts.partitions, sandbox, repo, kafka, 0);
-      rawSamples.push(await runRaw(sandboxUrl, rawScenario, opts.rawSeconds, Math.min(opts.maxInFlight, 128)));
-      say(`  ${rawSamples.at(-1)!.toFixed(0)} deliveries/s`);
-    };
-    await measureRaw();
-
-    const results: Record<number, { perSec: number; p50: number; p99: number; rss: number; naive: number; naivePerPartition: number }> = {};
-    for (const latency of [0, 50]) {
-      say(`dispatcher, ${latency} ms ATS latency: ${opts.count} applications, ${opts.partitions} partitions, ${opts.maxInFlight} in flight…`);
-      const s = await scenario(config, `d${latency}`, opts.partitions, sandbox, repo, kafka, latency);
-      const d = await runDispatcher(s, producer, codec, db, opts.count, opts.maxInFlight, opts.dispatcher === 'built', say);
-      say(`  ${d.perSec.toFixed(0)} deliveries/s, p50 ${d.p50} ms, p99 ${d.p99} ms, peak RSS ${d.rss} MB`);
-      if (latency === 0) await measureRaw();
-      const naiveCount = Math.min(opts.count, latency === 0 ? opts.count : 4_000);
-      say(`naive consumer (kafkajs defaults: one message at a time), ${latency} ms ATS latency (${opts.naiveSeconds} s)…`);
-      const n1 = await scenario(config, `n${latency}`, opts.partitions, sandbox, repo, kafka, latency);
-      const naive = await runNaive(n1, producer, codec, db, naiveCount, opts.naiveSeconds, 1);
-      say(`  ${naive.toFixed(1)} deliveries/s`);
-      say(`naive consumer, one message at a time per partition, partitions in parallel, ${latency} ms (${opts.naiveSeconds} s)…`);
-      const n2 = await scenario(config, `p${latency}`, opts.partitions, sandbox, repo, kafka, latency);
-      const naivePerPartition = await runNaive(n2, producer, codec, db, naiveCount, opts.naiveSeconds, opts.partitions);
-      say(`  ${naivePerPartition.toFixed(1)} deliveries/s`);
-      results[latency] = { ...d, naive, naivePerPartition };
+    // Paired rounds: each round measures the raw client, the dispatcher and the naive consumers back
+    // to back, so drift of a shared machine hits both sides of a ratio alike; every figure is the
+    // median over the rounds, every ratio the median of the rounds' own ratios.
+    const rounds: Array<{ raw: { perSec: number; cpuUsPerDelivery: number }; d0: DispatcherRun; d50: DispatcherRun; naive0: number; naivePP0: number; naive50: number; naivePP50: number }> = [];
+    let peakRss = 0;
+    // Untimed: the sandbox's and the client's first requests (JIT, 64 connections) would weigh on round 1.
+    say('warming up the sandbox and the raw client…');
+    await runRaw(sandboxUrl, await scenario(config, 'warm', opts.partitions, sandbox, repo, kafka, 0), 3, Math.min(opts.maxInFlight, 128));
+    for (let round = 1; round <= opts.rounds; round++) {
+      say(`round ${round}/${opts.rounds}: raw sandbox capacity (undici, ${opts.rawSeconds} s)…`);
+      const rawScenario = await scenario(config, `raw${round}`, opts.partitions, sandbox, repo, kafka, 0);
+      const raw = await runRaw(sandboxUrl, rawScenario, opts.rawSeconds, Math.min(opts.maxInFlight, 128));
+      say(`  ${raw.perSec.toFixed(0)} deliveries/s, ${raw.cpuUsPerDelivery.toFixed(0)} µs CPU per delivery`);
+      const byLatency: Record<number, { d: DispatcherRun; naive: number; naivePerPartition: number }> = {};
+      for (const latency of [0, 50]) {
+        say(`dispatcher, ${latency} ms ATS latency: ${opts.count} applications, ${opts.partitions} partitions, ${opts.maxInFlight} in flight…`);
+        const s = await scenario(config, `d${latency}`, opts.partitions, sandbox, repo, kafka, latency);
+        const d = await runDispatcher(s, producer, codec, db, opts.count, opts.maxInFlight, opts.dispatcher === 'built', say, latency === 0 ? opts.cpuProfileDir : undefined);
+        peakRss = Math.max(peakRss, d.rss);
+        say(`  ${d.perSec.toFixed(0)} deliveries/s, ${d.cpuUsPerDelivery.toFixed(0)} µs CPU per delivery, p50 ${d.p50} ms, p99 ${d.p99} ms, peak RSS ${d.rss} MB`);
+        const naiveCount = Math.min(opts.count, latency === 0 ? opts.count : 4_000);
+        say(`naive consumer (kafkajs defaults: one message at a time), ${latency} ms ATS latency (${opts.naiveSeconds} s)…`);
+        const n1 = await scenario(config, `n${latency}`, opts.partitions, sandbox, repo, kafka, latency);
+        const naive = await runNaive(n1, producer, codec, db, naiveCount, opts.naiveSeconds, 1);
+        say(`  ${naive.toFixed(1)} deliveries/s`);
+        say(`naive consumer, one message at a time per partition, partitions in parallel, ${latency} ms (${opts.naiveSeconds} s)…`);
+        const n2 = await scenario(config, `p${latency}`, opts.partitions, sandbox, repo, kafka, latency);
+        const naivePerPartition = await runNaive(n2, producer, codec, db, naiveCount, opts.naiveSeconds, opts.partitions);
+        say(`  ${naivePerPartition.toFixed(1)} deliveries/s`);
+        byLatency[latency] = { d, naive, naivePerPartition };
+      }
+      rounds.push({ raw, d0: byLatency[0]!.d, d50: byLatency[50]!.d, naive0: byLatency[0]!.naive, naivePP0: byLatency[0]!.naivePerPartition, naive50: byLatency[50]!.naive, naivePP50: byLatency[50]!.naivePerPartition });
     }
-    await measureRaw();
-    const raw0 = [...rawSamples].sort((a, b) => a - b)[1]!;
-    const r0 = results[0]!;
-    const r50 = results[50]!;
+
+    const steady: SteadyResult[] = [];
+    for (const rate of opts.steadyRates) {
+      for (const latency of [0, 50]) {
+        say(`steady load: ${rate} applications/s for ${opts.steadySeconds} s, ${latency} ms ATS latency…`);
+        const s = await scenario(config, `s${rate}-${latency}`, opts.partitions, sandbox, repo, kafka, latency);
+        const r = await runSteady(s, producer, codec, db, sandbox, rate, latency, opts.steadySeconds, opts);
+        say(`  publish → ATS receipt p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms (published at ${r.achievedPerSec}/s; ${r.cpuUsPerDelivery} µs CPU per delivery)`);
+        steady.push(r);
+      }
+    }
+
+    let scaleOut: DispatchBenchResult['scaleOut'];
+    if (opts.scaleOutCount > 0) {
+      const drain: Record<number, { perSec: number; cpuUsPerDelivery: number }> = {};
+      for (const processes of [1, 2]) {
+        say(`scale-out: ${processes} dispatcher process(es) in one group draining a backlog of ${opts.scaleOutCount}…`);
+        const s = await scenario(config, `x${processes}`, opts.partitions, sandbox, repo, kafka, 0);
+        drain[processes] = await runScaleOut(s, producer, codec, db, kafka, processes, opts.scaleOutCount, opts);
+        say(`  ${drain[processes].perSec.toFixed(0)} deliveries/s, ${drain[processes].cpuUsPerDelivery.toFixed(0)} µs CPU per delivery`);
+      }
+      scaleOut = {
+        count: opts.scaleOutCount,
+        perSec1: Math.round(drain[1]!.perSec),
+        perSec2: Math.round(drain[2]!.perSec),
+        ratio: Number((drain[2]!.perSec / drain[1]!.perSec).toFixed(2)),
+        cpuUsPerDelivery1: Math.round(drain[1]!.cpuUsPerDelivery),
+        cpuUsPerDelivery2: Math.round(drain[2]!.cpuUsPerDelivery),
+      };
+    }
+
     const round = (n: number, digits = 2): number => Number(n.toFixed(digits));
+    const med = (pick: (r: (typeof rounds)[number]) => number): number => median(rounds.map(pick));
+    // The round whose 0 / 50 ms dispatcher rate is the median one gives the latency figures.
+    const medianRound = (pick: (r: (typeof rounds)[number]) => number): (typeof rounds)[number] => [...rounds].sort((a, b) => pick(a) - pick(b))[(rounds.length - 1) >> 1]!;
+    const m0 = medianRound((r) => r.d0.perSec).d0;
+    const m50 = medianRound((r) => r.d50.perSec).d50;
+    const cpuRatio = (r: (typeof rounds)[number]): number => r.d0.cpuUsPerDelivery / r.raw.cpuUsPerDelivery;
     return {
       count: opts.count,
       partitions: opts.partitions,
       maxInFlight: opts.maxInFlight,
+      rounds: opts.rounds,
       dispatcher: opts.dispatcher,
-      deliveriesPerSec0ms: Math.round(r0.perSec),
-      deliveriesPerSec50ms: Math.round(r50.perSec),
-      naivePerSec0ms: round(r0.naive, 1),
-      naivePerSec50ms: round(r50.naive, 1),
-      naivePerPartitionPerSec0ms: round(r0.naivePerPartition, 1),
-      naivePerPartitionPerSec50ms: round(r50.naivePerPartition, 1),
-      rawSandboxPerSec0ms: Math.round(raw0),
-      rawSandboxSamples: rawSamples.map((r) => Math.round(r)),
-      ratioVsNaive0ms: round(r0.perSec / r0.naive),
-      ratioVsNaive50ms: round(r50.perSec / r50.naive),
-      ratioVsNaivePerPartition0ms: round(r0.perSec / r0.naivePerPartition),
-      ratioVsNaivePerPartition50ms: round(r50.perSec / r50.naivePerPartition),
-      ratioVsRaw0ms: round(r0.perSec / raw0),
-      p50Ms0ms: r0.p50,
-      p99Ms0ms: r0.p99,
-      p50Ms50ms: r50.p50,
-      p99Ms50ms: r50.p99,
-      p50Ms: r50.p50,
-      p99Ms: r50.p99,
-      peakRssMb: Math.max(r0.rss, r50.rss),
+      loadAvg: [round(loadAtStart, 1), round(os.loadavg()[0]!, 1)],
+      deliveriesPerSec0ms: Math.round(med((r) => r.d0.perSec)),
+      deliveriesPerSec50ms: Math.round(med((r) => r.d50.perSec)),
+      cpuUsPerDelivery0ms: Math.round(med((r) => r.d0.cpuUsPerDelivery)),
+      cpuUsPerDelivery50ms: Math.round(med((r) => r.d50.cpuUsPerDelivery)),
+      rawCpuUsPerDelivery: Math.round(med((r) => r.raw.cpuUsPerDelivery)),
+      cpuRatioVsRaw0ms: round(med(cpuRatio)),
+      naivePerSec0ms: round(med((r) => r.naive0), 1),
+      naivePerSec50ms: round(med((r) => r.naive50), 1),
+      naivePerPartitionPerSec0ms: round(med((r) => r.naivePP0), 1),
+      naivePerPartitionPerSec50ms: round(med((r) => r.naivePP50), 1),
+      rawSandboxPerSec0ms: Math.round(med((r) => r.raw.perSec)),
+      rawSandboxSamples: rounds.map((r) => Math.round(r.raw.perSec)),
+      ratioVsNaive0ms: round(med((r) => r.d0.perSec / r.naive0)),
+      ratioVsNaive50ms: round(med((r) => r.d50.perSec / r.naive50)),
+      ratioVsNaivePerPartition0ms: round(med((r) => r.d0.perSec / r.naivePP0)),
+      ratioVsNaivePerPartition50ms: round(med((r) => r.d50.perSec / r.naivePP50)),
+      ratioVsRaw0ms: round(med((r) => r.d0.perSec / r.raw.perSec)),
+      samples: {
+        deliveriesPerSec0ms: rounds.map((r) => Math.round(r.d0.perSec)),
+        deliveriesPerSec50ms: rounds.map((r) => Math.round(r.d50.perSec)),
+        cpuUsPerDelivery0ms: rounds.map((r) => Math.round(r.d0.cpuUsPerDelivery)),
+        cpuUsPerDelivery50ms: rounds.map((r) => Math.round(r.d50.cpuUsPerDelivery)),
+        rawCpuUsPerDelivery: rounds.map((r) => Math.round(r.raw.cpuUsPerDelivery)),
+        ratioVsRaw0ms: rounds.map((r) => round(r.d0.perSec / r.raw.perSec)),
+        cpuRatioVsRaw0ms: rounds.map((r) => round(cpuRatio(r))),
+      },
+      p50Ms0ms: m0.p50,
+      p99Ms0ms: m0.p99,
+      p50Ms50ms: m50.p50,
+      p99Ms50ms: m50.p99,
+      p50Ms: m50.p50,
+      p99Ms: m50.p99,
+      peakRssMb: peakRss,
+      steady,
+      ...(scaleOut ? { scaleOut } : {}),
     };
   } finally {
     await producer.disconnect().catch(() => undefined);

@@ -6,7 +6,7 @@
  *
  * Every phase uses the same topic (unique to the run, TOPIC_PARTITIONS partitions), the same Avro
  * bytes and the same producer settings (idempotent, one request in flight, acks=all). Raw producer
- * and relay are warmed up alike; then `rounds` rounds of the three timed phases. Each rate is the
+ * relay and publisher are warmed up alike; then `rounds` rounds of the four timed phases. Each rate is the
  * median over the rounds; each ratio is the median of the rounds' own relay / raw ratios:
  *   raw     kafkajs producer.send of the pre-encoded messages, requestSize per request (about what one
  *           relay send carries: maxSendBytes of these records), one request after another.
@@ -16,8 +16,8 @@
  *           insert to the last row acked and marked sent.
  *   relay (backlog)  the same relay process frozen (SIGSTOP) while the rows go in, then thawed: its
  *           own capacity (claim, send, mark) without the inserts competing for the machine.
- *   direct  publishApplication (validate, enrich from PostgreSQL, encode, send) with `concurrency`
- *           calls in flight, once.
+ *   direct  publishApplication (validate, enrich from the cached registry, encode, send) with
+ *           `concurrency` calls in flight, directEvents per round (warmed up first, untimed).
  * The last line printed is one JSON object with the figures.
  */
 import { spawn } from 'node:child_process';
@@ -60,7 +60,7 @@ export interface PublishBenchOptions {
   requestSize?: number;
   /** publishApplication calls in flight in the direct phase (default 64). */
   concurrency?: number;
-  /** Rounds of raw / relay / backlog; the figures are medians (default 5). */
+  /** Rounds of raw / relay / backlog / direct; the figures are medians (default 5). */
   rounds?: number;
   log?: (line: string) => void;
 }
@@ -77,9 +77,10 @@ export interface PublishBenchResult {
   raw: { eventsPerSec: number; ms: number };
   relay: { rowsPerSec: number; ms: number; ratioToRaw: number; insertMs: number };
   relayBacklog: { rowsPerSec: number; ms: number; ratioToRaw: number };
-  direct: { eventsPerSec: number; ms: number; ratioToRaw: number; events: number; concurrency: number };
+  /** cpuUsPerEvent: this process's CPU per direct publish; rawCpuUsPerEvent: per raw producer event (medians). */
+  direct: { eventsPerSec: number; ms: number; ratioToRaw: number; events: number; concurrency: number; cpuUsPerEvent: number; rawCpuUsPerEvent: number };
   /** Every round's wall-clock time per phase. */
-  samplesMs: { raw: number[]; relay: number[]; insert: number[]; backlog: number[] };
+  samplesMs: { raw: number[]; relay: number[]; insert: number[]; backlog: number[]; direct: number[] };
 }
 
 function median(values: number[]): number {
@@ -168,12 +169,38 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
     // (a queue table: every row is inserted, updated once and deleted). Untimed.
     const vacuum = (): Promise<unknown> => pool.query('VACUUM outbox');
 
+    // Direct publishApplication: one publisher for every round, warmed up alike (its first publishes
+    // connect, register and fill the delivery-target cache), untimed.
+    const publisher = createApplicationPublisher({ kafka: config.kafka, registryUrl: config.schemaRegistry.url, topic, pool, logger });
+    await publisher.start();
+    cleanups.push(() => publisher.close());
+    // The inputs are generated before the clock starts: what a backend hands over, not the bench's work.
+    const directInputs = (count: number): ReturnType<typeof generate.next>[] => Array.from({ length: count }, () => generate.next());
+    const publishDirect = async (inputs: ReturnType<typeof generate.next>[]): Promise<void> => {
+      const count = inputs.length;
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(concurrency, count) }, async () => {
+          while (next < inputs.length) await publisher.publishApplication(inputs[next++]!);
+        }),
+      );
+    };
+    await publishDirect(directInputs(Math.min(directEvents, 1_000)));
+
     // Rounds alternate the phases, so drift (page cache, JIT, the broker's log segments) hits each alike.
-    const samples = { raw: [] as number[], relay: [] as number[], insert: [] as number[], backlog: [] as number[] };
+    const samples = { raw: [] as number[], relay: [] as number[], insert: [] as number[], backlog: [] as number[], direct: [] as number[] };
+    const cpuUs = { raw: [] as number[], direct: [] as number[] };
+    const cpuOf = (since: NodeJS.CpuUsage): number => {
+      const d = process.cpuUsage(since);
+      return d.user + d.system;
+    };
     for (let round = 1; round <= rounds; round++) {
+      // This process's CPU per event (process.cpuUsage) while it alone works: machine-independent beside the rates.
+      let cpu0 = process.cpuUsage();
       let t0 = performance.now();
       await sendRaw(events);
       samples.raw.push(performance.now() - t0);
+      cpuUs.raw.push(cpuOf(cpu0) / events);
 
       // insert → acked: the rows are inserted while the relay publishes them.
       await vacuum();
@@ -192,10 +219,19 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
       await relayed(t0 + 300_000);
       samples.backlog.push(performance.now() - t0);
 
+      const inputs = directInputs(directEvents);
+      cpu0 = process.cpuUsage();
+      t0 = performance.now();
+      await publishDirect(inputs);
+      samples.direct.push(performance.now() - t0);
+      cpuUs.direct.push(cpuOf(cpu0) / directEvents);
+
       const r = (ms: number[]): string => rate(events, ms.at(-1)!).toLocaleString('en');
       const pct = (ms: number[]): string => `${Math.round((100 * samples.raw.at(-1)!) / ms.at(-1)!)} %`;
+      const directRate = rate(directEvents, samples.direct.at(-1)!);
+      const cpu = `CPU per event: raw ${cpuUs.raw.at(-1)!.toFixed(0)} µs, direct ${cpuUs.direct.at(-1)!.toFixed(0)} µs`;
       log(
-        `round ${round}/${rounds}: raw ${r(samples.raw)} events/s · relay ${r(samples.relay)} rows/s insert → acked (${pct(samples.relay)}; inserts ${(samples.insert.at(-1)! / 1000).toFixed(2)} s) · relay ${r(samples.backlog)} rows/s from a backlog (${pct(samples.backlog)})`,
+        `round ${round}/${rounds}: raw ${r(samples.raw)} events/s · relay ${r(samples.relay)} rows/s insert → acked (${pct(samples.relay)}; inserts ${(samples.insert.at(-1)! / 1000).toFixed(2)} s) · relay ${r(samples.backlog)} rows/s from a backlog (${pct(samples.backlog)}) · direct ${directRate.toLocaleString('en')} events/s (${Math.round((100 * directRate) / rate(events, samples.raw.at(-1)!))} %) · ${cpu}`,
       );
     }
     await relayProcess.stop();
@@ -208,21 +244,8 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
     log(`raw kafkajs producer   ${rate(events, rawMs).toLocaleString('en')} events/s (median of ${rounds}, ${(rawMs / 1000).toFixed(2)} s)`);
     log(`outbox relay           ${rate(events, relayMs).toLocaleString('en')} rows/s insert → acked (${(relayMs / 1000).toFixed(2)} s; the inserts took ${(median(samples.insert) / 1000).toFixed(2)} s)`);
     log(`outbox relay (backlog) ${rate(events, drainMs).toLocaleString('en')} rows/s claim → acked → marked (${(drainMs / 1000).toFixed(2)} s)`);
-
-    // --- direct publishApplication ---------------------------------------------------------------
-    const publisher = createApplicationPublisher({ kafka: config.kafka, registryUrl: config.schemaRegistry.url, topic, pool, logger });
-    await publisher.start();
-    const inputs = Array.from({ length: directEvents }, () => generate.next());
-    let next = 0;
-    const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: Math.min(concurrency, directEvents) }, async () => {
-        while (next < inputs.length) await publisher.publishApplication(inputs[next++]!);
-      }),
-    );
-    const directMs = performance.now() - t0;
-    await publisher.close();
-    log(`direct publish         ${rate(directEvents, directMs).toLocaleString('en')} events/s (${directEvents} applications, ${concurrency} in flight, ${(directMs / 1000).toFixed(2)} s)`);
+    const directMs = median(samples.direct);
+    log(`direct publish         ${rate(directEvents, directMs).toLocaleString('en')} events/s (${directEvents} applications per round, ${concurrency} in flight, ${(directMs / 1000).toFixed(2)} s)`);
 
     const rawRate = rate(events, rawMs);
     const result: PublishBenchResult = {
@@ -236,7 +259,16 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
       relay: { rowsPerSec: rate(events, relayMs), ms: Math.round(relayMs), ratioToRaw: pairedRatio(samples.relay), insertMs: Math.round(median(samples.insert)) },
       relayBacklog: { rowsPerSec: rate(events, drainMs), ms: Math.round(drainMs), ratioToRaw: pairedRatio(samples.backlog) },
       samplesMs: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map(Math.round)])) as PublishBenchResult['samplesMs'],
-      direct: { eventsPerSec: rate(directEvents, directMs), ms: Math.round(directMs), ratioToRaw: +(rate(directEvents, directMs) / rawRate).toFixed(3), events: directEvents, concurrency },
+      // Rates per event, so the ratio compares like with like although the phases send different counts.
+      direct: {
+        eventsPerSec: rate(directEvents, directMs),
+        ms: Math.round(directMs),
+        ratioToRaw: +median(samples.direct.map((ms, i) => rate(directEvents, ms) / rate(events, samples.raw[i]!))).toFixed(3),
+        events: directEvents,
+        concurrency,
+        cpuUsPerEvent: Math.round(median(cpuUs.direct)),
+        rawCpuUsPerEvent: Math.round(median(cpuUs.raw)),
+      },
     };
     log(`relay / raw = ${(result.relay.ratioToRaw * 100).toFixed(0)} % (insert → acked), ${(result.relayBacklog.ratioToRaw * 100).toFixed(0)} % (backlog); direct / raw = ${(result.direct.ratioToRaw * 100).toFixed(0)} %`);
     return result;

@@ -19,8 +19,9 @@ export function builtPath(script: string): string {
   return `dist/${script.replace(/\.ts$/, '.js')}`;
 }
 
-export function spawnTs(script: string, args: string[], env: Record<string, string>, opts: { built?: boolean } = {}): TsProcess {
-  const argv = opts.built ? [builtPath(script), ...args] : ['--import', 'tsx', script, ...args];
+/** `nodeArgs` go to node itself, before the script (e.g. --cpu-prof, which NODE_OPTIONS does not take). */
+export function spawnTs(script: string, args: string[], env: Record<string, string>, opts: { built?: boolean; nodeArgs?: string[] } = {}): TsProcess {
+  const argv = [...(opts.nodeArgs ?? []), ...(opts.built ? [builtPath(script), ...args] : ['--import', 'tsx', script, ...args])];
   const child = spawn(process.execPath, argv, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -92,13 +92,27 @@ export function createSendBatcher(opts: SendBatcherOptions): SendBatcher {
     }
   }
 
+  /** A pump is scheduled for the next turn of the event loop. */
+  let scheduled = false;
+
+  /**
+   * Requests start one event-loop turn after the first send (setImmediate), not at once: callers
+   * resolved together by an ack send their next messages in the same turn, and starting at once
+   * would send the first of them alone and queue the rest behind it — with closed-loop callers every
+   * other request carried one message (issue 17: direct publish at 13 % of the raw producer).
+   */
   function pump(): void {
-    if (sending || queue.length === 0) return;
-    sending = true;
-    // sendRequest settles every caller itself and never rejects.
-    void sendRequest(take()).finally(() => {
-      sending = false;
-      pump();
+    if (sending || scheduled || queue.length === 0) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      if (sending || queue.length === 0) return;
+      sending = true;
+      // sendRequest settles every caller itself and never rejects.
+      void sendRequest(take()).finally(() => {
+        sending = false;
+        pump();
+      });
     });
   }
 

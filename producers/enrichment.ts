@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ApplicationSubmitted } from '../lib/application.ts';
-import { findDeliveryTargets, type Queryable } from '../registry/lookups.ts';
+import { findDeliveryTargets, type DeliveryTarget, type Queryable } from '../registry/lookups.ts';
 import type { ValidApplication } from './application-input.ts';
 
 /** Namespace of ats-relay's name-based event ids (RFC 9562 UUIDv5). */
@@ -29,8 +29,15 @@ export type Enrichment =
   | { status: 'no-integration' }
   | { status: 'no-job-mapping'; integrationIds: string[] };
 
-export async function enrichApplication(db: Queryable, app: ValidApplication): Promise<Enrichment> {
-  const targets = await findDeliveryTargets(db, app.companyId, app.jobId);
+/** Where the company's delivery targets come from: the database (default), or a cache of it (producers/target-cache.ts). */
+export type TargetLookup = (companyId: string, jobId: string) => Promise<DeliveryTarget[]>;
+
+/**
+ * `lookup` replaces the query for callers that cache it (the direct publisher); the outbox reads
+ * through its caller's transaction instead, so what it enqueues matches what that transaction sees.
+ */
+export async function enrichApplication(db: Queryable, app: ValidApplication, lookup?: TargetLookup): Promise<Enrichment> {
+  const targets = lookup ? await lookup(app.companyId, app.jobId) : await findDeliveryTargets(db, app.companyId, app.jobId);
   if (targets.length === 0) return { status: 'no-integration' };
   const mapped = targets.filter((t) => t.atsJobId !== null);
   const unmapped = targets.filter((t) => t.atsJobId === null).map((t) => t.integrationId);

@@ -2,6 +2,10 @@
  * Direct publishing for backend services: validate → enrich from the registry → encode (Avro via the
  * Schema Registry) → produce with key = application id, idempotent, acks=all.
  *
+ * The registry lookup is cached (producers/target-cache.ts, invalidated by the registry's change
+ * notifications like the consumers' cache) and concurrent publishes share produce requests
+ * (lib/send-batcher.ts): a publish costs about what the producer costs (issue 17).
+ *
  * Outcomes are data: `published` (with topic/partition/offset per event), `no-integration` and
  * `no-job-mapping` (nothing sent). Failures throw RelayError: `invalid_input` (never retriable),
  * `registry_unavailable` / `kafka_unavailable` (retriable, after bounded retries) — never a silent
@@ -18,14 +22,20 @@ import { createEventCodec, type EventCodec, type RegistryRetry } from '../lib/se
 import type { Platform } from '../registry/integration.ts';
 import { assertValidApplication, type ApplicationInput } from './application-input.ts';
 import { enrichApplication } from './enrichment.ts';
+import { createTargetCache } from './target-cache.ts';
 
 export interface PublisherOptions {
   kafka: Config['kafka'];
   registryUrl: string;
   /** The main applications topic (config.topics.applications). */
   topic: string;
-  /** Reads the integration registry (enabled integrations, job mappings). */
+  /**
+   * Reads the integration registry (enabled integrations, job mappings), cached; one of its
+   * connections LISTENs for registry changes (a pool of max 1 gets no cache: a query per publish).
+   */
   pool: Pool;
+  /** How long a company's delivery targets are trusted without a change notification (default 30 s). */
+  targetCacheTtlMs?: number;
   logger: Logger;
   /** Bounded send retries (default lib/kafka.ts DEFAULT_SEND_RETRY, ≈25 s). */
   sendRetry?: RetryPolicy;
@@ -72,6 +82,24 @@ export function createApplicationPublisher(opts: PublisherOptions): ApplicationP
   let connecting: Promise<Producer> | undefined;
   let closing: Promise<void> | undefined;
   const inFlight = new Set<Promise<unknown>>();
+  const targets = createTargetCache({ pool: opts.pool, logger, ...(opts.targetCacheTtlMs !== undefined ? { ttlMs: opts.targetCacheTtlMs } : {}) });
+  let listening: Promise<void> | undefined;
+  /** After a failed subscription, publishes do not try again before this time (one attempt per 5 s). */
+  let listenRetryAt = 0;
+
+  /** Subscribes the target cache once; lookups go to the database until it listens (or if it cannot). */
+  function listen(): Promise<void> {
+    // The subscription holds one connection for good: a pool of one would leave none for the lookups.
+    if ((opts.pool.options.max ?? 10) < 2) return Promise.resolve();
+    if (!listening && Date.now() >= listenRetryAt) {
+      listening = targets.start().catch((err: unknown) => {
+        logger.warn({ err }, 'delivery target cache cannot listen for registry changes; looking targets up per publish meanwhile');
+        listenRetryAt = Date.now() + 5_000;
+        listening = undefined;
+      });
+    }
+    return listening ?? Promise.resolve();
+  }
 
   /** A connected producer; after a failed send it is replaced, so a fresh producer id restarts the sequence numbers. */
   function connected(): Promise<Producer> {
@@ -108,7 +136,8 @@ export function createApplicationPublisher(opts: PublisherOptions): ApplicationP
 
   async function publish(input: ApplicationInput): Promise<PublishResult> {
     const app = assertValidApplication(input);
-    const enrichment = await enrichApplication(opts.pool, app);
+    void listen();
+    const enrichment = await enrichApplication(opts.pool, app, targets.targets);
     if (enrichment.status === 'no-integration') return { status: 'no-integration', companyId: app.companyId };
     if (enrichment.status === 'no-job-mapping') {
       return { status: 'no-job-mapping', companyId: app.companyId, jobId: app.jobId, integrationIds: enrichment.integrationIds };
@@ -123,7 +152,7 @@ export function createApplicationPublisher(opts: PublisherOptions): ApplicationP
 
   return {
     async start() {
-      await codec.register();
+      await Promise.all([codec.register(), listen()]);
       await connected();
     },
 
@@ -141,6 +170,8 @@ export function createApplicationPublisher(opts: PublisherOptions): ApplicationP
     close() {
       closing ??= (async () => {
         await Promise.allSettled([...inFlight]);
+        await listening;
+        await targets.close();
         await reset();
       })();
       return closing;

@@ -1,0 +1,151 @@
+/**
+ * Read-through cache of delivery targets (company + job → enabled integrations with their job
+ * mapping) for the direct publisher: a backend calls publishApplication on every application, and a
+ * registry query per call cost ten times the produce itself (issue 17: 9 % of the raw producer).
+ *
+ * Invalidation is the consumers' integration cache's (lib/integrations/cache.ts): every registry
+ * write notifies CHANGE_CHANNEL with the integration id, this cache LISTENs on a dedicated
+ * connection, and the TTL bounds staleness if a notification is ever missed. A notification names an
+ * integration, not a company (a new integration's id is in no key yet), and registry writes are rare
+ * admin actions, so any notification clears every entry. Loads that started before a clear are
+ * returned to their callers but not kept (the epoch), so a lookup racing a write cannot pin the old
+ * answer for a TTL. While the LISTEN connection is down nothing is cached: changes could go unseen.
+ *
+ * Concurrent lookups of the same key share one query (the in-flight promise is the entry).
+ */
+import type { Pool, PoolClient } from '../lib/db.ts';
+import { findDeliveryTargets, type DeliveryTarget, type Queryable } from '../registry/lookups.ts';
+import { CHANGE_CHANNEL } from '../registry/integrations.ts';
+import type { Logger } from '../lib/logger.ts';
+
+export interface TargetCacheOptions {
+  /** Queries the registry, and gives the LISTEN connection. */
+  pool: Pool;
+  logger: Logger;
+  /** How long an answer is trusted without a notification (default 30 s, as the consumers' cache). */
+  ttlMs?: number;
+  maxEntries?: number;
+  /** Delay before re-subscribing after the LISTEN connection dropped (default 1 s). */
+  reconnectDelayMs?: number;
+  now?: () => number;
+  /** Called with each change notification's payload (an integration id), after the cache cleared. */
+  onChange?: (integrationId: string) => void;
+}
+
+export interface TargetCache {
+  /** Subscribes to change notifications; resolves once listening. Until then lookups go to the database. */
+  start(): Promise<void>;
+  /** findDeliveryTargets, from the cache when it is listening. */
+  targets(companyId: string, jobId: string): Promise<DeliveryTarget[]>;
+  clear(): void;
+  readonly size: number;
+  close(): Promise<void>;
+}
+
+interface Entry {
+  expiresAt: number;
+  value: Promise<DeliveryTarget[]>;
+}
+
+export function createTargetCache(opts: TargetCacheOptions): TargetCache {
+  const ttlMs = opts.ttlMs ?? 30_000;
+  const maxEntries = opts.maxEntries ?? 10_000;
+  const reconnectDelayMs = opts.reconnectDelayMs ?? 1_000;
+  const now = opts.now ?? Date.now;
+  const entries = new Map<string, Entry>();
+  let epoch = 0;
+  let client: PoolClient | undefined;
+  let closed = false;
+  let closing: Promise<void> | undefined;
+  let reconnectTimer: NodeJS.Timeout | undefined;
+
+  const query: Queryable = opts.pool;
+
+  function clear(): void {
+    epoch += 1;
+    entries.clear();
+  }
+
+  function targets(companyId: string, jobId: string): Promise<DeliveryTarget[]> {
+    // Not listening (not started, reconnecting, closed): a cached answer could be stale unseen.
+    if (!client) return findDeliveryTargets(query, companyId, jobId);
+    const key = `${companyId}\u0000${jobId}`;
+    const hit = entries.get(key);
+    const t = now();
+    if (hit && hit.expiresAt > t) return hit.value;
+    const startedAt = epoch;
+    const value = findDeliveryTargets(query, companyId, jobId);
+    const entry: Entry = { expiresAt: t + ttlMs, value };
+    entries.delete(key);
+    entries.set(key, entry);
+    // Oldest inserted first: a full cache drops the entry loaded longest ago.
+    while (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
+    value.then(
+      () => {
+        if (startedAt !== epoch && entries.get(key) === entry) entries.delete(key);
+      },
+      () => {
+        if (entries.get(key) === entry) entries.delete(key);
+      },
+    );
+    return value;
+  }
+
+  async function subscribe(): Promise<void> {
+    if (closed) return;
+    const c = await opts.pool.connect();
+    c.on('notification', (msg) => {
+      if (msg.channel !== CHANGE_CHANNEL) return;
+      clear();
+      opts.onChange?.(msg.payload ?? '');
+    });
+    c.on('error', (err) => {
+      opts.logger.warn({ err }, 'delivery target cache: LISTEN connection lost; uncached until it is back');
+      if (client === c) client = undefined;
+      clear();
+      c.release(true);
+      scheduleRetry();
+    });
+    try {
+      await c.query(`LISTEN ${CHANGE_CHANNEL}`);
+    } catch (err) {
+      c.release(true);
+      throw err;
+    }
+    // Anything cached before the subscription may have changed unseen.
+    clear();
+    client = c;
+  }
+
+  function scheduleRetry(): void {
+    if (closed) return;
+    reconnectTimer = setTimeout(() => void subscribe().catch(() => scheduleRetry()), reconnectDelayMs);
+    reconnectTimer.unref();
+  }
+
+  return {
+    start: subscribe,
+    targets,
+    clear,
+    get size() {
+      return entries.size;
+    },
+    close() {
+      return (closing ??= (async () => {
+        closed = true;
+        if (reconnectTimer) clearTimeout(reconnectTimer);
+        const c = client;
+        client = undefined;
+        clear();
+        if (c) {
+          try {
+            await c.query(`UNLISTEN ${CHANGE_CHANNEL}`);
+            c.release();
+          } catch {
+            c.release(true);
+          }
+        }
+      })());
+    },
+  };
+}
