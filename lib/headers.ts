@@ -31,7 +31,7 @@ export const ERROR_MESSAGE_MAX_BYTES = 1024;
 
 export type HeaderMap = Record<string, string>;
 
-/** kafkajs headers (Buffer | string | arrays) as plain strings; the last value of a repeated header wins. */
+/** Record headers as the Kafka port carries them (Buffer | string | arrays) as plain strings; the last value of a repeated header wins. */
 export function readHeaders(headers: RecordHeaders | undefined): HeaderMap {
   const out: HeaderMap = {};
   for (const [k, v] of Object.entries(headers ?? {})) {
