@@ -17,17 +17,20 @@ export function writeReadmeSection(name: string, body: string): void {
   writeFileSync(readmePath, `${readme.slice(0, from + start.length)}\n${body}\n${readme.slice(to)}`);
 }
 
-export function configTableMarkdown(): string {
-  const rows = CONFIG_VARS.map((v) => `| \`${v.env}\` | ${v.default === undefined ? '—' : `\`${v.default}\``} | ${v.doc} |`);
-  return ['| Variable | Default | Meaning |', '|---|---|---|', ...rows].join('\n');
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
+/** A generator's command line: write the section, say so, exit 1 with the reason when it cannot. */
+export function regenerateReadmeSection(name: string, body: () => string, what: string): void {
   try {
-    writeReadmeSection('config-table', configTableMarkdown());
-    console.log('README.md configuration table updated');
+    writeReadmeSection(name, body());
+    console.log(`README.md ${what} updated`);
   } catch (err) {
     console.error((err as Error).message);
     process.exit(1);
   }
 }
+
+export function configTableMarkdown(): string {
+  const rows = CONFIG_VARS.map((v) => `| \`${v.env}\` | ${v.default === undefined ? '—' : `\`${v.default}\``} | ${v.doc} |`);
+  return ['| Variable | Default | Meaning |', '|---|---|---|', ...rows].join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) regenerateReadmeSection('config-table', configTableMarkdown, 'configuration table');

@@ -3,7 +3,7 @@
  * two equal). `npm run docs:errors` rewrites the table in README.md between its markers.
  */
 import { ALL_ERROR_CODES, ERROR_CODES } from '../lib/error-codes.ts';
-import { writeReadmeSection } from './config-table.ts';
+import { regenerateReadmeSection } from './config-table.ts';
 
 /** A table cell: a pipe inside the text would start a new column. */
 const cell = (text: string): string => text.replace(/\|/g, '\\|');
@@ -16,12 +16,4 @@ export function errorTableMarkdown(): string {
   return ['| Code | Retriable | Raised by | Meaning (typical cause) | What to do |', '|---|---|---|---|---|', ...rows].join('\n');
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  try {
-    writeReadmeSection('error-table', errorTableMarkdown());
-    console.log('README.md error-code table updated');
-  } catch (err) {
-    console.error((err as Error).message);
-    process.exit(1);
-  }
-}
+if (import.meta.url === `file://${process.argv[1]}`) regenerateReadmeSection('error-table', errorTableMarkdown, 'error-code table');
