@@ -11,7 +11,7 @@
  */
 
 /** Who sets a code: a family of the table (the README groups by it). */
-export type ErrorSource = 'connector' | 'dispatcher' | 'serde' | 'kafka' | 'registry' | 'keyring' | 'producer' | 'job import';
+export type ErrorSource = 'connector' | 'dispatcher' | 'serde' | 'kafka' | 'registry' | 'api' | 'keyring' | 'producer' | 'job import';
 
 export interface ErrorCodeInfo {
   readonly retriable: boolean;
@@ -124,8 +124,8 @@ export const ERROR_CODES = {
   },
   internal_error: {
     retriable: false,
-    raisedBy: ['dispatcher', 'registry'],
-    meaning: 'an unexpected error in ats-relay (a bug); the registry API answers it with 500',
+    raisedBy: ['dispatcher', 'api'],
+    meaning: 'an unexpected error in ats-relay (a bug); the API answers it with 500',
     action: 'Read the logs (topic/partition/offset), fix, redrive',
   },
 
@@ -172,8 +172,8 @@ export const ERROR_CODES = {
   },
   not_found: {
     retriable: false,
-    raisedBy: ['registry'],
-    meaning: "unknown id, or another company's integration/company for a company token",
+    raisedBy: ['registry', 'api'],
+    meaning: "unknown id or route, or another company's integration/company for a company token",
     action: 'Check the id and the token\'s scope',
   },
   version_conflict: {
@@ -181,6 +181,44 @@ export const ERROR_CODES = {
     raisedBy: ['registry'],
     meaning: 'an update sent a stale `version` (someone else changed the integration)',
     action: 'Read the integration again and reapply the change',
+  },
+
+  // --- the HTTP API's own answers (api/: Fastify's 4xx, authentication, what this build lacks) ---
+  bad_request: {
+    retriable: false,
+    raisedBy: ['api'],
+    meaning: 'the request body is not JSON',
+    action: 'Fix the client',
+  },
+  unsupported_media_type: {
+    retriable: false,
+    raisedBy: ['api'],
+    meaning: 'the request body is not `application/json`',
+    action: 'Send `content-type: application/json`',
+  },
+  payload_too_large: {
+    retriable: false,
+    raisedBy: ['api'],
+    meaning: 'the request body is over the API\'s limit (256 KiB)',
+    action: 'Send less (credentials and settings are small)',
+  },
+  unauthorized: {
+    retriable: false,
+    raisedBy: ['api'],
+    meaning: 'no or unknown bearer token; an inbound webhook whose signature does not verify',
+    action: 'Send a valid API token (`integrations -- create-token`); check the webhook signing secret',
+  },
+  gone: {
+    retriable: false,
+    raisedBy: ['api'],
+    meaning: 'an inbound webhook for a disabled integration',
+    action: 'Enable the integration if its webhooks should be taken again',
+  },
+  not_implemented: {
+    retriable: false,
+    raisedBy: ['api'],
+    meaning: 'a connection test or job import in a process without ATS connectors',
+    action: 'Run the API with connectors (`npm run api` wires them)',
   },
 
   // --- credentials at rest (registry/keyring.ts) ---
@@ -239,4 +277,9 @@ export function isErrorCode(s: string): s is ErrorCode {
 /** Whether a later attempt can succeed without anyone changing anything. */
 export function isRetriable(code: ErrorCode): boolean {
   return ERROR_CODES[code].retriable;
+}
+
+/** The body of an HTTP error answer, `{ error, message }`: typed, so an answer cannot name a code the table lacks. */
+export function errorBody(code: ErrorCode, message?: string): { error: ErrorCode; message?: string } {
+  return message === undefined ? { error: code } : { error: code, message };
 }
