@@ -8,7 +8,7 @@
 import type { ApplicationSubmitted, CandidateLink, Consent, DocumentRef, ScreeningAnswer } from '../lib/application.ts';
 import type { CodeOf } from '../lib/error-codes.ts';
 import { RelayError } from '../lib/errors.ts';
-import type { FieldError } from '../registry/json-schema.ts';
+import { isHttpUrl, type FieldError } from '../registry/json-schema.ts';
 
 export type { FieldError };
 
@@ -117,15 +117,6 @@ class Reader {
     }
     if (value.length > max) this.fail(field, `must have at most ${max} items`);
     return value;
-  }
-}
-
-function isHttpUrl(s: string): boolean {
-  try {
-    const u = new URL(s);
-    return (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname !== '';
-  } catch {
-    return false;
   }
 }
 

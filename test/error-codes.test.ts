@@ -9,6 +9,7 @@ import { codeForStatus } from '../connectors/ats-error.ts';
 import { ALL_ERROR_CODES, codesRaisedBy, ERROR_CODES, isErrorCode, isRetriable } from '../lib/error-codes.ts';
 import { RelayError } from '../lib/errors.ts';
 import { ValidationError } from '../registry/errors.ts';
+import { parseFilters } from '../scripts/redrive/filters.ts';
 
 describe('lib/error-codes.ts', () => {
   it('gives every code a snake_case name, a family, and a one-line meaning and action', () => {
@@ -48,5 +49,10 @@ describe('lib/error-codes.ts', () => {
     expect(err).toMatchObject({ code: 'invalid_request', status: 400, retriable: false });
     expect(ERROR_CODES.validation_failed.raisedBy).toEqual(['connector']);
     expect(ERROR_CODES.decode_failed.raisedBy).not.toContain('registry');
+  });
+
+  it('is what redrive --error-code accepts: a code that exists nowhere is a usage error', async () => {
+    await expect(parseFilters({ 'error-code': ['ats_auth'] })).rejects.toThrow('--error-code: "ats_auth" is not an ats-relay error code');
+    expect((await parseFilters({ 'error-code': ['auth_failed', 'decode_failed'] })).errorCodes).toEqual(['auth_failed', 'decode_failed']);
   });
 });

@@ -242,7 +242,6 @@ describe('npm run redrive', () => {
 
     const cases: Array<[string[], string]> = [
       [['--platform', 'nope'], 'unknown platform "nope"'],
-      [['--error-code', 'ats_auth'], '--error-code: "ats_auth" is not an ats-relay error code'],
       [['--to', s.config.topics.dlq], 'neither the main topic nor a retry tier'],
       [['--since', 'yesterday-ish'], '--since: expected an ISO 8601 time'],
       [['--rate', '0'], '--rate: expected a number'],
