@@ -10,6 +10,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../lib/config.ts';
+import { errorBody } from '../lib/error-codes.ts';
 import type { Keyring } from '../registry/keyring.ts';
 import type { Pool } from '../lib/db.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -73,15 +74,15 @@ export function registerInboundRoutes(app: FastifyInstance, deps: InboundApiDeps
 
     scope.post<{ Params: { id: string } }>(WEBHOOK_ROUTE, async (request, reply) => {
       const integration = await repo.getIntegration(request.params.id);
-      if (!integration) return reply.code(404).send({ error: 'not_found' });
-      if (!integration.enabled) return reply.code(410).send({ error: 'gone' });
+      if (!integration) return reply.code(404).send(errorBody('not_found'));
+      if (!integration.enabled) return reply.code(410).send(errorBody('gone'));
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const log = request.log.child({ integrationId: integration.id, platform: integration.platform });
       const key = await secrets.signingKey(integration);
       const verified = key ? verifyWebhook(integration.platform, request.headers, body, key, { now: now(), toleranceMs: config.inbound.webhookToleranceMs }) : { ok: false as const, reason: 'no_secret' };
       if (!verified.ok) {
         log.warn({ reason: verified.reason, bytes: body.length }, 'webhook refused');
-        return reply.code(401).send({ error: 'unauthorized' });
+        return reply.code(401).send(errorBody('unauthorized'));
       }
       const signal = interpretWebhook(integration.platform, verified.json, request.headers);
       const result = await acceptWebhook({ pool, statusTopic: config.inbound.statusTopic }, integration, signal, body, verified.json, now());
@@ -125,7 +126,7 @@ export function registerInboundRoutes(app: FastifyInstance, deps: InboundApiDeps
 
   app.post<{ Params: { id: string } }>('/integrations/:id/sync', { schema: { params: idParams } }, async (request, reply) => {
     const integration = await load(request, request.params.id);
-    if (!deps.jobLister) return reply.code(501).send({ error: 'not_implemented', message: 'job import needs the ATS connectors' });
+    if (!deps.jobLister) return reply.code(501).send(errorBody('not_implemented', 'job import needs the ATS connectors'));
     try {
       const run = await startJobImport({ pool, lister: deps.jobLister, jobsTopic: config.inbound.jobsTopic, logger: deps.log }, integration, 'api');
       void run.done;

@@ -8,6 +8,7 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Config } from '../lib/config.ts';
+import { errorBody } from '../lib/error-codes.ts';
 import type { Keyring } from '../registry/keyring.ts';
 import type { Pool } from '../lib/db.ts';
 import { RelayError, truncate } from '../lib/errors.ts';
@@ -170,13 +171,13 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const status = err.statusCode ?? 500;
     if (status >= 500) {
       request.log.error({ err: err instanceof RelayError ? err.toJSON() : { name: err.name, message: err.message, code: err.code } }, 'request failed');
-      return reply.code(500).send({ error: 'internal_error', message: 'internal error; see the service logs' });
+      return reply.code(500).send(errorBody('internal_error', 'internal error; see the service logs'));
     }
     // Fastify's own 4xx (malformed JSON, wrong content type, body too large).
-    return reply.code(status).send({ error: status === 415 ? 'unsupported_media_type' : status === 413 ? 'payload_too_large' : 'bad_request', message: err.message });
+    return reply.code(status).send(errorBody(status === 415 ? 'unsupported_media_type' : status === 413 ? 'payload_too_large' : 'bad_request', err.message));
   });
 
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
+  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));
 
   app.addHook('onRequest', async (request, reply) => {
     if (PUBLIC_ROUTES.has(request.routeOptions.url ?? '') || isConsolePath(request.url)) return;
@@ -187,7 +188,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       return reply
         .code(401)
         .header('www-authenticate', 'Bearer')
-        .send({ error: 'unauthorized', message: 'send "Authorization: Bearer <token>" with a valid API token' });
+        .send(errorBody('unauthorized', 'send "Authorization: Bearer <token>" with a valid API token'));
     }
     request.principal = token.scope;
   });
@@ -292,7 +293,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.post<{ Params: { id: string } }>('/integrations/:id/test', { schema: { params: integrationParams } }, async (request, reply) => {
     const integration = await loadIntegration(request, request.params.id);
     if (!deps.connectors) {
-      return reply.code(501).send({ error: 'not_implemented', message: 'connection tests need the ATS connectors, which this build does not include yet' });
+      return reply.code(501).send(errorBody('not_implemented', 'connection tests need the ATS connectors, which this build does not include yet'));
     }
     const started = Date.now();
     try {

@@ -1,37 +1,14 @@
 /**
- * The one error a connector throws. Its `code` comes from a fixed list so the dispatcher can route
- * by table; the connector that failed decides `retriable` (from the code); `retryAfterMs` is set
+ * The one error a connector throws. Its `code` is one of the table's connector codes
+ * (lib/error-codes.ts) so the dispatcher can route by table; `retriable` follows the code; `retryAfterMs` is set
  * only when the ATS (or our own rate limiter) said when to come back.
  */
+import { codesRaisedBy, isRetriable, type CodeOf } from '../lib/error-codes.ts';
 import { RelayError, truncate } from '../lib/errors.ts';
 
-export const ATS_ERROR_CODES = [
-  'auth_failed',
-  'forbidden',
-  'validation_failed',
-  'job_not_found',
-  'duplicate',
-  'rate_limited',
-  'unavailable',
-  'timeout',
-  'network',
-  'unexpected_response',
-] as const;
-export type AtsErrorCode = (typeof ATS_ERROR_CODES)[number];
-
-/** Whether a later attempt can succeed without anyone changing anything. */
-export const RETRIABLE: Readonly<Record<AtsErrorCode, boolean>> = {
-  auth_failed: false,
-  forbidden: false,
-  validation_failed: false,
-  job_not_found: false,
-  duplicate: false,
-  rate_limited: true,
-  unavailable: true,
-  timeout: true,
-  network: true,
-  unexpected_response: false,
-};
+/** What an ATS answered, as codes (their rows, with `retriable`, are in lib/error-codes.ts). */
+export const ATS_ERROR_CODES = codesRaisedBy('connector');
+export type AtsErrorCode = CodeOf<'connector'>;
 
 export interface AtsErrorOptions {
   status?: number | undefined;
@@ -50,7 +27,7 @@ export class AtsError extends RelayError<AtsErrorCode> {
   constructor(code: AtsErrorCode, message: string, opts: AtsErrorOptions = {}) {
     const vendorMessage = opts.vendorMessage === undefined ? undefined : truncate(opts.vendorMessage, 300);
     super(code, message, {
-      retriable: RETRIABLE[code],
+      retriable: isRetriable(code),
       status: opts.status,
       cause: opts.cause,
       context: {

@@ -16,7 +16,7 @@ import { checkBaseUrl } from './ssrf-guard.ts';
 import type { Connector, ConnectorDeps, DeliveryResult, JobPage } from './types.ts';
 import { WorkableConnector } from './workable.ts';
 
-export { AtsError, ATS_ERROR_CODES, RETRIABLE, type AtsErrorCode } from './ats-error.ts';
+export { AtsError, ATS_ERROR_CODES, type AtsErrorCode } from './ats-error.ts';
 export type { AtsJob, Connector, DeliveryResult, JobPage } from './types.ts';
 export { checkBaseUrl } from './ssrf-guard.ts';
 

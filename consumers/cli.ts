@@ -9,6 +9,7 @@ import { createAlertConsumer } from './alerts/index.ts';
 import { createDeliveryConsumer, groupIdFor, tierByName, type DeliveryRole } from './dispatcher/index.ts';
 import { createDlqS3Sink } from './dlq-s3-sink/index.ts';
 import { startHealthServer } from './health-server.ts';
+import type { RunningConsumer } from './runtime/runtime.ts';
 
 const usage = `Usage: ats-relay consume --role <role> [--tier <name>]
        npm run consume -- --role <role> [--tier <name>]
@@ -34,13 +35,6 @@ SHUTDOWN_TIMEOUT_MS; dlq-s3 writes what it buffered first, alerts finishes a dig
 (records not yet in a sent digest stay uncommitted and are counted by the next run).
 Configuration comes from the environment: see the README.`;
 
-interface RunningConsumer {
-  readonly ready: boolean;
-  readonly failed: Promise<never>;
-  readonly metrics: { registry: Registry };
-  start(): Promise<void>;
-  close(): Promise<void>;
-}
 
 await runMain({
   name: 'consume',
@@ -61,9 +55,9 @@ await runMain({
     } else throw new UsageError(values.role ? `unknown role "${values.role}"\n\n${usage}` : `--role is required\n\n${usage}`);
 
     const logger = createLogger({ level: config.log.level, name: `ats-relay:${values.role}${values.tier ? `:${values.tier}` : ''}` });
-    const consumer: RunningConsumer =
+    const consumer: RunningConsumer<{ registry: Registry }> =
       role !== undefined
-        ? createDeliveryConsumer({ config, logger, role, groupId: values.group ?? groupIdFor(role) })
+        ? createDeliveryConsumer({ config, logger, role, options: { groupId: values.group ?? groupIdFor(role) } })
         : values.role === 'dlq-s3'
           ? createDlqS3Sink({ config, logger, options: group })
           : createAlertConsumer({ config, logger, options: group });

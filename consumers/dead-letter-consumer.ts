@@ -9,7 +9,7 @@ import { createKafka, type KafkaClient } from '../lib/kafka/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { createEventCodec, type EventCodec } from '../lib/serde.ts';
 import { createDeadLetterMetrics, type DeadLetterMetrics } from './dead-letter-metrics.ts';
-import { ConsumerRuntime, type PartitionWork } from './runtime/runtime.ts';
+import { ConsumerRuntime, type PartitionWork, type RunningConsumer } from './runtime/runtime.ts';
 
 export interface DeadLetterConsumerDeps<Options> {
   config: Config;
@@ -21,22 +21,31 @@ export interface DeadLetterConsumerDeps<Options> {
   now?: () => number;
 }
 
-export interface DeadLetterConsumer {
-  readonly groupId: string;
-  readonly metrics: DeadLetterMetrics;
-  readonly ready: boolean;
-  /** Rejects once the Kafka client gave up for good: close and exit non-zero (a supervisor restarts the process). */
-  readonly failed: Promise<never>;
-  start(): Promise<void>;
-  close(): Promise<void>;
+export type DeadLetterConsumer = RunningConsumer<DeadLetterMetrics>;
+
+/** The options every DLQ consumer has, and how it retries S3 or SMTP. */
+export interface DeadLetterReadOptions {
+  /** The consumer group (default `ats-relay.dlq-s3` / `ats-relay.alerts`; tests pass unique ones). */
+  groupId: string;
+  /** The DLQ topic (default: config.topics.dlq). */
+  topic: string;
+  /** KAFKA_SESSION_TIMEOUT_MS (default 10 s). */
+  sessionTimeoutMs: number;
+  /** How long close() lets buffered work finish before leaving it uncommitted (default SHUTDOWN_TIMEOUT_MS − 10 s, at least 1 s). */
+  drainTimeoutMs: number;
+  /** First wait after a failed write or send; doubles up to `maxBackoffMs`. */
+  initialBackoffMs: number;
+  maxBackoffMs: number;
 }
 
-/** The options every DLQ consumer has (see each one's options.ts for the defaults). */
-export interface DeadLetterReadOptions {
-  groupId: string;
-  topic: string;
-  sessionTimeoutMs: number;
-  drainTimeoutMs: number;
+/** The defaults of DeadLetterReadOptions but the backoff (each consumer picks its own). */
+export function deadLetterReadDefaults(config: Config, groupId: string): Omit<DeadLetterReadOptions, 'initialBackoffMs' | 'maxBackoffMs'> {
+  return {
+    groupId,
+    topic: config.topics.dlq,
+    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+    drainTimeoutMs: Math.max(1_000, config.http.shutdownTimeoutMs - 10_000),
+  };
 }
 
 /** What a DLQ consumer's handler is built from. */

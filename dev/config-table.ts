@@ -5,23 +5,32 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CONFIG_VARS } from '../lib/config.ts';
 
-const START = '<!-- config-table:start -->';
-const END = '<!-- config-table:end -->';
+/** Replace what stands between `<!-- name:start -->` and `<!-- name:end -->` in README.md. */
+export function writeReadmeSection(name: string, body: string): void {
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const readmePath = new URL('../README.md', import.meta.url);
+  const readme = readFileSync(readmePath, 'utf8');
+  const from = readme.indexOf(start);
+  const to = readme.indexOf(end);
+  if (from < 0 || to < from) throw new Error(`README.md has no ${start} … ${end} markers`);
+  writeFileSync(readmePath, `${readme.slice(0, from + start.length)}\n${body}\n${readme.slice(to)}`);
+}
+
+/** A generator's command line: write the section, say so, exit 1 with the reason when it cannot. */
+export function regenerateReadmeSection(name: string, body: () => string, what: string): void {
+  try {
+    writeReadmeSection(name, body());
+    console.log(`README.md ${what} updated`);
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exit(1);
+  }
+}
 
 export function configTableMarkdown(): string {
   const rows = CONFIG_VARS.map((v) => `| \`${v.env}\` | ${v.default === undefined ? '—' : `\`${v.default}\``} | ${v.doc} |`);
   return ['| Variable | Default | Meaning |', '|---|---|---|', ...rows].join('\n');
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const readmePath = new URL('../README.md', import.meta.url);
-  const readme = readFileSync(readmePath, 'utf8');
-  const start = readme.indexOf(START);
-  const end = readme.indexOf(END);
-  if (start < 0 || end < start) {
-    console.error(`README.md has no ${START} … ${END} markers`);
-    process.exit(1);
-  }
-  writeFileSync(readmePath, `${readme.slice(0, start + START.length)}\n${configTableMarkdown()}\n${readme.slice(end)}`);
-  console.log('README.md configuration table updated');
-}
+if (import.meta.url === `file://${process.argv[1]}`) regenerateReadmeSection('config-table', configTableMarkdown, 'configuration table');

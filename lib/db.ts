@@ -1,6 +1,6 @@
 /**
  * PostgreSQL pool factory: one pool per process, closed at shutdown. Queries live in the modules
- * that own the tables (registry/repository.ts for the registry).
+ * that own the tables (registry/ per aggregate, consumers/dispatcher/delivery-store.ts for the delivery log).
  */
 import pg from 'pg';
 import type { Config } from './config.ts';

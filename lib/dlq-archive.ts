@@ -15,7 +15,7 @@ import type { RecordHeaders } from './kafka/index.ts';
 
 export const ARCHIVE_FORMAT_VERSION = 1;
 
-/** A DLQ record as consumed (kafkajs message fields plus its coordinates). */
+/** A DLQ record as consumed (the port's consumed-record fields plus its coordinates). */
 export interface DeadLetterRecord {
   topic: string;
   partition: number;

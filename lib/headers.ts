@@ -3,6 +3,7 @@
  * error, so headers do not grow per hop. Key and value bytes are never touched on the way; other
  * headers (e.g. a producer's trace id) travel unchanged. This is what people read in Kafka UI.
  */
+import type { ErrorCode } from './error-codes.ts';
 import type { RecordHeaders } from './kafka/index.ts';
 
 export const HEADER = {
@@ -31,7 +32,7 @@ export const ERROR_MESSAGE_MAX_BYTES = 1024;
 
 export type HeaderMap = Record<string, string>;
 
-/** kafkajs headers (Buffer | string | arrays) as plain strings; the last value of a repeated header wins. */
+/** Record headers as the Kafka port carries them (Buffer | string | arrays) as plain strings; the last value of a repeated header wins. */
 export function readHeaders(headers: RecordHeaders | undefined): HeaderMap {
   const out: HeaderMap = {};
   for (const [k, v] of Object.entries(headers ?? {})) {
@@ -64,7 +65,7 @@ export function clipUtf8(text: string, maxBytes = ERROR_MESSAGE_MAX_BYTES): stri
 export type DeadLetterReason = 'non_retriable' | 'retries_exhausted';
 
 export interface FailureInfo {
-  code: string;
+  code: ErrorCode;
   message: string;
   status: number | undefined;
 }

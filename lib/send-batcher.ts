@@ -12,7 +12,7 @@ import { ACKS_ALL, kafkaError, type OutboundRecord, type Producer, type RecordPo
 export type { RecordPosition };
 
 export interface SendBatcherOptions {
-  /** The producer to send with (from lib/kafka.ts createProducer); resolved per request, so it may be replaced. */
+  /** The producer to send with (from lib/kafka/index.ts createProducer); resolved per request, so it may be replaced. */
   producer(): Promise<Producer>;
   /** Upper bound of one request's message bytes (keys + values + headers); default 512 KiB. */
   maxRequestBytes?: number;

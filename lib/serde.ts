@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import type { ApplicationSubmitted } from './application.ts';
+import type { CodeOf } from './error-codes.ts';
 import { RelayError } from './errors.ts';
 
 export const APPLICATION_SCHEMA_FILE = new URL('../schemas/application-submitted.avsc', import.meta.url);
@@ -30,8 +31,7 @@ export function loadSchemaFile(file: URL): avro.Schema {
   return JSON.parse(readFileSync(file, 'utf8')) as avro.Schema;
 }
 
-export const SERDE_ERROR_CODES = ['registry_unavailable', 'schema_rejected', 'encode_failed', 'decode_failed'] as const;
-export type SerdeErrorCode = (typeof SERDE_ERROR_CODES)[number];
+export type SerdeErrorCode = CodeOf<'serde'>;
 
 export class SerdeError extends RelayError<SerdeErrorCode> {
   override name = 'SerdeError';
@@ -210,7 +210,7 @@ export function createEventCodec<T = ApplicationSubmitted>(opts: EventCodecOptio
         (err: unknown) => {
           readers.delete(id);
           if ((err as { status?: number }).status === 404) {
-            throw new SerdeError('decode_failed', `schema id ${id} is not in the registry`, { retriable: false, status: 404, cause: err, context: { schemaId: id } });
+            throw new SerdeError('unknown_schema', `schema id ${id} is not in the registry`, { retriable: false, status: 404, cause: err, context: { schemaId: id } });
           }
           throw registryError(err, 'fetch schema', { schemaId: id });
         },

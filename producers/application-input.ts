@@ -6,8 +6,9 @@
  * backend can fix its mapping in one go; nothing is sent or written when any field is bad.
  */
 import type { ApplicationSubmitted, CandidateLink, Consent, DocumentRef, ScreeningAnswer } from '../lib/application.ts';
+import type { CodeOf } from '../lib/error-codes.ts';
 import { RelayError } from '../lib/errors.ts';
-import type { FieldError } from '../registry/json-schema.ts';
+import { isHttpUrl, type FieldError } from '../registry/json-schema.ts';
 
 export type { FieldError };
 
@@ -39,7 +40,7 @@ export interface ApplicationInput {
 /** The input with every optional field filled in: exactly the event minus what enrichment adds. */
 export type ValidApplication = Omit<ApplicationSubmitted, 'eventId' | 'integrationId' | 'platform' | 'atsJobId'>;
 
-export type InputErrorCode = 'invalid_input';
+export type InputErrorCode = CodeOf<'producer'>;
 
 export class InvalidInputError extends RelayError<InputErrorCode> {
   override name = 'InvalidInputError';
@@ -116,15 +117,6 @@ class Reader {
     }
     if (value.length > max) this.fail(field, `must have at most ${max} items`);
     return value;
-  }
-}
-
-function isHttpUrl(s: string): boolean {
-  try {
-    const u = new URL(s);
-    return (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname !== '';
-  } catch {
-    return false;
   }
 }
 

@@ -37,9 +37,9 @@ export interface PublisherOptions {
   /** How long a company's delivery targets are trusted without a change notification (default 30 s). */
   targetCacheTtlMs?: number;
   logger: Logger;
-  /** Bounded send retries (default lib/kafka.ts DEFAULT_SEND_RETRY, ≈25 s). */
+  /** Bounded send retries (default lib/kafka/index.ts DEFAULT_SEND_RETRY, ≈25 s). */
   sendRetry?: RetryPolicy;
-  /** Connection retries (connect, metadata); default kafkajs' (≈10 s). */
+  /** Connection retries (connect, metadata); default: the client's (≈10 s). */
   connectRetry?: RetryPolicy;
   registryRetry?: Partial<RegistryRetry>;
 }

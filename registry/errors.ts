@@ -2,11 +2,11 @@
  * Errors of the integration registry. The API maps `status` to the HTTP answer; the CLI prints
  * the message and, for validation, each bad field.
  */
+import type { CodeOf } from '../lib/error-codes.ts';
 import { RelayError } from '../lib/errors.ts';
 import type { FieldError } from './json-schema.ts';
 
-export const REGISTRY_ERROR_CODES = ['validation_failed', 'not_found', 'version_conflict'] as const;
-export type RegistryErrorCode = (typeof REGISTRY_ERROR_CODES)[number];
+export type RegistryErrorCode = CodeOf<'registry'>;
 
 export class RegistryError extends RelayError<RegistryErrorCode> {
   override name = 'RegistryError';
@@ -15,7 +15,7 @@ export class RegistryError extends RelayError<RegistryErrorCode> {
 export class ValidationError extends RegistryError {
   override name = 'ValidationError';
   constructor(readonly fields: FieldError[]) {
-    super('validation_failed', `invalid request: ${fields.map((f) => `${f.field || '(body)'} ${f.message}`).join('; ')}`, {
+    super('invalid_request', `invalid request: ${fields.map((f) => `${f.field || '(body)'} ${f.message}`).join('; ')}`, {
       retriable: false,
       status: 400,
       context: { fields },

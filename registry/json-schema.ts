@@ -90,7 +90,8 @@ function typeMatches(actual: JsonType | 'undefined', wanted: JsonType): boolean 
   return actual === wanted || (wanted === 'number' && actual === 'integer');
 }
 
-function isHttpUrl(s: string): boolean {
+/** An absolute http(s) URL with a host (integration base URLs, document links). */
+export function isHttpUrl(s: string): boolean {
   try {
     const u = new URL(s);
     return (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname !== '';

@@ -8,6 +8,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { ConfigError } from '../lib/config.ts';
+import type { CodeOf } from '../lib/error-codes.ts';
 import { RelayError } from '../lib/errors.ts';
 
 export const KEYRING_VARIABLE = 'ATS_RELAY_ENCRYPTION_KEYS';
@@ -16,7 +17,7 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
 
-export type CryptoErrorCode = 'unknown_key_id' | 'decrypt_failed';
+export type CryptoErrorCode = CodeOf<'keyring'>;
 
 export class CryptoError extends RelayError<CryptoErrorCode> {
   override name = 'CryptoError';

@@ -1,35 +1,29 @@
 /**
- * Options of the alert consumer, with their defaults.
+ * Options of the alert consumer, with their defaults (the shared ones in ../dead-letter-consumer.ts).
  */
 import type { Config } from '../../lib/config.ts';
+import { deadLetterReadDefaults, type DeadLetterReadOptions } from '../dead-letter-consumer.ts';
 
 export const DEFAULT_GROUP_ID = 'ats-relay.alerts';
 
-export interface AlertOptions {
-  groupId: string;
-  topic: string;
+export interface AlertOptions extends DeadLetterReadOptions {
   /** Digest window, aligned to wall-clock multiples (ALERT_WINDOW_MS, default 5 min). */
   windowMs: number;
   /** Digests per `rateWindowMs` (ALERT_MAX_EMAILS_PER_HOUR, default 12); past it, aggregation carries over. */
   maxDigests: number;
+  /** The rate cap's window (default 1 hour). */
   rateWindowMs: number;
   /** Recipients of every digest (ALERT_EMAIL_TO). */
   to: string[];
   /** companyId → recipients of that company's own digest (ALERT_COMPANY_RECIPIENTS). */
   companyRecipients: Record<string, string[]>;
-  /** Where the DLQ is archived, for the "archived in" lines. */
+  /** Where the DLQ is archived, for the "archived in" lines (S3_BUCKET, S3_PREFIX). */
   bucket: string;
   prefix: string;
   /** Distinct sample error messages per group (default 3). */
   maxSamples: number;
   /** Application ids listed per group (default 20). */
   maxApplicationIds: number;
-  /** First wait after a failed SMTP send; doubles up to `maxBackoffMs`. */
-  initialBackoffMs: number;
-  maxBackoffMs: number;
-  /** How long close() waits for a digest being sent. */
-  drainTimeoutMs: number;
-  sessionTimeoutMs: number;
   /** A claimed digest's lease (digest-log.ts): renewed before each SMTP attempt; past it, another process sends it. */
   claimLeaseMs: number;
   /** How often unsent digests of dead claimers are looked for (and sent). */
@@ -48,8 +42,7 @@ export interface AlertOptions {
 
 export function alertOptions(config: Config, overrides: Partial<AlertOptions> = {}): AlertOptions {
   return {
-    groupId: DEFAULT_GROUP_ID,
-    topic: config.topics.dlq,
+    ...deadLetterReadDefaults(config, DEFAULT_GROUP_ID),
     windowMs: config.alerts.windowMs,
     maxDigests: config.alerts.maxEmailsPerHour,
     rateWindowMs: 3_600_000,
@@ -59,10 +52,8 @@ export function alertOptions(config: Config, overrides: Partial<AlertOptions> = 
     prefix: config.s3.prefix,
     maxSamples: 3,
     maxApplicationIds: 20,
-    initialBackoffMs: 1_000,
-    maxBackoffMs: 60_000,
-    drainTimeoutMs: Math.max(1_000, config.http.shutdownTimeoutMs - 10_000),
-    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+    initialBackoffMs: 1_000, // SMTP: first retry after 1 s …
+    maxBackoffMs: 60_000, // … doubling up to 1 min
     claimLeaseMs: 120_000,
     recoveryIntervalMs: 30_000,
     digestRetentionMs: config.topics.dlqRetentionMs,

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Pool } from '../../lib/db.ts';
+import type { ErrorCode } from '../../lib/error-codes.ts';
 import { truncate } from '../../lib/errors.ts';
 import { RegistryError, ValidationError } from '../../registry/errors.ts';
 import { isUuid } from '../../registry/scope.ts';
@@ -20,7 +21,7 @@ export interface DeliveryRecord {
   eventId: string;
   status: DeliveryStatus;
   tryCount: number;
-  errorCode: string | null;
+  errorCode: ErrorCode | null;
   errorMessage: string | null;
   errorStatus: number | null;
   externalCandidateId: string | null;
@@ -39,7 +40,7 @@ export interface DeliveryOutcome {
   status: DeliveryStatus;
   /** Whether this outcome follows a call to the ATS (counts as a try). Default: status !== 'pending'. */
   attempted?: boolean;
-  error?: { code: string; message: string; status?: number | undefined } | undefined;
+  error?: { code: ErrorCode; message: string; status?: number | undefined } | undefined;
   externalCandidateId?: string | undefined;
   externalApplicationId?: string | undefined;
   /** The candidate's e-mail: kept only as candidateEmailKey(), so a delivery can be found by it. */
@@ -80,7 +81,7 @@ interface DeliveryRow {
   event_id: string;
   status: DeliveryStatus;
   try_count: number;
-  error_code: string | null;
+  error_code: ErrorCode | null;
   error_message: string | null;
   error_status: number | null;
   external_candidate_id: string | null;

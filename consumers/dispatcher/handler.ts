@@ -34,20 +34,6 @@ import type { DeliveryClaims, RecordCoordinates } from './delivery-claims.ts';
 import type { ThrottleLog } from './throttle-log.ts';
 import { DEFERRAL_DEFAULTS, deferredDueAt, parkedWaitMs, ParkingQueue, parkingTier, type DeferralOptions, type DeferralReason } from './deferral.ts';
 
-/**
- * Error codes the dispatcher itself assigns (the connectors' ATS_ERROR_CODES cover what an ATS
- * answered). Throttling has no code here: it defers the record (deferral.ts) instead of failing it.
- */
-export const DISPATCH_ERROR_CODES = {
-  decode_failed: { retriable: false, meaning: 'the record value is not a decodable ApplicationSubmitted (bytes kept as they were)' },
-  unknown_schema: { retriable: false, meaning: 'the record names a schema id the registry does not know' },
-  integration_not_found: { retriable: false, meaning: "no integration with the event's integrationId" },
-  integration_disabled: { retriable: false, meaning: 'the integration exists but is disabled' },
-  integration_mismatch: { retriable: false, meaning: 'the integration belongs to another company than the event' },
-  circuit_open: { retriable: true, meaning: "the integration's circuit is open after repeated failures; no call was made" },
-  internal_error: { retriable: false, meaning: 'an unexpected error in ats-relay while delivering (a bug: see logs)' },
-} as const;
-
 export interface HandlerDeps {
   group: string;
   dlqTopic: string;
@@ -164,10 +150,9 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
     try {
       return await deps.codec.decode(record.value);
     } catch (err) {
-      if (err instanceof SerdeError && err.status === 404) {
-        return { code: 'unknown_schema', message: err.message, status: undefined, retriable: false };
-      }
       if (err instanceof RelayError && err.retriable) throw err; // registry down: stay uncommitted and try again
+      // decode_failed or unknown_schema: the bytes stay as they were for the DLQ.
+      if (err instanceof SerdeError) return { code: err.code, message: err.message, status: undefined, retriable: false };
       return { code: 'decode_failed', message: (err as Error).message, status: undefined, retriable: false };
     }
   }

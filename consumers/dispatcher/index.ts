@@ -4,10 +4,9 @@
  * until its head record is due). Both run the same handler; start() joins the group, close()
  * shuts down gracefully.
  */
-import type { Config, RetryTier } from '../../lib/config.ts';
+import type { Config } from '../../lib/config.ts';
 import { Keyring } from '../../registry/keyring.ts';
 import { createPool } from '../../lib/db.ts';
-import { HEADER, headerInt } from '../../lib/headers.ts';
 import { createIntegrationCache } from '../../registry/cache.ts';
 import { createIntegrationRepository } from '../../registry/repository.ts';
 import { createKafka, createProducer, type KafkaClient } from '../../lib/kafka/index.ts';
@@ -17,6 +16,7 @@ import { createEventCodec } from '../../lib/serde.ts';
 import { createConnectors } from '../../connectors/index.ts';
 import { DEFAULT_RATE_LIMITS } from '../../connectors/rate-limit.ts';
 import { CircuitBreakers } from './circuit-breaker.ts';
+import type { RunningConsumer } from '../runtime/runtime.ts';
 import { StreamConsumer, type HandleResult, type InboundRecord } from './stream-consumer.ts';
 import { createConsumerMetrics, type ConsumerMetrics } from './metrics.ts';
 import { createRetryRouter } from './retry-router.ts';
@@ -24,42 +24,21 @@ import { createDeliveryClaims } from './delivery-claims.ts';
 import { createDeliveryLog } from './delivery-log.ts';
 import { createDeliveryStore } from './delivery-store.ts';
 import { createDeliveryHandler } from './handler.ts';
+import { deliveryOptions, type DeliveryOptions, type DeliveryRole } from './options.ts';
 import { createThrottleLog } from './throttle-log.ts';
 
-export const GROUP_PREFIX = 'ats-relay';
-
-export type DeliveryRole = { role: 'dispatcher' } | { role: 'retry'; tier: string };
+export { GROUP_PREFIX, groupIdFor, tierByName, type DeliveryRole } from './options.ts';
 
 export interface DeliveryConsumerOptions {
   config: Config;
   logger: Logger;
   role: DeliveryRole;
-  /** Consumer group (default `ats-relay.dispatcher` / `ats-relay.<tier>`); tests pass unique ones. */
-  groupId?: string;
+  /** Overrides of the defaults in options.ts (tests pass unique groups and short drains). */
+  options?: Partial<DeliveryOptions>;
   metrics?: ConsumerMetrics;
-  /** Time allowed for in-flight deliveries at shutdown before they are handed to the next tier. */
-  drainTimeoutMs?: number;
 }
 
-export interface DeliveryConsumer {
-  readonly groupId: string;
-  readonly metrics: ConsumerMetrics;
-  readonly ready: boolean;
-  /** Rejects once the Kafka client gave up for good: close and exit non-zero (a supervisor restarts the process). */
-  readonly failed: Promise<never>;
-  start(): Promise<void>;
-  close(): Promise<void>;
-}
-
-export function groupIdFor(role: DeliveryRole): string {
-  return role.role === 'dispatcher' ? `${GROUP_PREFIX}.dispatcher` : `${GROUP_PREFIX}.${role.tier}`;
-}
-
-export function tierByName(config: Config, name: string): RetryTier {
-  const tier = config.topics.retryTiers.find((t) => t.name === name || t.topic === name);
-  if (!tier) throw new Error(`unknown retry tier "${name}" (configured: ${config.topics.retryTiers.map((t) => t.name).join(', ')})`);
-  return tier;
-}
+export type DeliveryConsumer = RunningConsumer<ConsumerMetrics>;
 
 export interface DeliveryServices {
   kafka: KafkaClient;
@@ -148,8 +127,8 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
 
 export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryConsumer {
   const { config, role } = opts;
-  const groupId = opts.groupId ?? groupIdFor(role);
-  const topic = role.role === 'dispatcher' ? config.topics.applications : tierByName(config, role.tier).topic;
+  const o = deliveryOptions(config, role, opts.options);
+  const { groupId, topic, dueAt } = o;
   const logger = opts.logger.child({ component: role.role === 'dispatcher' ? 'dispatcher' : `retry:${role.tier}`, group: groupId });
   const metrics = opts.metrics ?? createConsumerMetrics(role.role === 'dispatcher' ? 'dispatcher' : role.tier);
   const services = createDeliveryServices({ config, logger, groupId, metrics });
@@ -158,11 +137,11 @@ export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryC
     groupId,
     topics: [topic],
     logger,
-    maxInFlight: config.dispatcher.maxInFlight,
-    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
-    drainTimeoutMs: opts.drainTimeoutMs ?? Math.max(1_000, config.http.shutdownTimeoutMs - 10_000),
+    maxInFlight: o.maxInFlight,
+    sessionTimeoutMs: o.sessionTimeoutMs,
+    drainTimeoutMs: o.drainTimeoutMs,
     handle: services.handle,
-    ...(role.role === 'retry' ? { dueAt: (record: InboundRecord) => headerInt(record.headers, HEADER.dueAt) } : {}),
+    ...(dueAt ? { dueAt: (record: InboundRecord) => dueAt(record.headers) } : {}),
     hooks: {
       inFlight: (delta) => metrics.inFlight.inc(delta),
       lag: (t, p, lag) => metrics.lag.set({ topic: t, partition: String(p) }, lag),
@@ -181,7 +160,7 @@ export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryC
     async start() {
       await services.start();
       await stream.start();
-      logger.info({ topic, maxInFlight: config.dispatcher.maxInFlight }, 'consuming');
+      logger.info({ topic, maxInFlight: o.maxInFlight }, 'consuming');
     },
     close() {
       // Order matters: stop fetching and drain first (handlers still need the producer and the pool).

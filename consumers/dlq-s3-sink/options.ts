@@ -1,7 +1,8 @@
 /**
- * Options of the DLQ → S3 sink, with their defaults.
+ * Options of the DLQ → S3 sink, with their defaults (the shared ones in ../dead-letter-consumer.ts).
  */
 import type { Config } from '../../lib/config.ts';
+import { deadLetterReadDefaults, type DeadLetterReadOptions } from '../dead-letter-consumer.ts';
 
 export const DEFAULT_GROUP_ID = 'ats-relay.dlq-s3';
 
@@ -14,32 +15,23 @@ export interface BatchLimits {
   maxAgeMs: number;
 }
 
-export interface SinkOptions extends BatchLimits {
-  groupId: string;
-  topic: string;
+export interface SinkOptions extends BatchLimits, DeadLetterReadOptions {
+  /** The bucket (S3_BUCKET, default ats-relay-dlq). */
   bucket: string;
+  /** Key prefix of archive objects (S3_PREFIX, default dlq-archive). */
   prefix: string;
-  /** First wait after a failed S3 write; doubles up to `maxBackoffMs`. */
-  initialBackoffMs: number;
-  maxBackoffMs: number;
-  /** How long close() lets buffered records be written before leaving them uncommitted. */
-  drainTimeoutMs: number;
-  sessionTimeoutMs: number;
 }
 
 export function sinkOptions(config: Config, overrides: Partial<SinkOptions> = {}): SinkOptions {
   return {
-    groupId: DEFAULT_GROUP_ID,
-    topic: config.topics.dlq,
+    ...deadLetterReadDefaults(config, DEFAULT_GROUP_ID),
     bucket: config.s3.bucket,
     prefix: config.s3.prefix,
     maxRecords: config.archive.maxRecords,
     maxBytes: config.archive.maxBytes,
     maxAgeMs: config.archive.maxAgeMs,
-    initialBackoffMs: 500,
-    maxBackoffMs: 30_000,
-    drainTimeoutMs: Math.max(1_000, config.http.shutdownTimeoutMs - 10_000),
-    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+    initialBackoffMs: 500, // S3 writes: first retry after 0.5 s …
+    maxBackoffMs: 30_000, // … doubling up to 30 s
     ...overrides,
   };
 }

@@ -20,6 +20,18 @@ import { crashSignal, tpKey, type ConsumedRecord, type GroupConsumer, type Kafka
 import type { Logger } from '../../lib/logger.ts';
 import { OffsetTracker } from './offset-tracker.ts';
 
+/** What an owner (consumers/cli.ts, tests) holds of a consumer built on the runtime. */
+export interface RunningConsumer<Metrics> {
+  readonly groupId: string;
+  readonly metrics: Metrics;
+  /** Joined its group and fetching: what /readyz answers. */
+  readonly ready: boolean;
+  /** Rejects once the Kafka client gave up for good: close and exit non-zero (a supervisor restarts the process). */
+  readonly failed: Promise<never>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** One fetched batch of one partition, as the runtime hands it to work. */
 export interface RuntimeBatch {
   topic: string;

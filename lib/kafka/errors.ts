@@ -3,6 +3,7 @@
  * `KafkaClientError` (the client's own retriable verdict, the broker's error name when it sent one);
  * callers turn that into a RelayError with `kafkaError()` to add what they were doing.
  */
+import type { ErrorCode } from '../error-codes.ts';
 import { RelayError } from '../errors.ts';
 
 export class KafkaClientError extends Error {
@@ -27,7 +28,8 @@ export function brokerErrorOf(err: unknown): string | undefined {
   return err instanceof KafkaClientError ? err.brokerError : undefined;
 }
 
-export type KafkaErrorCode = 'kafka_unavailable' | 'kafka_rejected';
+/** The two rows of the error-code table (lib/error-codes.ts) a Kafka failure becomes. */
+export type KafkaErrorCode = Extract<ErrorCode, 'kafka_unavailable' | 'kafka_rejected'>;
 
 /**
  * A Kafka failure as a RelayError: `kafka_unavailable` (retriable: broker down, timeouts, leader

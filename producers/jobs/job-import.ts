@@ -23,13 +23,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { AtsJob, JobPage } from '../../connectors/types.ts';
 import type { Pool, PoolClient } from '../../lib/db.ts';
+import type { CodeOf } from '../../lib/error-codes.ts';
 import { RelayError, truncate } from '../../lib/errors.ts';
 import type { JobChange, JobSynced } from '../../lib/inbound-events.ts';
 import type { Integration } from '../../registry/integration.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { insertOutboxRows } from '../outbox/enqueue.ts';
 
-export type JobImportErrorCode = 'sync_running' | 'not_importable';
+export type JobImportErrorCode = CodeOf<'job import'>;
 
 export class JobImportError extends RelayError<JobImportErrorCode> {
   override name = 'JobImportError';

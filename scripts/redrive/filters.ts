@@ -12,6 +12,7 @@
  * A record whose value does not decode can only match when no payload filter is given.
  */
 import { readFile } from 'node:fs/promises';
+import { codesRaisedBy, isErrorCode, type ErrorCode } from '../../lib/error-codes.ts';
 import { HEADER } from '../../lib/headers.ts';
 import { PLATFORMS } from '../../registry/integration.ts';
 import { UsageError } from '../../lib/cli.ts';
@@ -26,7 +27,7 @@ export interface OffsetRange {
 export interface RedriveFilters {
   companies: string[];
   platforms: string[];
-  errorCodes: string[];
+  errorCodes: ErrorCode[];
   /** Epoch ms, inclusive. */
   since: number | undefined;
   /** Epoch ms, exclusive. */
@@ -105,6 +106,10 @@ export async function parseFilters(input: FilterInput): Promise<RedriveFilters> 
   for (const p of platforms) {
     if (!(PLATFORMS as readonly string[]).includes(p)) throw new UsageError(`--platform: unknown platform "${p}" (one of ${PLATFORMS.join(', ')})`);
   }
+  const errorCodes = input['error-code'] ?? [];
+  for (const c of errorCodes) {
+    if (!isErrorCode(c)) throw new UsageError(`--error-code: "${c}" is not an ats-relay error code (see the README's error-code table; e.g. ${codesRaisedBy('connector').slice(0, 3).join(', ')})`);
+  }
   const since = input.since === undefined ? undefined : parseTime('since', input.since);
   const until = input.until === undefined ? undefined : parseTime('until', input.until);
   if (since !== undefined && until !== undefined && until <= since) throw new UsageError('--until must be later than --since');
@@ -112,7 +117,7 @@ export async function parseFilters(input: FilterInput): Promise<RedriveFilters> 
   return {
     companies: input.company ?? [],
     platforms,
-    errorCodes: input['error-code'] ?? [],
+    errorCodes: errorCodes.filter(isErrorCode),
     since,
     until,
     applicationIds: [...new Set([...(input['application-id'] ?? []), ...fileIds])],
@@ -152,7 +157,7 @@ export function matchesRecord(f: RedriveFilters, r: Candidate): boolean {
   if (f.offsets && ((f.offsets.from !== undefined && offset < f.offsets.from) || (f.offsets.to !== undefined && offset > f.offsets.to))) return false;
   if (f.since !== undefined && ts < f.since) return false;
   if (f.until !== undefined && ts >= f.until) return false;
-  if (f.errorCodes.length && !f.errorCodes.includes(r.headers[HEADER.errorCode] ?? '')) return false;
+  if (f.errorCodes.length && !(f.errorCodes as readonly string[]).includes(r.headers[HEADER.errorCode] ?? '')) return false;
   return true;
 }
 

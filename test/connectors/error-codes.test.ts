@@ -4,7 +4,8 @@
  * flag, status, retryAfterMs and a vendor message free of secrets.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AtsError, RETRIABLE, type AtsErrorCode } from '../../connectors/index.ts';
+import { AtsError, type AtsErrorCode } from '../../connectors/index.ts';
+import { isRetriable } from '../../lib/error-codes.ts';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import type { Integration, Platform } from '../../registry/integration.ts';
 import { fixture, startHarness, type Fixture, type Harness } from './support.ts';
@@ -158,7 +159,7 @@ for (const [name, vendor] of Object.entries(CASES)) {
         h.sandbox.clearFaults();
         expect(err, 'expected an AtsError').toBeInstanceOf(AtsError);
         const e = err as AtsError;
-        expect({ code: e.code, retriable: e.retriable }).toEqual({ code: c.code, retriable: RETRIABLE[c.code] });
+        expect({ code: e.code, retriable: e.retriable }).toEqual({ code: c.code, retriable: isRetriable(c.code) });
         if (c.status !== undefined) expect(e.status).toBe(c.status);
         if (c.code === 'rate_limited') expect(e.retryAfterMs).toBe(2_000);
         if (c.code === 'timeout') expect(Date.now() - started).toBeLessThan(4_000);

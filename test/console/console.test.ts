@@ -130,7 +130,7 @@ beforeAll(async () => {
   companyToken = (await repo.createApiToken({ name: tokenNames[0]!, scope: { kind: 'company', companyId: acme } })).token;
   adminToken = (await repo.createApiToken({ name: tokenNames[1]!, scope: { kind: 'admin' } })).token;
 
-  dispatcher = createDeliveryConsumer({ config, logger: base.logger, role: { role: 'dispatcher' }, groupId: uniqueName('dispatcher') });
+  dispatcher = createDeliveryConsumer({ config, logger: base.logger, role: { role: 'dispatcher' }, options: { groupId: uniqueName('dispatcher') } });
   await dispatcher.start();
   connectors = createConnectors({ requestTimeoutMs: config.ats.requestTimeoutMs, allowPrivateNetworks: true, resumeMaxBytes: config.ats.resumeMaxBytes });
   api = buildApi({ config, pool, keyring, log: base.logger, repository: repo, connectors });

@@ -10,7 +10,7 @@ import type { AlertOptions } from '../../consumers/alerts/options.ts';
 import { withAdmin } from '../../lib/kafka/index.ts';
 import { uniqueName } from '../support/config.ts';
 import { mailbox, type MailMessage } from '../../dev/mail-catcher.ts';
-import { committedOffsets, exited, freePort, startDeadLetterStack, waitFor, type DeadLetterStack } from './support.ts';
+import { committedOffsets, exited, freePort, startDeadLetterStack, waitFor, type DeadLetterSpec, type DeadLetterStack } from './support.ts';
 
 const stacks: DeadLetterStack[] = [];
 const consumers: AlertConsumer[] = [];
@@ -76,9 +76,9 @@ describe('alert digests', () => {
     const [ops] = s.config.alerts.to;
 
     const items = [
-      ...Array.from({ length: 7 }, () => ({ event: s.event(companyA, 'greenhouse'), code: 'auth_failed', status: 401, message: 'Greenhouse said 401: invalid Harvest API key' })),
-      ...Array.from({ length: 3 }, () => ({ event: s.event(companyA, 'greenhouse'), code: 'unavailable', status: 503 })),
-      ...Array.from({ length: 5 }, () => ({ event: s.event(companyB, 'lever'), code: 'validation_failed', status: 422, message: 'Lever rejected <email>: "not an address"' })),
+      ...Array.from({ length: 7 }, (): DeadLetterSpec => ({ event: s.event(companyA, 'greenhouse'), code: 'auth_failed', status: 401, message: 'Greenhouse said 401: invalid Harvest API key' })),
+      ...Array.from({ length: 3 }, (): DeadLetterSpec => ({ event: s.event(companyA, 'greenhouse'), code: 'unavailable', status: 503 })),
+      ...Array.from({ length: 5 }, (): DeadLetterSpec => ({ event: s.event(companyB, 'lever'), code: 'validation_failed', status: 422, message: 'Lever rejected <email>: "not an address"' })),
     ];
     await startOfWindow(windowMs);
     await s.publish(await s.deadLetters(items));

@@ -24,7 +24,7 @@ describe('DLQ archive and secrets', () => {
     try {
       const apiKey = [...p.sandbox.state.tenants.values()].find((t) => t.spec.tenant === p.tenant)!.spec.credentials.apiKey!;
       p.sandbox.addFault({ kind: 'error', status: 401, platform: 'greenhouse', tenant: p.tenant, method: 'POST', path: '/v1/candidates', times: 3 });
-      const dispatcher = createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'dispatcher' }, groupId: uniqueName('dispatcher') });
+      const dispatcher = createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'dispatcher' }, options: { groupId: uniqueName('dispatcher') } });
       await dispatcher.start();
       const events = [p.event(), p.event(), p.event()];
       for (const e of events) await p.publish(e);

@@ -81,7 +81,7 @@ describe('digest log: a dead letter is reported once, whatever crashes', () => {
     children.push(first);
     const died = killedBySelf(first);
     // Three companies: a digest lists up to 20 application ids per group, and every id is checked below.
-    const batch1 = Array.from({ length: 30 }, (_, i) => ({ event: s.event(`${company}-${i % 3}`, 'lever'), code: 'unavailable', status: 503 }));
+    const batch1 = Array.from({ length: 30 }, (_, i) => ({ event: s.event(`${company}-${i % 3}`, 'lever'), code: 'unavailable' as const, status: 503 }));
     await s.publish(await s.deadLetters(batch1));
     expect(await died).toBe('SIGKILL');
     // The window of issue 12: the digest is at the catcher, nothing is committed.
@@ -93,7 +93,7 @@ describe('digest log: a dead letter is reported once, whatever crashes', () => {
     const second = spawnConsumer(s.config, 'alerts', {}, ['--group', groupId]);
     children.push(second);
     await waitFor('offsets committed past the reported records', () => fullyCommitted(s, groupId), 60_000, 500);
-    const batch2 = Array.from({ length: 7 }, () => ({ event: s.event(`${company}-0`, 'lever'), code: 'unavailable', status: 503 }));
+    const batch2 = Array.from({ length: 7 }, () => ({ event: s.event(`${company}-0`, 'lever'), code: 'unavailable' as const, status: 503 }));
     await s.publish(await s.deadLetters(batch2));
     const total = async (): Promise<number> => [...countsByMessage(await box.to(ops!)).values()].reduce((n, c) => n + c.count, 0);
     await waitFor('all 37 dead letters in digests', async () => (await total()) >= 37, 60_000, 500);
@@ -118,7 +118,7 @@ describe('digest log: a dead letter is reported once, whatever crashes', () => {
     const first = spawnConsumer(s.config, 'alerts', { ALERT_TEST_CRASH_POINT: 'after-smtp' }, ['--group', groupId]);
     children.push(first);
     const died = killedBySelf(first);
-    const batch1 = Array.from({ length: 12 }, () => ({ event: s.event(company, 'workable'), code: 'auth_failed', status: 401 }));
+    const batch1 = Array.from({ length: 12 }, () => ({ event: s.event(company, 'workable'), code: 'auth_failed' as const, status: 401 }));
     await s.publish(await s.deadLetters(batch1));
     expect(await died).toBe('SIGKILL');
     // Killed after SMTP took its first digest's mail, before marking it: claimed, not sent.
@@ -134,7 +134,7 @@ describe('digest log: a dead letter is reported once, whatever crashes', () => {
     await c.start();
     await waitFor('the crashed digest marked sent by the second process', async () => (await db.query('SELECT 1 FROM alert_digests WHERE id = $1 AND sent_at IS NOT NULL', [crashed])).rowCount === 1, 30_000);
     await waitFor('offsets committed past the reported records', () => fullyCommitted(s, groupId), 30_000, 500);
-    const batch2 = Array.from({ length: 4 }, () => ({ event: s.event(company, 'workable'), code: 'auth_failed', status: 401 }));
+    const batch2 = Array.from({ length: 4 }, () => ({ event: s.event(company, 'workable'), code: 'auth_failed' as const, status: 401 }));
     await s.publish(await s.deadLetters(batch2));
     const total = async (): Promise<number> => [...countsByMessage(await box.to(ops!)).values()].reduce((n, c) => n + c.count, 0);
     await waitFor('all 16 dead letters in digests', async () => (await total()) >= 16, 30_000, 500);

@@ -9,7 +9,7 @@ import { archiveDate, archiveKey, buildArchiveObject } from '../../lib/dlq-archi
 import { HEADER } from '../../lib/headers.ts';
 import { withAdmin, type OutboundRecord } from '../../lib/kafka/index.ts';
 import { uniqueName } from '../support/config.ts';
-import { committedOffsets, exited, freePort, readArchive, spawnConsumer, startDeadLetterStack, waitFor, type ArchiveObject, type DeadLetterStack } from './support.ts';
+import { committedOffsets, exited, freePort, readArchive, spawnConsumer, startDeadLetterStack, waitFor, type ArchiveObject, type DeadLetterSpec, type DeadLetterStack } from './support.ts';
 
 const stacks: DeadLetterStack[] = [];
 const sinks: DlqS3Sink[] = [];
@@ -63,7 +63,7 @@ afterAll(async () => {
 describe('DLQ → S3 sink', () => {
   it('archives N dead letters into objects whose lines add up to N, byte-exact and decodable', async () => {
     const s = await stack();
-    const items = Array.from({ length: 137 }, (_, i) => ({ event: s.event(i % 2 ? 'company-a' : 'company-b'), code: i % 3 ? 'unavailable' : 'auth_failed', status: i % 3 ? 503 : 401 }));
+    const items = Array.from({ length: 137 }, (_, i): DeadLetterSpec => ({ event: s.event(i % 2 ? 'company-a' : 'company-b'), code: i % 3 ? 'unavailable' : 'auth_failed', status: i % 3 ? 503 : 401 }));
     const messages: OutboundRecord[] = await s.deadLetters(items);
     const garbage = [
       { key: 'not-avro', value: Buffer.from('{"this":"is not avro"}'), headers: { [HEADER.errorCode]: 'decode_failed' } },

@@ -12,6 +12,7 @@ import type { ApplicationSubmitted } from '../../lib/application.ts';
 import type { Config } from '../../lib/config.ts';
 import { envFromConfig } from '../../lib/config.ts';
 import { parseArchiveKey, parseArchiveObject, type ArchivedRecord, type ArchiveKeyParts } from '../../lib/dlq-archive.ts';
+import { isRetriable, type ErrorCode } from '../../lib/error-codes.ts';
 import { failureHeaders } from '../../lib/headers.ts';
 import { ACKS_ALL, withAdmin, type KafkaClient, type OutboundRecord, type Producer } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -35,11 +36,9 @@ export interface DeadLetterStack {
   close(): Promise<void>;
 }
 
-const RETRIABLE_CODES = new Set(['rate_limited', 'unavailable', 'timeout', 'network', 'circuit_open']);
-
 export interface DeadLetterSpec {
   event: ApplicationSubmitted;
-  code: string;
+  code: ErrorCode;
   message?: string;
   status?: number;
 }
@@ -71,7 +70,7 @@ export async function startDeadLetterStack(overrides: Record<string, string> = {
             { topic: config.topics.applications, partition: 0, offset: String(i), timestamp: String(t - 60_000), headers: { 'trace-id': randomUUID() } },
             { code: item.code, message: item.message ?? `${item.code}: the ATS said no`, status: item.status },
             // As the router writes them: a final answer at the first try, a retriable one after the ladder.
-            RETRIABLE_CODES.has(item.code)
+            isRetriable(item.code)
               ? { tryCount: 4, failedBy: 'ats-relay.retry-5m', now: t - 30_000, deadLetterReason: 'retries_exhausted' }
               : { tryCount: 1, failedBy: 'ats-relay.dispatcher', now: t - 30_000, deadLetterReason: 'non_retriable' },
           );

@@ -136,7 +136,7 @@ describe('throttling episodes', () => {
     const c = createAlertConsumer({ config: s.config, logger: s.logger, options: { groupId: uniqueName('alerts'), windowMs: 1_000, initialBackoffMs: 300, maxBackoffMs: 1_000 } });
     consumers.push(c);
     await c.start();
-    await s.publish(await s.deadLetters(Array.from({ length: 4 }, () => ({ event: s.event(company, 'workable'), code: 'auth_failed', status: 401 }))));
+    await s.publish(await s.deadLetters(Array.from({ length: 4 }, () => ({ event: s.event(company, 'workable'), code: 'auth_failed' as const, status: 401 }))));
     const box = mailbox(s.config.alerts.mailApiUrl);
     const [ops] = s.config.alerts.to;
     const [mail] = await waitFor('the digest', async () => ((await box.to(ops!)).length ? box.to(ops!) : undefined), 20_000);

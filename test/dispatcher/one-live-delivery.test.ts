@@ -25,7 +25,7 @@ afterAll(async () => {
 });
 
 async function start(role: 'dispatcher' | 'retry-a', groupId: string): Promise<DeliveryConsumer> {
-  const c = createDeliveryConsumer({ config: p.config, logger: p.logger, role: role === 'dispatcher' ? { role } : { role: 'retry', tier: role }, groupId });
+  const c = createDeliveryConsumer({ config: p.config, logger: p.logger, role: role === 'dispatcher' ? { role } : { role: 'retry', tier: role }, options: { groupId } });
   running.push(c);
   await c.start();
   await waitFor(`${groupId} to join`, async () => c.ready, 30_000);

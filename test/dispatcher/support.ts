@@ -116,9 +116,9 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 export async function startDeliveryConsumers(p: Pipeline): Promise<DeliveryConsumer[]> {
   const suffix = uniqueName('g');
   const consumers = [
-    createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'dispatcher' }, groupId: `dispatcher-${suffix}` }),
+    createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'dispatcher' }, options: { groupId: `dispatcher-${suffix}` } }),
     ...p.config.topics.retryTiers.map((tier) =>
-      createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'retry', tier: tier.name }, groupId: `${tier.name}-${suffix}` }),
+      createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'retry', tier: tier.name }, options: { groupId: `${tier.name}-${suffix}` } }),
     ),
   ];
   await Promise.all(consumers.map((c) => c.start()));

@@ -4,7 +4,7 @@
  * partition, and a failed request fails each caller in it with a retriable error.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProducer, type OutboundRecord, type Producer } from '../../lib/kafka/index.ts';
+import { createProducer, KafkaClientError, type OutboundRecord, type Producer } from '../../lib/kafka/index.ts';
 import { createSendBatcher } from '../../lib/send-batcher.ts';
 import { consume, eventsHarness } from './support.ts';
 
@@ -69,7 +69,7 @@ describe('send batcher', () => {
 
   it('fails every caller of a failed request with a retriable error and tells onError once', async () => {
     const errors: unknown[] = [];
-    const failing: Producer = { ...producer, sendBatch: () => Promise.reject(Object.assign(new Error('broker went away'), { name: 'KafkaJSConnectionError', retriable: true })) };
+    const failing: Producer = { ...producer, sendBatch: () => Promise.reject(new KafkaClientError('broker went away', { retriable: true, clientError: 'connection' })) };
     const batcher = createSendBatcher({ producer: async () => failing, onError: (err) => void errors.push(err) });
     const results = await Promise.allSettled([1, 2, 3].map((i) => batcher.send(h.topic, [{ key: `k${i}`, value: Buffer.from('x') }])));
     for (const r of results) expect(r).toMatchObject({ status: 'rejected', reason: { code: 'kafka_unavailable', retriable: true } });

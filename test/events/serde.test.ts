@@ -104,7 +104,7 @@ describe('ApplicationSubmitted serde', () => {
     expect(err).toMatchObject({ code: 'schema_rejected', retriable: false });
   });
 
-  it('tells undecodable bytes (not retriable) from an unreachable registry (retriable)', async () => {
+  it('tells undecodable bytes and an unknown schema id (not retriable) from an unreachable registry (retriable)', async () => {
     const codec = createEventCodec({ registryUrl, topic: uniqueName('apps') });
     await expect(codec.decode(Buffer.from('{"json":"not avro"}'))).rejects.toMatchObject({ code: 'decode_failed', retriable: false });
     const bytes = await codec.encode(sampleEvent());
@@ -112,7 +112,7 @@ describe('ApplicationSubmitted serde', () => {
     await expect(codec.decode(truncated)).rejects.toMatchObject({ code: 'decode_failed', retriable: false });
     const unknownId = Buffer.from(bytes);
     unknownId.writeInt32BE(2_000_000_000, 1);
-    await expect(codec.decode(unknownId)).rejects.toMatchObject({ code: 'decode_failed', retriable: false });
+    await expect(codec.decode(unknownId)).rejects.toMatchObject({ code: 'unknown_schema', retriable: false });
 
     const down = createEventCodec({ registryUrl: 'http://127.0.0.1:9/apis/ccompat/v7', topic: uniqueName('apps'), retry: { retries: 1, maxRetryTimeInSecs: 0.2 } });
     await expect(down.encode(sampleEvent())).rejects.toMatchObject({ code: 'registry_unavailable', retriable: true });

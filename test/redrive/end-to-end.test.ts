@@ -33,7 +33,7 @@ async function caughtUp(): Promise<boolean> {
 
 beforeAll(async () => {
   p = await startPipeline();
-  dispatcher = createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'dispatcher' }, groupId: uniqueName('dispatcher') });
+  dispatcher = createDeliveryConsumer({ config: p.config, logger: p.logger, role: { role: 'dispatcher' }, options: { groupId: uniqueName('dispatcher') } });
   await dispatcher.start();
   await waitFor('dispatcher to join', async () => dispatcher.ready, 30_000);
 });

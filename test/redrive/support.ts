@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
 import { envFromConfig, type Config } from '../../lib/config.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
+import type { ErrorCode } from '../../lib/error-codes.ts';
 import { failureHeaders, HEADER, type HeaderMap } from '../../lib/headers.ts';
 import type { Platform } from '../../registry/integration.ts';
 import { ACKS_ALL, withAdmin, type KafkaClient, type Producer } from '../../lib/kafka/index.ts';
@@ -22,7 +23,7 @@ import { spawnTs } from '../../dev/spawn-entrypoint.ts';
 export interface DeadLetterSeed {
   companyId: string;
   platform: Platform;
-  code: string;
+  code: ErrorCode;
   /** Kafka timestamp on the DLQ (default now). */
   timestamp?: number;
   /** Previous redrives (header ats-redrive-count). */

@@ -98,7 +98,7 @@ describe('integrations HTTP API', () => {
   it('answers 400 listing each bad field', async () => {
     const url = `/companies/${companyId()}/integrations`;
     const unknown = await call({ method: 'POST', url, body: { platform: 'taleo', name: 'x', settings: {}, credentials: {} } });
-    expect(unknown).toMatchObject({ status: 400, body: { error: 'validation_failed', fields: [{ field: 'platform', message: 'must be one of: greenhouse, lever, workable, ashby, generic' }] } });
+    expect(unknown).toMatchObject({ status: 400, body: { error: 'invalid_request', fields: [{ field: 'platform', message: 'must be one of: greenhouse, lever, workable, ashby, generic' }] } });
 
     const missing = await call({ method: 'POST', url, body: { platform: 'greenhouse', name: 'x', settings: { apiVersion: 'v1' }, credentials: { apiKey: 'k' } } });
     expect(missing.status).toBe(400);
@@ -223,19 +223,19 @@ describe('integrations HTTP API', () => {
         applicationId: `app-${n}`,
         eventId: `evt-${n}`,
         status: n === 2 ? 'dead_lettered' : 'delivered',
-        ...(n === 2 && { error: { code: 'ats_rejected', message: 'job closed', status: 422 } }),
+        ...(n === 2 && { error: { code: 'job_not_found', message: 'job closed', status: 422 } }),
       });
     }
     const first = await call({ method: 'GET', url: `/integrations/${created.id}/deliveries?limit=2` });
     expect(first.body.items.map((d: { applicationId: string }) => d.applicationId)).toEqual(['app-4', 'app-3']);
     const second = await call({ method: 'GET', url: `/integrations/${created.id}/deliveries?limit=2&cursor=${first.body.nextCursor}` });
     expect(second.body.items.map((d: { applicationId: string }) => d.applicationId)).toEqual(['app-2', 'app-1']);
-    expect(second.body.items[0]).toMatchObject({ status: 'dead_lettered', tryCount: 1, error: { code: 'ats_rejected', status: 422 } });
+    expect(second.body.items[0]).toMatchObject({ status: 'dead_lettered', tryCount: 1, error: { code: 'job_not_found', status: 422 } });
     const third = await call({ method: 'GET', url: `/integrations/${created.id}/deliveries?limit=2&cursor=${second.body.nextCursor}` });
     expect(third.body).toMatchObject({ items: [{ applicationId: 'app-0' }], nextCursor: null });
     const dead = await call({ method: 'GET', url: `/integrations/${created.id}/deliveries?status=dead_lettered` });
     expect(dead.body.items).toHaveLength(1);
-    expect((await call({ method: 'GET', url: `/integrations/${created.id}/deliveries?cursor=bogus` })).body).toMatchObject({ error: 'validation_failed', fields: [{ field: 'cursor' }] });
+    expect((await call({ method: 'GET', url: `/integrations/${created.id}/deliveries?cursor=bogus` })).body).toMatchObject({ error: 'invalid_request', fields: [{ field: 'cursor' }] });
   });
 
   it('answers 501 on a connection test until connectors are wired, then reports the result', async () => {
@@ -246,7 +246,7 @@ describe('integrations HTTP API', () => {
     const connectors: ConnectionTester = {
       async testConnection(integration) {
         seen.push(integration.credentials.apiKey!);
-        if (integration.name === 'bad') throw new RelayError('ats_auth', 'Lever answered 401', { retriable: false, status: 401 });
+        if (integration.name === 'bad') throw new RelayError('auth_failed', 'Lever answered 401', { retriable: false, status: 401 });
       },
     };
     const wired = buildApi({ config: h.config, pool: h.pool, keyring: h.keyring, log, connectors });
@@ -256,7 +256,7 @@ describe('integrations HTTP API', () => {
       expect(seen).toEqual([input.credentials.apiKey]);
       await h.repo.updateIntegration(created.id, 1, { name: 'bad' });
       const bad = await wired.inject({ method: 'POST', url: `/integrations/${created.id}/test`, headers: { authorization: `Bearer ${admin}` } });
-      expect(bad.json()).toMatchObject({ ok: false, error: { code: 'ats_auth', status: 401, retriable: false } });
+      expect(bad.json()).toMatchObject({ ok: false, error: { code: 'auth_failed', status: 401, retriable: false } });
     } finally {
       await wired.close();
     }

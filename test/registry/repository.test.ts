@@ -121,8 +121,8 @@ describe('integration repository (real PostgreSQL)', () => {
       const base = { integrationId: i.id, applicationId: 'app-1', eventId: 'evt-1' };
       const pending = await h.deliveries.recordDeliveryOutcome({ ...base, status: 'pending' });
       expect(pending.delivery).toMatchObject({ status: 'pending', tryCount: 0, firstAttemptAt: null });
-      const failed = await h.deliveries.recordDeliveryOutcome({ ...base, status: 'retrying', error: { code: 'ats_unavailable', message: 'HTTP 503 from Greenhouse', status: 503 } });
-      expect(failed.delivery).toMatchObject({ status: 'retrying', tryCount: 1, errorCode: 'ats_unavailable', errorStatus: 503 });
+      const failed = await h.deliveries.recordDeliveryOutcome({ ...base, status: 'retrying', error: { code: 'unavailable', message: 'HTTP 503 from Greenhouse', status: 503 } });
+      expect(failed.delivery).toMatchObject({ status: 'retrying', tryCount: 1, errorCode: 'unavailable', errorStatus: 503 });
       expect(failed.delivery.firstAttemptAt).not.toBeNull();
       const ok = await h.deliveries.recordDeliveryOutcome({ ...base, eventId: 'evt-1b', status: 'delivered', externalCandidateId: 'c-9', externalApplicationId: 'a-9' });
       expect(ok).toMatchObject({ applied: true, delivery: { status: 'delivered', tryCount: 2, errorCode: null, externalCandidateId: 'c-9', eventId: 'evt-1b' } });
@@ -134,7 +134,7 @@ describe('integration repository (real PostgreSQL)', () => {
 
       const after = await h.repo.getIntegration(i.id);
       expect(after!.lastDeliveryAt).not.toBeNull();
-      expect(after!.lastError).toBe('ats_unavailable: HTTP 503 from Greenhouse');
+      expect(after!.lastError).toBe('unavailable: HTTP 503 from Greenhouse');
       expect(after!.version).toBe(1);
     });
 
@@ -155,7 +155,7 @@ describe('integration repository (real PostgreSQL)', () => {
       const dead = await h.deliveries.listDeliveries(i.id, { status: 'dead_lettered' });
       expect(dead.items.map((d) => d.applicationId)).toEqual(['app-6', 'app-3', 'app-0']);
       expect(dead.nextCursor).toBeNull();
-      await expect(h.deliveries.listDeliveries(i.id, { cursor: 'garbage' })).rejects.toMatchObject({ code: 'validation_failed', fields: [{ field: 'cursor' }] });
+      await expect(h.deliveries.listDeliveries(i.id, { cursor: 'garbage' })).rejects.toMatchObject({ code: 'invalid_request', fields: [{ field: 'cursor' }] });
     });
 
     it("finds a candidate's deliveries by e-mail, keeping only a hash of the address", async () => {
