@@ -3,7 +3,7 @@
  * mapping) for the direct publisher: a backend calls publishApplication on every application, and a
  * registry query per call cost ten times the produce itself (issue 17: 9 % of the raw producer).
  *
- * Invalidation is the consumers' integration cache's (lib/integrations/cache.ts): every registry
+ * Invalidation is the consumers' integration cache's (registry/cache.ts): every registry
  * write notifies CHANGE_CHANNEL with the integration id, this cache LISTENs on a dedicated
  * connection, and the TTL bounds staleness if a notification is ever missed. A notification names an
  * integration, not a company (a new integration's id is in no key yet), and registry writes are rare
@@ -16,6 +16,7 @@
 import type { Pool, PoolClient } from '../lib/db.ts';
 import { findDeliveryTargets, type DeliveryTarget, type Queryable } from '../registry/lookups.ts';
 import { CHANGE_CHANNEL } from '../registry/integrations.ts';
+import { ReadThroughMap } from '../registry/read-through.ts';
 import type { Logger } from '../lib/logger.ts';
 
 export interface TargetCacheOptions {
@@ -42,18 +43,12 @@ export interface TargetCache {
   close(): Promise<void>;
 }
 
-interface Entry {
-  expiresAt: number;
-  value: Promise<DeliveryTarget[]>;
-}
-
 export function createTargetCache(opts: TargetCacheOptions): TargetCache {
   const ttlMs = opts.ttlMs ?? 30_000;
   const maxEntries = opts.maxEntries ?? 10_000;
   const reconnectDelayMs = opts.reconnectDelayMs ?? 1_000;
   const now = opts.now ?? Date.now;
-  const entries = new Map<string, Entry>();
-  let epoch = 0;
+  const entries = new ReadThroughMap<DeliveryTarget[]>(ttlMs, maxEntries, now);
   let client: PoolClient | undefined;
   let closed = false;
   let closing: Promise<void> | undefined;
@@ -62,33 +57,13 @@ export function createTargetCache(opts: TargetCacheOptions): TargetCache {
   const query: Queryable = opts.pool;
 
   function clear(): void {
-    epoch += 1;
-    entries.clear();
+    entries.invalidate();
   }
 
   function targets(companyId: string, jobId: string): Promise<DeliveryTarget[]> {
     // Not listening (not started, reconnecting, closed): a cached answer could be stale unseen.
     if (!client) return findDeliveryTargets(query, companyId, jobId);
-    const key = `${companyId}\u0000${jobId}`;
-    const hit = entries.get(key);
-    const t = now();
-    if (hit && hit.expiresAt > t) return hit.value;
-    const startedAt = epoch;
-    const value = findDeliveryTargets(query, companyId, jobId);
-    const entry: Entry = { expiresAt: t + ttlMs, value };
-    entries.delete(key);
-    entries.set(key, entry);
-    // Oldest inserted first: a full cache drops the entry loaded longest ago.
-    while (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
-    value.then(
-      () => {
-        if (startedAt !== epoch && entries.get(key) === entry) entries.delete(key);
-      },
-      () => {
-        if (entries.get(key) === entry) entries.delete(key);
-      },
-    );
-    return value;
+    return entries.get(`${companyId}\u0000${jobId}`, () => findDeliveryTargets(query, companyId, jobId));
   }
 
   async function subscribe(): Promise<void> {

@@ -6,6 +6,7 @@
  */
 import type { Pool, PoolClient } from '../lib/db.ts';
 import { CHANGE_CHANNEL, type IntegrationRecord } from './integrations.ts';
+import { ReadThroughMap } from './read-through.ts';
 import type { IntegrationRepository } from './repository.ts';
 
 export interface IntegrationCacheOptions {
@@ -31,20 +32,13 @@ export interface IntegrationCache {
   close(): Promise<void>;
 }
 
-interface Entry {
-  expiresAt: number;
-  value: Promise<unknown>;
-}
-
 export function createIntegrationCache(opts: IntegrationCacheOptions): IntegrationCache {
   const { repository } = opts;
   const ttlMs = opts.ttlMs ?? 30_000;
   const maxEntries = opts.maxEntries ?? 10_000;
   const reconnectDelayMs = opts.reconnectDelayMs ?? 1_000;
   const now = opts.now ?? Date.now;
-  const entries = new Map<string, Entry>();
-  /** Bumped by every invalidation: a load that started before it is returned but not kept. */
-  let epoch = 0;
+  const entries = new ReadThroughMap<unknown>(ttlMs, maxEntries, now);
   let closed = false;
   let closing: Promise<void> | undefined;
   let client: PoolClient | undefined;
@@ -54,41 +48,16 @@ export function createIntegrationCache(opts: IntegrationCacheOptions): Integrati
   const mappingKey = (id: string, jobId: string): string => `j\u0000${id}\u0000${jobId}`;
 
   function readThrough<T>(key: string, load: () => Promise<T>): Promise<T> {
-    const hit = entries.get(key);
-    if (hit && hit.expiresAt > now()) {
-      // Refresh recency for the LRU order.
-      entries.delete(key);
-      entries.set(key, hit);
-      return hit.value as Promise<T>;
-    }
-    const startedAt = epoch;
-    const value = load();
-    const entry: Entry = { expiresAt: now() + ttlMs, value };
-    entries.delete(key);
-    entries.set(key, entry);
-    while (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
-    value.then(
-      () => {
-        if (startedAt !== epoch && entries.get(key) === entry) entries.delete(key);
-      },
-      () => {
-        if (entries.get(key) === entry) entries.delete(key);
-      },
-    );
-    return value;
+    return entries.get(key, load) as Promise<T>;
   }
 
   function invalidate(integrationId: string): void {
-    epoch += 1;
     const prefix = `\u0000${integrationId}`;
-    for (const key of entries.keys()) {
-      if (key.slice(1, 1 + prefix.length) === prefix) entries.delete(key);
-    }
+    entries.invalidate((key) => key.slice(1, 1 + prefix.length) === prefix);
   }
 
   function clear(): void {
-    epoch += 1;
-    entries.clear();
+    entries.invalidate();
   }
 
   const unsubscribe = repository.onChange(invalidate);
@@ -142,7 +111,7 @@ export function createIntegrationCache(opts: IntegrationCacheOptions): Integrati
             c.release(true);
           }
         }
-        entries.clear();
+        entries.invalidate();
       })());
     },
   };

@@ -11,6 +11,7 @@
 import { archiveDate } from '../../lib/dlq-archive.ts';
 import { HEADER, headerInt, type HeaderMap } from '../../lib/headers.ts';
 import { tpKey } from '../../lib/kafka/index.ts';
+import type { ThrottledIntegration } from '../dispatcher/throttle-log.ts';
 
 export const UNKNOWN = 'unknown';
 
@@ -283,16 +284,7 @@ export interface RenderContext {
 }
 
 /** An integration in a throttling episode (integration_throttling), as a digest shows it. */
-export interface ThrottledSummary {
-  integrationId: string;
-  integrationName: string | undefined;
-  companyId: string;
-  platform: string;
-  throttledSince: number;
-  lastDeferralAt: number;
-  deferrals: number;
-  nextAttemptAt: number | undefined;
-}
+export type ThrottledSummary = Omit<ThrottledIntegration, 'alertedAt'>;
 
 /** One line for a throttled integration: since when, how many deferrals, when it tries again. */
 export function throttledLine(t: ThrottledSummary): string {

@@ -174,17 +174,7 @@ export function createThrottleLog(opts: ThrottleLogOptions): ThrottleLog {
 
 /** Integrations in a throttling episode now, longest first (all, or those of the given ids). */
 export async function listThrottled(pool: Pool, filter: { integrationIds?: string[]; companyId?: string } = {}): Promise<ThrottledIntegration[]> {
-  const { rows } = await pool.query<{
-    integration_id: string;
-    name: string | null;
-    company_id: string;
-    platform: string;
-    throttled_since: Date;
-    last_deferral_at: Date;
-    deferrals: string;
-    next_attempt_at: Date | null;
-    alerted_at: Date | null;
-  }>(
+  const { rows } = await pool.query<ThrottledRow>(
     `SELECT t.integration_id, i.name, t.company_id, t.platform, t.throttled_since, t.last_deferral_at, t.deferrals::text, t.next_attempt_at, t.alerted_at
        FROM integration_throttling t LEFT JOIN integrations i ON i.id::text = t.integration_id
       WHERE t.ended_at IS NULL AND ($1::text[] IS NULL OR t.integration_id = ANY($1)) AND ($2::text IS NULL OR t.company_id = $2)
@@ -194,7 +184,8 @@ export async function listThrottled(pool: Pool, filter: { integrationIds?: strin
   return rows.map(throttledOf);
 }
 
-export function throttledOf(r: {
+/** A row of integration_throttling joined with the integration's name. */
+export interface ThrottledRow {
   integration_id: string;
   name: string | null;
   company_id: string;
@@ -204,7 +195,9 @@ export function throttledOf(r: {
   deferrals: string;
   next_attempt_at: Date | null;
   alerted_at: Date | null;
-}): ThrottledIntegration {
+}
+
+export function throttledOf(r: ThrottledRow): ThrottledIntegration {
   return {
     integrationId: r.integration_id,
     integrationName: r.name ?? undefined,
