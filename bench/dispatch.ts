@@ -17,7 +17,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import pg from 'pg';
 import { Pool as UndiciPool } from 'undici';
@@ -39,6 +38,7 @@ import { createDeliveryServices } from '../consumers/dispatcher/index.ts';
 import { createConsumerMetrics } from '../consumers/dispatcher/metrics.ts';
 import { sandboxClient, waitForSandbox, type SandboxClient } from '../sandbox/client.ts';
 import { spawnTs } from '../dev/spawn-entrypoint.ts';
+import { freePort } from '../dev/stack/processes.ts';
 
 export interface DispatchBenchOptions {
   count: number;
@@ -135,15 +135,6 @@ export interface DispatchBenchResult {
 }
 
 const USER = '4080';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;

@@ -13,9 +13,9 @@
  *
  * Concurrent lookups of the same key share one query (the in-flight promise is the entry).
  */
-import type { Pool, PoolClient } from '../lib/db.ts';
+import type { Pool } from '../lib/db.ts';
 import { findDeliveryTargets, type DeliveryTarget, type Queryable } from '../registry/lookups.ts';
-import { CHANGE_CHANNEL } from '../registry/integrations.ts';
+import { createChangeFeed } from '../registry/change-feed.ts';
 import { ReadThroughMap } from '../registry/read-through.ts';
 import type { Logger } from '../lib/logger.ts';
 
@@ -46,13 +46,9 @@ export interface TargetCache {
 export function createTargetCache(opts: TargetCacheOptions): TargetCache {
   const ttlMs = opts.ttlMs ?? 30_000;
   const maxEntries = opts.maxEntries ?? 10_000;
-  const reconnectDelayMs = opts.reconnectDelayMs ?? 1_000;
   const now = opts.now ?? Date.now;
   const entries = new ReadThroughMap<DeliveryTarget[]>(ttlMs, maxEntries, now);
-  let client: PoolClient | undefined;
-  let closed = false;
   let closing: Promise<void> | undefined;
-  let reconnectTimer: NodeJS.Timeout | undefined;
 
   const query: Queryable = opts.pool;
 
@@ -62,44 +58,24 @@ export function createTargetCache(opts: TargetCacheOptions): TargetCache {
 
   function targets(companyId: string, jobId: string): Promise<DeliveryTarget[]> {
     // Not listening (not started, reconnecting, closed): a cached answer could be stale unseen.
-    if (!client) return findDeliveryTargets(query, companyId, jobId);
+    if (!feed.listening) return findDeliveryTargets(query, companyId, jobId);
     return entries.get(`${companyId}\u0000${jobId}`, () => findDeliveryTargets(query, companyId, jobId));
   }
 
-  async function subscribe(): Promise<void> {
-    if (closed) return;
-    const c = await opts.pool.connect();
-    c.on('notification', (msg) => {
-      if (msg.channel !== CHANGE_CHANNEL) return;
+  const feed = createChangeFeed({
+    pool: opts.pool,
+    // A notification names an integration, not a company: clear everything.
+    onChange: (id) => {
       clear();
-      opts.onChange?.(msg.payload ?? '');
-    });
-    c.on('error', (err) => {
-      opts.logger.warn({ err }, 'delivery target cache: LISTEN connection lost; uncached until it is back');
-      if (client === c) client = undefined;
-      clear();
-      c.release(true);
-      scheduleRetry();
-    });
-    try {
-      await c.query(`LISTEN ${CHANGE_CHANNEL}`);
-    } catch (err) {
-      c.release(true);
-      throw err;
-    }
-    // Anything cached before the subscription may have changed unseen.
-    clear();
-    client = c;
-  }
-
-  function scheduleRetry(): void {
-    if (closed) return;
-    reconnectTimer = setTimeout(() => void subscribe().catch(() => scheduleRetry()), reconnectDelayMs);
-    reconnectTimer.unref();
-  }
+      opts.onChange?.(id);
+    },
+    onGap: clear,
+    onLost: (err) => opts.logger.warn({ err }, 'delivery target cache: LISTEN connection lost; uncached until it is back'),
+    reconnectDelayMs: opts.reconnectDelayMs,
+  });
 
   return {
-    start: subscribe,
+    start: () => feed.start(),
     targets,
     clear,
     get size() {
@@ -107,19 +83,8 @@ export function createTargetCache(opts: TargetCacheOptions): TargetCache {
     },
     close() {
       return (closing ??= (async () => {
-        closed = true;
-        if (reconnectTimer) clearTimeout(reconnectTimer);
-        const c = client;
-        client = undefined;
         clear();
-        if (c) {
-          try {
-            await c.query(`UNLISTEN ${CHANGE_CHANNEL}`);
-            c.release();
-          } catch {
-            c.release(true);
-          }
-        }
+        await feed.close();
       })());
     },
   };

@@ -4,8 +4,9 @@
  * process invalidates at once, and with `listen` (a pool) writes from other processes do too, via
  * Postgres LISTEN/NOTIFY. The TTL bounds staleness if a notification is ever missed.
  */
-import type { Pool, PoolClient } from '../lib/db.ts';
-import { CHANGE_CHANNEL, type IntegrationRecord } from './integrations.ts';
+import type { Pool } from '../lib/db.ts';
+import { createChangeFeed } from './change-feed.ts';
+import type { IntegrationRecord } from './integrations.ts';
 import { ReadThroughMap } from './read-through.ts';
 import type { IntegrationRepository } from './repository.ts';
 
@@ -36,13 +37,10 @@ export function createIntegrationCache(opts: IntegrationCacheOptions): Integrati
   const { repository } = opts;
   const ttlMs = opts.ttlMs ?? 30_000;
   const maxEntries = opts.maxEntries ?? 10_000;
-  const reconnectDelayMs = opts.reconnectDelayMs ?? 1_000;
   const now = opts.now ?? Date.now;
   const entries = new ReadThroughMap<unknown>(ttlMs, maxEntries, now);
   let closed = false;
   let closing: Promise<void> | undefined;
-  let client: PoolClient | undefined;
-  let reconnectTimer: NodeJS.Timeout | undefined;
 
   const integrationKey = (id: string): string => `i\u0000${id}`;
   const mappingKey = (id: string, jobId: string): string => `j\u0000${id}\u0000${jobId}`;
@@ -62,33 +60,21 @@ export function createIntegrationCache(opts: IntegrationCacheOptions): Integrati
 
   const unsubscribe = repository.onChange(invalidate);
 
-  async function subscribe(): Promise<void> {
-    if (!opts.listen || closed) return;
-    const c = await opts.listen.connect();
-    c.on('notification', (msg) => {
-      if (msg.channel === CHANGE_CHANNEL && msg.payload) invalidate(msg.payload);
-    });
-    c.on('error', () => {
-      // Changes may be missed while disconnected: forget everything and subscribe again.
-      clear();
-      if (client === c) client = undefined;
-      c.release(true);
-      scheduleRetry();
-    });
-    await c.query(`LISTEN ${CHANGE_CHANNEL}`);
-    client = c;
-    // Anything cached before the subscription may have changed unseen.
-    clear();
-  }
-
-  function scheduleRetry(): void {
-    if (closed) return;
-    reconnectTimer = setTimeout(() => void subscribe().catch(() => scheduleRetry()), reconnectDelayMs);
-    reconnectTimer.unref();
-  }
+  const feed = opts.listen
+    ? createChangeFeed({
+        pool: opts.listen,
+        onChange: (id) => {
+          if (id) invalidate(id);
+        },
+        onGap: clear,
+        reconnectDelayMs: opts.reconnectDelayMs,
+      })
+    : undefined;
 
   return {
-    start: subscribe,
+    start: async () => {
+      if (!closed) await feed?.start();
+    },
     getIntegration: (id) => readThrough(integrationKey(id), () => repository.getIntegration(id)),
     getJobMapping: (integrationId, jobId) => readThrough(mappingKey(integrationId, jobId), () => repository.findJobMapping(integrationId, jobId)),
     invalidate,
@@ -100,17 +86,7 @@ export function createIntegrationCache(opts: IntegrationCacheOptions): Integrati
       return (closing ??= (async () => {
         closed = true;
         unsubscribe();
-        if (reconnectTimer) clearTimeout(reconnectTimer);
-        const c = client;
-        client = undefined;
-        if (c) {
-          try {
-            await c.query(`UNLISTEN ${CHANGE_CHANNEL}`);
-            c.release();
-          } catch {
-            c.release(true);
-          }
-        }
+        await feed?.close();
         entries.invalidate();
       })());
     },

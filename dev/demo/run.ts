@@ -6,7 +6,6 @@
  * database, and is stopped at the end unless --keep.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { ListObjectsV2Command, GetObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
@@ -24,6 +23,7 @@ import { sampleApplications } from '../sample-application.ts';
 import { sandboxClient, waitForSandbox } from '../../sandbox/client.ts';
 import { mailbox } from '../mail-catcher.ts';
 import { spawnTs, type TsProcess } from '../spawn-entrypoint.ts';
+import { freePort } from '../stack/processes.ts';
 import { stackDown, stackUp } from '../stack/stack.ts';
 import { createCustomers } from './customers.ts';
 import { LiveView, type CustomerCounts } from './view.ts';
@@ -37,15 +37,6 @@ export interface DemoOptions {
 }
 
 const FAST_TIERS = 'retry-5s:5000,retry-10s:10000,retry-15s:15000';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false | null>): Promise<T> {
   const deadline = Date.now() + timeoutMs;

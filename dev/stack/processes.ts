@@ -101,14 +101,29 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A TCP port free on 127.0.0.1 right now (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
+/** Ports handed out by this process: two children started together never get the same one. */
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port free on 127.0.0.1 right now, for a child process to listen on. Taken below the kernel's
+ * ephemeral range (32768–60999 on Linux): a port the OS picked with listen(0) is free only until the
+ * child binds it, and in between any outgoing connection (a Kafka client, a pool) may be given the
+ * same number — the demo lost a consumer to EADDRINUSE that way.
+ */
+export async function freePort(): Promise<number> {
+  const [low, high] = [20_000, 32_767];
+  for (let tries = 0; tries < 200; tries++) {
+    const port = low + Math.floor(Math.random() * (high - low + 1));
+    if (handedOut.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free TCP port found between ${low} and ${high}`);
 }

@@ -121,18 +121,7 @@ export async function committedOffsets(kafka: KafkaClient, groupId: string, topi
   return new Map((t?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
 }
 
-/** A free TCP port on 127.0.0.1 (nothing listens there once this resolves). */
-export async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../dev/stack/processes.ts';
 
 /** `ats-relay consume --role <role>` as a child process with the config's environment. */
 export function spawnConsumer(config: Config, role: string, extraEnv: Record<string, string> = {}, args: string[] = []): ChildProcess {
