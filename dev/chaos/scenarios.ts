@@ -11,6 +11,7 @@ import type { PrivateBroker } from '../stack/private-broker.ts';
 import { slotClientId } from './supervisor.ts';
 import type { TcpProxy } from './tcp-proxy.ts';
 import type { World } from './world.ts';
+import { sleep } from '../../lib/sleep.ts';
 
 export type ProxiedService = 's3' | 'smtp' | 'registry';
 
@@ -75,7 +76,6 @@ export interface Scenario {
   run(ctx: ScenarioContext): Promise<ScenarioOutcome>;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function deliveredFor(world: World, integrationIds: string[]): Promise<number> {
   const { rows } = await world.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM deliveries WHERE integration_id = ANY($1) AND status = 'delivered'", [integrationIds]);

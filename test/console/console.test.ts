@@ -33,6 +33,7 @@ import { chromiumArgs, ensureChromium } from '../../dev/stack/chromium.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
 import { sampleEvent } from '../support/events.ts';
 import { startPipelineBase, type PipelineBase } from '../support/pipeline-base.ts';
+import { waitFor as waitUntil } from '../support/wait.ts';
 
 const SHOTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../docs/console');
 const GREENHOUSE_USER = '4080';
@@ -67,15 +68,8 @@ function tenant(name: string): { tenant: string; apiKey: string; jobId: string }
   return { tenant: name, apiKey, jobId };
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 45_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** Pages and the dispatcher behind them are slower than the pipeline alone: a longer default. */
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 45_000): Promise<T> => waitUntil(what, fn, timeoutMs, 200);
 
 async function publish(events: ApplicationSubmitted[], topic = config.topics.applications): Promise<void> {
   await base.producer.send({ topic, acks: ACKS_ALL, messages: await Promise.all(events.map(async (e) => ({ key: e.applicationId, value: await base.codec.encode(e) }))) });

@@ -19,6 +19,7 @@ import type { EventCodec } from '../../lib/serde.ts';
 import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
 import { createDeliveryConsumer, type DeliveryConsumer } from '../../consumers/dispatcher/index.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
+import { waitFor } from '../support/wait.ts';
 
 export interface Pipeline {
   config: Config;
@@ -102,15 +103,7 @@ export async function startPipeline(overrides: Record<string, string> = {}): Pro
 
 export { readTopic } from '../support/topic-reader.ts';
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+export { waitFor };
 
 /** The dispatcher and every retry tier of the pipeline, in process, in groups of their own, joined. */
 export async function startDeliveryConsumers(p: Pipeline): Promise<DeliveryConsumer[]> {

@@ -17,17 +17,11 @@ import {
 import { createLogger } from '../../lib/logger.ts';
 import { waitForLeaders } from '../../lib/topics.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
+import { waitFor } from '../support/wait.ts';
 
 const config = testConfig();
 const logger = createLogger({ level: 'silent' });
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const keyOf = (tp: TopicPartition): string => `${tp.topic}/${tp.partition}`;
 
