@@ -77,9 +77,12 @@ async function latencies(sent: Map<string, number>): Promise<number[]> {
 const pct = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 
 it('a burst for one throttled integration: all delivered once, none dead-lettered, no try used; the other integration keeps its latency', async () => {
+  // The steady integration has the same scaled budget (10 requests/s) and a delivery with a resume takes three
+  // requests: 2.5 applications/s is 75 % of it. At 4/s it was throttled by its own traffic, which is what made
+  // its p99 look 3.5× worse "during the burst" — the burst was never the cause.
   // Unthrottled baseline for the steady integration, after a warm-up (connections, JIT, first fetches).
-  await latencies(await steady(4, 2));
-  const baseline = await latencies(await steady(4, 8));
+  await latencies(await steady(2.5, 2));
+  const baseline = await latencies(await steady(2.5, 16));
 
   const N = 150; // 300 requests at 10/s: half a minute of this integration's budget, published at once
   const events: ApplicationSubmitted[] = Array.from({ length: N }, () =>
@@ -88,7 +91,7 @@ it('a burst for one throttled integration: all delivered once, none dead-lettere
   const burstIds = events.map((e) => e.applicationId);
   const t0 = Date.now();
   await Promise.all(events.map((e) => p.publish(e)));
-  const during = await latencies(await steady(4, 15));
+  const during = await latencies(await steady(2.5, 24));
   // Mid-burst, the episode is on record (what the console, digests and alerts read), the steady integration is not throttled.
   const [episode, ...others] = await listThrottled(p.pool, { integrationIds: [burst.id, p.integration.id] });
   expect(others).toEqual([]);
@@ -143,7 +146,9 @@ it('a burst for one throttled integration: all delivered once, none dead-lettere
     },
   };
   console.log(`throttling: ${JSON.stringify(summary)}`);
-  // Within 2× of its unthrottled p99, plus a floor: test files run two at a time on a shared 2-core box, and a
-  // neighbour starting during one phase moves a 32-sample p99 by a second or more.
-  expect(summary.steady.duringP99).toBeLessThanOrEqual(2 * summary.steady.baselineP99 + 1_000);
+  // Within 2× of its unthrottled p99. The 100 ms allowance is for the shared 2-core box (test files run two at a
+  // time; one neighbour's start-up moves a 60-sample p99 by that much); a throttled steady integration would be
+  // seconds late, as it was before.
+  expect(summary.steady.duringP99).toBeLessThanOrEqual(2 * summary.steady.baselineP99 + 100);
+  expect(summary.steady.duringP50).toBeLessThanOrEqual(2 * summary.steady.baselineP50 + 20);
 }, 300_000);
