@@ -109,7 +109,24 @@ describe('job import', () => {
     expect(JSON.parse(busy.body)).toMatchObject({ error: 'sync_running' });
     await expect
       .poll(async () => (JSON.parse((await h.app.inject({ method: 'GET', url: `/integrations/${integration.id}/syncs`, headers: auth })).body) as { items: Array<{ id: string; status: string }> }).items[0], { timeout: 15_000 })
-      .toMatchObject({ id: runId, status: 'succeeded', opened: 3, pages: 1, trigger: 'api' });
+      .toMatchObject({ id: runId, status: 'succeeded', opened: 3, pages: 1, trigger: 'api', mode: 'full', fullReason: 'first', sinceMark: null });
+
+    // The next run is incremental unless forced full (query or body).
+    const runs = async (): Promise<Array<{ id: string; status: string; mode: string; fullReason: string | null; sinceMark: string | null }>> =>
+      (JSON.parse((await h.app.inject({ method: 'GET', url: `/integrations/${integration.id}/syncs`, headers: auth })).body) as { items: Array<{ id: string; status: string; mode: string; fullReason: string | null; sinceMark: string | null }> }).items;
+    for (const [request, mode] of [
+      [{ url: `/integrations/${integration.id}/sync` }, 'incremental'],
+      [{ url: `/integrations/${integration.id}/sync?full=true` }, 'full'],
+      [{ url: `/integrations/${integration.id}/sync`, payload: { full: true } }, 'full'],
+    ] as const) {
+      const res = await h.app.inject({ method: 'POST', headers: auth, ...request });
+      expect(res.statusCode, res.body).toBe(202);
+      const body = JSON.parse(res.body) as { runId: string; mode: string; sinceMark: string | null };
+      expect(body).toMatchObject({ mode, fullReason: mode === 'full' ? 'forced' : null });
+      await expect.poll(async () => (await runs()).find((r) => r.id === body.runId)?.status, { timeout: 15_000 }).toBe('succeeded');
+      if (mode === 'incremental') expect((await runs())[0]).toMatchObject({ mode, sinceMark: body.sinceMark, fullReason: null });
+    }
+    expect((await h.app.inject({ method: 'POST', url: `/integrations/${integration.id}/sync?full=yes`, headers: auth })).statusCode).toBe(400);
 
     const suggestions = await h.app.inject({
       method: 'POST',
@@ -136,6 +153,8 @@ describe('job import', () => {
     expect(run.error).toMatch(/auth_failed/);
     const { rows } = await h.pool.query('SELECT count(*)::int AS n FROM ats_jobs WHERE integration_id = $1', [integration.id]);
     expect(rows[0]).toEqual({ n: 0 });
+    // A failed first run leaves no mark: the next one is still the first full run.
+    expect(await importJobs(integration)).toMatchObject({ status: 'succeeded', mode: 'full', fullReason: 'first', opened: 150 });
   });
 });
 
@@ -147,15 +166,15 @@ const isoBasic = (iso: string): string => new Date(iso).toISOString().replace(/\
 
 describe('incremental job import', () => {
   const cases = [
-    ['greenhouse', 'v1'],
-    ['greenhouse', 'v3'],
-    ['lever', 'v3'],
-    ['workable', 'v3'],
-    ['ashby', 'v3'],
+    ['greenhouse v1', 'greenhouse', 'v1'],
+    ['greenhouse v3', 'greenhouse', 'v3'],
+    ['lever', 'lever', 'v3'],
+    ['workable', 'workable', 'v3'],
+    ['ashby', 'ashby', 'v3'],
   ] as const;
   it.each(cases)(
-    '%s (%s): first run full; an edit, a close and a new job → an incremental run with the vendor filter publishes exactly those; nothing changed → nothing; the periodic full run closes a vanished job',
-    async (platform, version) => {
+    '%s: first run full; an edit, a close and a new job → an incremental run with the vendor filter publishes exactly those; nothing changed → nothing; the periodic full run closes a vanished job',
+    async (_label, platform, version) => {
       const { integration, tenant } = await integrationOn(platform, null, version);
       const policy = { fullEvery: 3, fullMaxAgeMs: 86_400_000, overlapMs: 60_000 };
       // Last edited an hour ago: older than the overlap, so an incremental run does not see them again.
