@@ -96,7 +96,7 @@ JOB_FULL_SYNC_EVERY-th run and --full read every open job instead, all pages, wi
 limit), stores them and writes one JobSynced outbox row per job opened, updated or closed since the last run
 (run \`npm run outbox-relay -- --topics …\` to publish). Exit 1 when the run fails or another run of the
 integration is in progress.
-${COMMON} Also ATS_REQUEST_TIMEOUT_MS, ATS_ALLOW_PRIVATE_NETWORKS, TOPIC_JOBS.`,
+${COMMON} Also ATS_REQUEST_TIMEOUT_MS, ATS_ALLOW_PRIVATE_NETWORKS, TOPIC_JOBS, JOB_FULL_SYNC_EVERY, JOB_FULL_SYNC_MAX_AGE_MS, JOB_SYNC_OVERLAP_MS.`,
   syncs: `Usage: npm run integrations -- syncs <integration id> [--json]
 ${COMMON}`,
 };

@@ -1,6 +1,6 @@
 /**
- * Job import: fetch every open job of one integration's ATS (all pages, through the integration's
- * rate limit), compare with what the last run stored in `ats_jobs`, and in one transaction upsert
+ * Job import: fetch one integration's open jobs, or the jobs changed since its last run (all pages,
+ * through the integration's rate limit), compare with what the last run stored in `ats_jobs`, and in one transaction upsert
  * the jobs, write one JobSynced outbox row per change and finish the run's `sync_logs` row. The
  * outbox relay publishes the rows to `ats.jobs`.
  *
@@ -9,7 +9,7 @@
  *   open          closed                –                                              opened   (reopened)
  *   open          open                  differs                                        updated
  *   open          open                  same                                           – (nothing published)
- *   closed / not listed   open          –                                              closed
+ *   closed / not listed   open          –                                              closed   (not listed: full runs only)
  *
  * Full and incremental runs. A full run reads the whole open listing: only there is a job that
  * disappeared without a change (a Greenhouse delete, a posting dropped from the open filter) seen as

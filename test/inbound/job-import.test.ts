@@ -238,7 +238,7 @@ describe('incremental job import', () => {
     60_000,
   );
 
-  it('a failed incremental run leaves the mark: the next run asks from the same point and sees the change', async () => {
+  it('a failed incremental run leaves the mark: the next run asks from the same point and sees the change; an old full run makes the next one full', async () => {
     const { integration, tenant } = await integrationOn('lever');
     h.sandbox.setJobs('lever', tenant, jobs(3, 'lever', Date.now() - 3_600_000));
     const first = await importJobs(integration);
@@ -251,6 +251,8 @@ describe('incremental job import', () => {
     const { rows } = await h.pool.query<{ id: string; next_mark: string | null }>('SELECT id, next_mark FROM sync_logs WHERE integration_id = $1', [integration.id]);
     expect(rows.find((r) => r.id === failed.runId)!.next_mark).toBeNull();
     expect(rows.find((r) => r.id === first.runId)!.next_mark).not.toBeNull();
+    // Past the age limit of the last full run, the next run is full again whatever the count says.
+    expect(await importJobs(integration, { policy: { fullEvery: 1_000, fullMaxAgeMs: 1 } })).toMatchObject({ status: 'succeeded', mode: 'full', fullReason: 'max_age', closed: 0 });
   });
 
   it('the sandbox refuses what the vendors refuse: Lever updated_at_start beside state, a malformed Greenhouse updated_after, an unknown Ashby syncToken', async () => {
