@@ -58,7 +58,7 @@ Tokens: create one with \`npm run integrations -- create-token --admin\` (or --c
       await app.close();
     });
     if (config.inbound.jobSyncIntervalMs > 0) {
-      const scheduler = createJobSyncScheduler({ pool, repo: repository, lister: connectors, jobsTopic: config.inbound.jobsTopic, logger: log, intervalMs: config.inbound.jobSyncIntervalMs });
+      const scheduler = createJobSyncScheduler({ pool, repo: repository, lister: connectors, jobsTopic: config.inbound.jobsTopic, policy: config.inbound.jobSync, logger: log, intervalMs: config.inbound.jobSyncIntervalMs });
       scheduler.start();
       onShutdown(() => scheduler.close()); // runs before the API stops: no new runs, the one in progress finishes
     }

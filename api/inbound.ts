@@ -45,6 +45,8 @@ const secretBody: JsonSchema = {
   additionalProperties: false,
   properties: { secret: { type: 'string', minLength: 16, maxLength: 500 } },
 };
+const syncQuery: JsonSchema = { type: 'object', additionalProperties: false, properties: { full: { type: 'string', enum: ['true', 'false'] } } };
+const syncBody: JsonSchema = { type: 'object', additionalProperties: false, properties: { full: { type: 'boolean' } } };
 const suggestionsBody: JsonSchema = {
   type: 'object',
   additionalProperties: false,
@@ -124,18 +126,32 @@ export function registerInboundRoutes(app: FastifyInstance, deps: InboundApiDeps
 
   // --- job import ---
 
-  app.post<{ Params: { id: string } }>('/integrations/:id/sync', { schema: { params: idParams } }, async (request, reply) => {
-    const integration = await load(request, request.params.id);
-    if (!deps.jobLister) return reply.code(501).send(errorBody('not_implemented', 'job import needs the ATS connectors'));
-    try {
-      const run = await startJobImport({ pool, lister: deps.jobLister, jobsTopic: config.inbound.jobsTopic, logger: deps.log }, integration, 'api');
-      void run.done;
-      return reply.code(202).header('location', `/integrations/${integration.id}/syncs`).send({ runId: run.runId });
-    } catch (err) {
-      if (err instanceof JobImportError) return reply.code(err.status ?? 409).send({ error: err.code, message: err.message });
-      throw err;
-    }
-  });
+  /** `?full=true` or body `{"full": true}` forces a full run (an operator who suspects a missed delete). */
+  app.post<{ Params: { id: string }; Querystring: { full?: 'true' | 'false' }; Body: { full?: boolean } | undefined }>(
+    '/integrations/:id/sync',
+    // The body is optional (no body = the usual run), so it is checked here rather than by the route schema.
+    { schema: { params: idParams, querystring: syncQuery } },
+    async (request, reply) => {
+      const integration = await load(request, request.params.id);
+      if (request.body !== undefined && request.body !== null) {
+        const { errors } = validate(syncBody, request.body);
+        if (errors.length) throw new ValidationError(errors);
+      }
+      if (!deps.jobLister) return reply.code(501).send(errorBody('not_implemented', 'job import needs the ATS connectors'));
+      const full = request.query.full === 'true' || request.body?.full === true;
+      try {
+        const run = await startJobImport({ pool, lister: deps.jobLister, jobsTopic: config.inbound.jobsTopic, policy: config.inbound.jobSync, logger: deps.log }, integration, 'api', { full });
+        void run.done;
+        return reply
+          .code(202)
+          .header('location', `/integrations/${integration.id}/syncs`)
+          .send({ runId: run.runId, mode: run.mode, fullReason: run.fullReason, sinceMark: run.sinceMark });
+      } catch (err) {
+        if (err instanceof JobImportError) return reply.code(err.status ?? 409).send({ error: err.code, message: err.message });
+        throw err;
+      }
+    },
+  );
 
   app.get<{ Params: { id: string } }>('/integrations/:id/syncs', { schema: { params: idParams } }, async (request) => {
     const integration = await load(request, request.params.id);

@@ -15,7 +15,7 @@ import { truncate } from '../lib/errors.ts';
 import { AtsError, vendorText, type AtsErrorCode } from './ats-error.ts';
 import type { HttpResponse } from './http.ts';
 import { loadResume, type Resume } from './resume.ts';
-import type { AtsJob, Connector, ConnectorDeps, DeliveryResult, JobPage } from './types.ts';
+import type { AtsJob, Connector, ConnectorDeps, DeliveryResult, JobPage, JobPageRequest } from './types.ts';
 import { FormData } from 'undici';
 import { baseUrl, basicKeyAuth, isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
 
@@ -177,19 +177,23 @@ export class AshbyConnector implements Connector {
     await this.rpc(client, 'candidate.uploadResume', { candidateId, resumeHandle: upload.handle });
   }
 
-  /** `job.list {status: ["Open"], limit: 100, cursor}` → `{results, moreDataAvailable, nextCursor}` (the envelope keeps the paging fields). */
-  async listJobsPage(integration: Integration, cursor: string | null, signal?: AbortSignal): Promise<JobPage> {
+  /**
+   * `job.list {status: ["Open"], limit: 100, cursor}` → `{results, moreDataAvailable, nextCursor}` (the
+   * envelope keeps the paging fields), the last page also `syncToken`. Incremental: `{syncToken}` and no
+   * status filter (open, closed and archived jobs changed since the token).
+   */
+  async listJobsPage(integration: Integration, { cursor, since }: JobPageRequest, signal?: AbortSignal): Promise<JobPage> {
     const client = new VendorClient(this.deps, { platform: 'ashby', integration, signal, messageOf });
     const res = await client.request({
       method: 'POST',
       url: `${baseUrl(integration, ASHBY_URL)}/job.list`,
       headers: { authorization: basicKeyAuth(requireCredential(integration, 'apiKey')), 'content-type': 'application/json', accept: 'application/json; version=1' },
-      body: JSON.stringify({ status: ['Open'], limit: 100, ...(cursor ? { cursor } : {}) }),
+      body: JSON.stringify({ ...(since ? { syncToken: since } : { status: ['Open'] }), limit: 100, ...(cursor ? { cursor } : {}) }),
       step: 'job.list',
     });
     const results = this.unwrap<Array<Record<string, unknown>>>(client, res, 'job.list');
     if (!Array.isArray(results)) throw client.unexpected(res, 'job.list', 'results is not an array');
-    const page = res.json() as { moreDataAvailable?: boolean; nextCursor?: string };
+    const page = res.json() as { moreDataAvailable?: boolean; nextCursor?: string; syncToken?: string };
     const jobs = results.map((j): AtsJob => ({
       externalJobId: String(j.id),
       title: String(j.title ?? ''),
@@ -198,7 +202,7 @@ export class AshbyConnector implements Connector {
       location: typeof j.locationName === 'string' ? j.locationName : null,
       updatedAt: typeof j.updatedAt === 'string' ? j.updatedAt : null,
     }));
-    return { jobs, next: page.moreDataAvailable && page.nextCursor ? page.nextCursor : null };
+    return { jobs, next: page.moreDataAvailable && page.nextCursor ? page.nextCursor : null, syncToken: typeof page.syncToken === 'string' && page.syncToken ? page.syncToken : null };
   }
 
   private async rpc<T>(client: VendorClient, method: string, body: Record<string, unknown>): Promise<T> {

@@ -14,7 +14,7 @@ import type { GreenhouseSettings, Integration } from '../registry/integration.ts
 import { AtsError } from './ats-error.ts';
 import type { HttpResponse } from './http.ts';
 import { loadResume, type Resume, type ResumeOutcome } from './resume.ts';
-import { linkNext, type AtsJob, type Connector, type ConnectorDeps, type DeliveryResult, type JobPage } from './types.ts';
+import { linkNext, type AtsJob, type Connector, type ConnectorDeps, type DeliveryResult, type JobPage, type JobPageRequest } from './types.ts';
 import { baseUrl, basicKeyAuth, isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
 
 const HARVEST_URL = 'https://harvest.greenhouse.io';
@@ -110,15 +110,18 @@ export class GreenhouseConnector implements Connector {
   }
 
   /**
-   * `GET /v1|v3/jobs?status=open&per_page=100`, then the `Link: rel="next"` URLs as given (v3's
-   * cursor must be the only parameter of a follow-up call, so links are never rebuilt).
+   * `GET /v1|v3/jobs?status=open&per_page=100`; incremental: no status filter (a closed job must come
+   * back as changed) but v1 `updated_after=<ISO>` or v3 `updated_at=gte|<ISO>`, both inclusive. Then
+   * the `Link: rel="next"` URLs as given (v3's cursor must be the only parameter of a follow-up call
+   * and carries the filter, so links are never rebuilt).
    */
-  async listJobsPage(integration: Integration, cursor: string | null, signal?: AbortSignal): Promise<JobPage> {
+  async listJobsPage(integration: Integration, { cursor, since }: JobPageRequest, signal?: AbortSignal): Promise<JobPage> {
     const settings = integration.settings as GreenhouseSettings;
     const client = this.client(integration, signal);
     const version = settings.apiVersion === 'v1' ? 'v1' : 'v3';
     const base = baseUrl(integration, HARVEST_URL);
-    let path = `/${version}/jobs?status=open&per_page=100`;
+    const filter = !since ? 'status=open' : version === 'v1' ? `updated_after=${encodeURIComponent(since)}` : `updated_at=${encodeURIComponent(`gte|${since}`)}`;
+    let path = `/${version}/jobs?${filter}&per_page=100`;
     if (cursor) {
       if (!cursor.startsWith(`${base}/`)) throw new AtsError('unexpected_response', `greenhouse jobs.list: pagination link outside ${base}`, { context: client.context('jobs.list') });
       path = cursor.slice(base.length);

@@ -13,11 +13,11 @@ import { AtsHttp } from './http.ts';
 import { LeverConnector } from './lever.ts';
 import { DEFAULT_RATE_LIMITS, RateLimiter, type BucketSpec } from './rate-limit.ts';
 import { checkBaseUrl } from './ssrf-guard.ts';
-import type { Connector, ConnectorDeps, DeliveryResult, JobPage } from './types.ts';
+import type { Connector, ConnectorDeps, DeliveryResult, JobPage, JobPageRequest } from './types.ts';
 import { WorkableConnector } from './workable.ts';
 
 export { AtsError, ATS_ERROR_CODES, type AtsErrorCode } from './ats-error.ts';
-export type { AtsJob, Connector, DeliveryResult, JobPage } from './types.ts';
+export type { AtsJob, Connector, DeliveryResult, JobPage, JobPageRequest } from './types.ts';
 export { checkBaseUrl } from './ssrf-guard.ts';
 
 export interface ConnectorsOptions {
@@ -40,8 +40,8 @@ export interface ConnectorsOptions {
 export interface Connectors {
   deliver(application: ApplicationSubmitted, integration: Integration, signal?: AbortSignal): Promise<DeliveryResult>;
   testConnection(integration: Integration, signal?: AbortSignal): Promise<void>;
-  /** One page of the ATS's open jobs (job import); validation_failed for platforms without a job listing. */
-  listJobsPage(integration: Integration, cursor: string | null, signal?: AbortSignal): Promise<JobPage>;
+  /** One page of the ATS's open jobs, or of its jobs changed since a mark (job import); validation_failed for platforms without a job listing. */
+  listJobsPage(integration: Integration, request: JobPageRequest, signal?: AbortSignal): Promise<JobPage>;
   /** Abort in-flight calls and close the pools. Idempotent. */
   close(): Promise<void>;
 }
@@ -85,12 +85,12 @@ export function createConnectors(options: ConnectorsOptions): Connectors {
       if (configured) await checkBaseUrl(configured.replace('{subdomain}', 'x'), options.allowPrivateNetworks);
       await connectorFor(integration).testConnection(integration, signal);
     },
-    async listJobsPage(integration, cursor, signal) {
+    async listJobsPage(integration, request, signal) {
       const connector = connectorFor(integration);
       if (!connector.listJobsPage) {
         throw new AtsError('validation_failed', `${integration.platform} integrations have no job listing to import`, { context: { integrationId: integration.id } });
       }
-      return connector.listJobsPage(integration, cursor, signal);
+      return connector.listJobsPage(integration, request, signal);
     },
     close: () => http.close(),
   };

@@ -9,7 +9,7 @@ import { FormData } from 'undici';
 import type { ApplicationSubmitted } from '../lib/application.ts';
 import type { Integration, LeverSettings } from '../registry/integration.ts';
 import { loadResume } from './resume.ts';
-import type { AtsJob, Connector, ConnectorDeps, DeliveryResult, JobPage } from './types.ts';
+import type { AtsJob, Connector, ConnectorDeps, DeliveryResult, JobPage, JobPageRequest } from './types.ts';
 import { baseUrl, basicKeyAuth, isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
 
 const LEVER_URL = 'https://api.lever.co';
@@ -84,12 +84,17 @@ export class LeverConnector implements Connector {
     return { externalCandidateId: created.contact ?? created.id, externalApplicationId: created.id, deduplicated: false, resumeOmitted: omitted };
   }
 
-  /** `GET /v1/postings?state=published&limit=100[&offset=<token>]` → `{data, hasNext, next}`. */
-  async listJobsPage(integration: Integration, cursor: string | null, signal?: AbortSignal): Promise<JobPage> {
+  /**
+   * `GET /v1/postings?state=published&limit=100[&offset=<token>]` → `{data, hasNext, next}`.
+   * Incremental: `updated_at_start=<ms>` (inclusive) alone, since Lever refuses it beside any filter but
+   * confidentiality: every state comes back and closed/draft postings map to closed here.
+   */
+  async listJobsPage(integration: Integration, { cursor, since }: JobPageRequest, signal?: AbortSignal): Promise<JobPage> {
     const client = new VendorClient(this.deps, { platform: 'lever', integration, signal, messageOf });
+    const filter = since ? `updated_at_start=${Date.parse(since)}` : 'state=published';
     const res = await client.request({
       method: 'GET',
-      url: `${baseUrl(integration, LEVER_URL)}/v1/postings?state=published&limit=100${cursor ? `&offset=${encodeURIComponent(cursor)}` : ''}`,
+      url: `${baseUrl(integration, LEVER_URL)}/v1/postings?${filter}&limit=100${cursor ? `&offset=${encodeURIComponent(cursor)}` : ''}`,
       headers: { authorization: basicKeyAuth(requireCredential(integration, 'apiKey')), accept: 'application/json' },
       step: 'postings.list',
     });

@@ -23,10 +23,11 @@ export interface Connector {
   /** A cheap authenticated read; resolves when the credentials (and base URL) work. */
   testConnection(integration: Integration, signal?: AbortSignal): Promise<void>;
   /**
-   * One page of the ATS's open jobs (job import). `cursor` is null for the first page, then the
-   * page's `next`; a null `next` ends the listing. Absent for receivers without a job listing.
+   * One page of the ATS's open jobs, or of the jobs changed since `request.since` (job import).
+   * `cursor` is null for the first page, then the page's `next`; a null `next` ends the listing.
+   * Absent for receivers without a job listing.
    */
-  listJobsPage?(integration: Integration, cursor: string | null, signal?: AbortSignal): Promise<JobPage>;
+  listJobsPage?(integration: Integration, request: JobPageRequest, signal?: AbortSignal): Promise<JobPage>;
 }
 
 /** A job as the job import keeps it, whatever the vendor calls its fields. */
@@ -40,10 +41,24 @@ export interface AtsJob {
   updatedAt: string | null;
 }
 
+/**
+ * One listing call. Without `since` the vendor's open jobs (a full run). With `since` only the jobs the
+ * vendor changed since then, in every state, so that a close shows up as a changed job: an ISO-8601
+ * instant (Greenhouse, Lever, Workable; the caller has already widened it for clock skew) or, for
+ * Ashby, the syncToken of the previous run.
+ */
+export interface JobPageRequest {
+  /** Opaque: a vendor cursor, offset token or next-page URL (null for the first page). */
+  cursor: string | null;
+  since?: string | null;
+}
+
 export interface JobPage {
   jobs: AtsJob[];
   /** Opaque: a vendor cursor, offset token or next-page URL. */
   next: string | null;
+  /** Ashby: the syncToken the last page hands out, the mark of the next incremental run. */
+  syncToken?: string | null;
 }
 
 /** RFC 5988 `Link` header → the rel="next" URL. */

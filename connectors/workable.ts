@@ -11,7 +11,7 @@ import type { Integration, WorkableSettings } from '../registry/integration.ts';
 import { AtsError } from './ats-error.ts';
 import { WORKABLE_PARTNER_RATE_LIMIT } from './rate-limit.ts';
 import { loadResume } from './resume.ts';
-import type { AtsJob, Connector, ConnectorDeps, DeliveryResult, JobPage } from './types.ts';
+import type { AtsJob, Connector, ConnectorDeps, DeliveryResult, JobPage, JobPageRequest } from './types.ts';
 import { isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
 
 /** Assumption (unconfirmed): errors carry `{error}` (or `{message}`). */
@@ -112,12 +112,17 @@ export class WorkableConnector implements Connector {
     return { externalCandidateId: created.id, externalApplicationId: created.id, deduplicated: false, resumeOmitted: omitted };
   }
 
-  /** `GET /spi/v3/jobs?state=published&limit=100`, then `paging.next` (a full URL, followed only within the account's base). */
-  async listJobsPage(integration: Integration, cursor: string | null, signal?: AbortSignal): Promise<JobPage> {
+  /**
+   * `GET /spi/v3/jobs?state=published&limit=100`; incremental: every state, `updated_after=<ISO-8601
+   * basic>` (seconds: the cut-off is rounded down, so nothing at the boundary is lost). Then `paging.next`
+   * (a full URL, followed only within the account's base).
+   */
+  async listJobsPage(integration: Integration, { cursor, since }: JobPageRequest, signal?: AbortSignal): Promise<JobPage> {
     const { client, headers } = this.client(integration, signal);
     const base = spiBase(integration);
     if (cursor && !cursor.startsWith(`${base}/`)) throw new AtsError('unexpected_response', `workable jobs.list: pagination link outside ${base}`, { context: client.context('jobs.list') });
-    const res = await client.request({ method: 'GET', url: cursor ?? `${base}/jobs?state=published&limit=100`, headers, step: 'jobs.list' });
+    const filter = since ? `updated_after=${new Date(since).toISOString().replace(/\.\d+Z$/, 'Z').replace(/[-:]/g, '')}` : 'state=published';
+    const res = await client.request({ method: 'GET', url: cursor ?? `${base}/jobs?${filter}&limit=100`, headers, step: 'jobs.list' });
     if (!isSuccess(res.status)) throw client.fail(res, 'jobs.list', res.status === 404 ? 'unexpected_response' : undefined);
     const body = res.json() as { jobs?: Array<Record<string, unknown>>; paging?: { next?: string } } | undefined;
     if (!Array.isArray(body?.jobs)) throw client.unexpected(res, 'jobs.list', 'expected {jobs: [...]}');

@@ -76,6 +76,9 @@ const V = {
   WEBHOOK_MAX_BYTES: declare({ env: 'WEBHOOK_MAX_BYTES', default: '262144', doc: 'Largest inbound webhook body accepted (bigger: 413, nothing stored).' }),
   WEBHOOK_TOLERANCE_MS: declare({ env: 'WEBHOOK_TOLERANCE_MS', default: '300000', doc: 'Replay window for webhooks that carry a signed timestamp (Lever triggeredAt, generic occurredAt), both directions.' }),
   JOB_SYNC_INTERVAL_MS: declare({ env: 'JOB_SYNC_INTERVAL_MS', default: '0', doc: 'Periodic job import in the API process, per enabled integration (0 = off; run `integrations -- import-jobs` or POST /integrations/:id/sync instead).' }),
+  JOB_FULL_SYNC_EVERY: declare({ env: 'JOB_FULL_SYNC_EVERY', default: '24', doc: 'Job import: every Nth run of an integration reads the whole open listing instead of the changes since the last run, to see jobs that vanished without a change (Greenhouse deletes); 1 = always full.' }),
+  JOB_FULL_SYNC_MAX_AGE_MS: declare({ env: 'JOB_FULL_SYNC_MAX_AGE_MS', default: '86400000', doc: 'Job import: a run is full, whatever JOB_FULL_SYNC_EVERY says, when the last successful full run is older than this (1 day; 0 = no age limit).' }),
+  JOB_SYNC_OVERLAP_MS: declare({ env: 'JOB_SYNC_OVERLAP_MS', default: '300000', doc: 'Job import: an incremental run asks for changes since the previous run\'s start minus this, against clock skew and changes committed while that run paged (5 min; re-read jobs count as unchanged).' }),
 
   // PostgreSQL
   DATABASE_URL: declare({ env: 'DATABASE_URL', default: 'postgres://postgres@127.0.0.1:5432/ats_relay', doc: 'PostgreSQL connection string (integrations, delivery log, outbox, redrive history).' }),
@@ -192,7 +195,16 @@ export interface Config {
   };
   log: { level: string };
   /** Inbound webhooks and job import (the way back from the ATS). */
-  inbound: { statusTopic: string; jobsTopic: string; publicBaseUrl: string; webhookMaxBytes: number; webhookToleranceMs: number; jobSyncIntervalMs: number };
+  inbound: {
+    statusTopic: string;
+    jobsTopic: string;
+    publicBaseUrl: string;
+    webhookMaxBytes: number;
+    webhookToleranceMs: number;
+    jobSyncIntervalMs: number;
+    /** Incremental job import: when a run is full instead, and the overlap of an incremental one. */
+    jobSync: { fullEvery: number; fullMaxAgeMs: number; overlapMs: number };
+  };
   http: { port: number; apiPort: number; sandboxPort: number; shutdownTimeoutMs: number };
   console: { sessionTtlMs: number; cookieSecure: boolean };
   stack: {
@@ -479,6 +491,11 @@ export function loadConfig(env: Env = process.env): Config {
       webhookMaxBytes: r.int(V.WEBHOOK_MAX_BYTES, 1_024, 10_485_760),
       webhookToleranceMs: r.int(V.WEBHOOK_TOLERANCE_MS, 1_000),
       jobSyncIntervalMs: r.int(V.JOB_SYNC_INTERVAL_MS, 0),
+      jobSync: {
+        fullEvery: r.int(V.JOB_FULL_SYNC_EVERY, 1, 100_000),
+        fullMaxAgeMs: r.int(V.JOB_FULL_SYNC_MAX_AGE_MS, 0),
+        overlapMs: r.int(V.JOB_SYNC_OVERLAP_MS, 0, 86_400_000),
+      },
     },
     http: {
       port: r.int(V.HTTP_PORT, 0, 65_535),
@@ -578,6 +595,9 @@ export function envFromConfig(config: Config): Record<string, string> {
     WEBHOOK_MAX_BYTES: String(config.inbound.webhookMaxBytes),
     WEBHOOK_TOLERANCE_MS: String(config.inbound.webhookToleranceMs),
     JOB_SYNC_INTERVAL_MS: String(config.inbound.jobSyncIntervalMs),
+    JOB_FULL_SYNC_EVERY: String(config.inbound.jobSync.fullEvery),
+    JOB_FULL_SYNC_MAX_AGE_MS: String(config.inbound.jobSync.fullMaxAgeMs),
+    JOB_SYNC_OVERLAP_MS: String(config.inbound.jobSync.overlapMs),
     HTTP_PORT: String(config.http.port),
     API_PORT: String(config.http.apiPort),
     CONSOLE_SESSION_TTL_MS: String(config.console.sessionTtlMs),

@@ -27,7 +27,7 @@ import { greenhouse } from './greenhouse.ts';
 import { lever } from './lever.ts';
 import { SandboxState, type Fault, type FaultSpec, type SandboxRecord, type Tenant, type TenantSpec } from './state.ts';
 import type { VendorEmulation } from './vendor.ts';
-import type { SandboxJob } from './jobs.ts';
+import type { JobListing, SandboxJob } from './jobs.ts';
 import { fireWebhooks, type WebhookResult, type WebhookSpec } from './webhooks.ts';
 import { workable } from './workable.ts';
 import { reply, type SandboxReply, type SandboxRequest } from './wire.ts';
@@ -65,6 +65,8 @@ export interface Sandbox {
   close(): Promise<void>;
   /** Replace a tenant's job listing (sandbox/jobs.ts), in listing order. */
   setJobs(platform: Platform, tenant: string, jobs: SandboxJob[]): void;
+  /** The job listing calls a tenant received, oldest first. */
+  jobListings(platform: Platform, tenant: string): JobListing[];
   /** Send signed vendor webhooks to a URL (sandbox/webhooks.ts), with faults. */
   fireWebhooks(specs: WebhookSpec[], opts?: { outOfOrder?: boolean }): Promise<WebhookResult[]>;
 }
@@ -291,6 +293,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       setJobs(platform, tenantName, list);
       return reply(204);
     }
+    if (path === '/job-listings' && method === 'GET') {
+      if (!platform || !tenantName) return reply(400, { error: 'platform and tenant query parameters are required' });
+      return reply(200, state.tenant(platform, tenantName)?.jobListings ?? []);
+    }
     if (path === '/stats' && method === 'GET') return reply(200, { ...state.stats, tenants: state.tenants.size, faults: state.faults.length });
     if (path === '/reset' && method === 'POST') {
       resetAll();
@@ -310,8 +316,16 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   function setJobs(platform: Platform, tenantName: string, jobs: SandboxJob[]): void {
     const tenant = state.tenant(platform, tenantName);
     if (!tenant) throw new Error(`no sandbox tenant ${platform}:${tenantName}`);
+    const before = new Map(tenant.jobRecords);
+    const now = Date.now();
     tenant.jobRecords.clear();
-    for (const j of jobs) tenant.jobRecords.set(String(j.id), { ...j, id: String(j.id) });
+    for (const j of jobs) {
+      const id = String(j.id);
+      const prev = before.get(id);
+      // As in the vendors: editing or closing a job moves its updated stamp, an untouched job keeps it.
+      const unchanged = prev && prev.title === j.title && prev.status === j.status && (prev.requisitionCode ?? null) === (j.requisitionCode ?? null) && (prev.location ?? null) === (j.location ?? null);
+      tenant.jobRecords.set(id, { ...j, id, updatedAt: j.updatedAt ?? (unchanged ? prev.updatedAt : now) });
+    }
   }
 
   function addTenantChecked(spec: TenantSpec): Tenant {
@@ -383,6 +397,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     attachments: (p, t) => records('attachments', p, t),
     reset: resetAll,
     setJobs,
+    jobListings: (platform, tenantName) => [...(state.tenant(platform, tenantName)?.jobListings ?? [])],
     fireWebhooks: (specs, o) => fireWebhooks(specs, o),
     close() {
       closing ??= new Promise<void>((resolve) => {

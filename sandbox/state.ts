@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Platform } from '../registry/integration.ts';
-import type { SandboxJob } from './jobs.ts';
+import type { JobListing, SandboxJob } from './jobs.ts';
 
 export interface RateWindow {
   limit: number;
@@ -47,6 +47,8 @@ export class Tenant {
   readonly idempotency = new Map<string, { status: number; body: unknown }>();
   /** The job listing (sandbox/jobs.ts), in listing order; empty = spec.jobs as open jobs. */
   readonly jobRecords = new Map<string, SandboxJob>();
+  /** Job listing calls received, oldest first (which incremental filter a run sent). */
+  readonly jobListings: JobListing[] = [];
   window = { startedAt: 0, count: 0 };
   /** Secondary indexes (`email:…`, `apps:<candidateId>`, `atts:<applicationId>`) so lookups stay O(1) under benchmark load. */
   private readonly index = new Map<string, SandboxRecord[]>();

@@ -89,12 +89,14 @@ Prints the URL the customer registers in their ATS (WEBHOOK_PUBLIC_BASE_URL/inte
 --rotate generates a new webhook secret and prints it once; --secret-file stores the vendor's own value
 instead (Lever's signature token). Workable signs with the account API token: no secret to set.
 ${COMMON}`,
-  'import-jobs': `Usage: npm run integrations -- import-jobs <integration id> [--json]
+  'import-jobs': `Usage: npm run integrations -- import-jobs <integration id> [--full] [--json]
 
-Fetches every open job (all pages, within the integration's rate limit), stores them and writes one JobSynced
-outbox row per job opened, updated or closed since the last run (run \`npm run outbox-relay -- --topics …\`
-to publish). Exit 1 when the run fails or another run of the integration is in progress.
-${COMMON} Also ATS_REQUEST_TIMEOUT_MS, ATS_ALLOW_PRIVATE_NETWORKS, TOPIC_JOBS.`,
+Fetches the jobs that changed since the last run (the vendor's updated-since filter; the first run, every
+JOB_FULL_SYNC_EVERY-th run and --full read every open job instead, all pages, within the integration's rate
+limit), stores them and writes one JobSynced outbox row per job opened, updated or closed since the last run
+(run \`npm run outbox-relay -- --topics …\` to publish). Exit 1 when the run fails or another run of the
+integration is in progress.
+${COMMON} Also ATS_REQUEST_TIMEOUT_MS, ATS_ALLOW_PRIVATE_NETWORKS, TOPIC_JOBS, JOB_FULL_SYNC_EVERY, JOB_FULL_SYNC_MAX_AGE_MS, JOB_SYNC_OVERLAP_MS.`,
   syncs: `Usage: npm run integrations -- syncs <integration id> [--json]
 ${COMMON}`,
 };
@@ -112,7 +114,7 @@ const ALLOWED: Record<string, string[]> = {
   'create-token': ['admin', 'company', 'name'],
   'revoke-token': [],
   webhook: ['rotate', 'secret-file'],
-  'import-jobs': ['json'],
+  'import-jobs': ['json', 'full'],
   syncs: ['json'],
 };
 
@@ -204,6 +206,7 @@ const options = {
   admin: { type: 'boolean' },
   rotate: { type: 'boolean' },
   'secret-file': { type: 'string' },
+  full: { type: 'boolean' },
 } as const;
 
 type Values = { [K in keyof typeof options]?: (typeof options)[K]['type'] extends 'boolean' ? boolean : string };
@@ -375,7 +378,7 @@ await runMain(
             onShutdown(() => connectors.close());
             let summary;
             try {
-              const run = await startJobImport({ pool, lister: connectors, jobsTopic: config.inbound.jobsTopic, logger }, integration, 'cli');
+              const run = await startJobImport({ pool, lister: connectors, jobsTopic: config.inbound.jobsTopic, policy: config.inbound.jobSync, logger }, integration, 'cli', { full: values.full === true });
               summary = await run.done;
             } catch (err) {
               if (err instanceof JobImportError) {
@@ -398,6 +401,8 @@ await runMain(
                     { header: 'TRIGGER', value: (r) => r.trigger },
                     { header: 'STATUS', value: (r) => r.status },
                     { header: 'STARTED', value: (r) => r.startedAt },
+                    { header: 'MODE', value: (r) => (r.mode === 'full' ? `full (${r.fullReason ?? '?'})` : 'incremental') },
+                    { header: 'SINCE', value: (r) => r.sinceMark ?? '' },
                     { header: 'PAGES', value: (r) => r.pages },
                     { header: 'OPENED', value: (r) => r.opened },
                     { header: 'UPDATED', value: (r) => r.updated },

@@ -1,6 +1,6 @@
 /**
- * Job import: fetch every open job of one integration's ATS (all pages, through the integration's
- * rate limit), compare with what the last run stored in `ats_jobs`, and in one transaction upsert
+ * Job import: fetch one integration's open jobs, or the jobs changed since its last run (all pages,
+ * through the integration's rate limit), compare with what the last run stored in `ats_jobs`, and in one transaction upsert
  * the jobs, write one JobSynced outbox row per change and finish the run's `sync_logs` row. The
  * outbox relay publishes the rows to `ats.jobs`.
  *
@@ -9,10 +9,19 @@
  *   open          closed                –                                              opened   (reopened)
  *   open          open                  differs                                        updated
  *   open          open                  same                                           – (nothing published)
- *   closed / not listed   open          –                                              closed
+ *   closed / not listed   open          –                                              closed   (not listed: full runs only)
  *
- * Every run reads the full open listing, because a job that disappeared can only be seen as missing
- * from a full listing (Greenhouse deletes, Lever/Workable/Ashby closes drop out of the open filter).
+ * Full and incremental runs. A full run reads the whole open listing: only there is a job that
+ * disappeared without a change (a Greenhouse delete, a posting dropped from the open filter) seen as
+ * missing, hence closed. An incremental run asks the vendor for what changed since the previous run
+ * (its start, widened by `overlapMs` against clock skew and against changes committed while that run
+ * paged; Ashby: the syncToken it was handed), in every state, so a close arrives as a changed job; a
+ * job not in that answer did not change and is left alone. Re-read jobs hash the same, so the overlap
+ * costs requests, never events. Full: the first run, a forced one, every `fullEvery`th run, once the
+ * last full run is `fullMaxAgeMs` old, or when no mark is known. The mark is kept on the run's
+ * `sync_logs` row (`next_mark`) and only a succeeded run writes it: a failed run leaves the previous
+ * mark, so its changes are asked for again.
+ *
  * A page answered 429/5xx is retried after the vendor's Retry-After (the limiter also pauses), up to
  * `maxPageAttempts`; a run that fails part-way changes nothing (the transaction is only opened once
  * every page is in), so a half listing never closes jobs.
@@ -21,7 +30,7 @@
  * connection for the whole run (released by PostgreSQL if the process dies).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { AtsJob, JobPage } from '../../connectors/types.ts';
+import type { AtsJob, JobPage, JobPageRequest } from '../../connectors/types.ts';
 import type { Pool, PoolClient } from '../../lib/db.ts';
 import type { CodeOf } from '../../lib/error-codes.ts';
 import { RelayError, truncate } from '../../lib/errors.ts';
@@ -39,7 +48,21 @@ export class JobImportError extends RelayError<JobImportErrorCode> {
 export type SyncTrigger = 'cli' | 'api' | 'scheduler';
 
 export interface JobLister {
-  listJobsPage(integration: Integration, cursor: string | null, signal?: AbortSignal): Promise<JobPage>;
+  listJobsPage(integration: Integration, request: JobPageRequest, signal?: AbortSignal): Promise<JobPage>;
+}
+
+export type SyncMode = 'full' | 'incremental';
+/** Why a run read the whole listing. */
+export type FullReason = 'first' | 'forced' | 'periodic' | 'max_age' | 'no_mark';
+
+/** config.inbound.jobSync: when a run is full, and how far back an incremental one reaches. */
+export interface JobSyncPolicy {
+  /** Every Nth run is full (1 = always). */
+  fullEvery: number;
+  /** A run is full once the last full run is this old (0 = no limit). */
+  fullMaxAgeMs: number;
+  /** Subtracted from the previous run's start (timestamp marks only). */
+  overlapMs: number;
 }
 
 export interface JobImportOptions {
@@ -47,6 +70,8 @@ export interface JobImportOptions {
   lister: JobLister;
   /** config.inbound.jobsTopic */
   jobsTopic: string;
+  /** config.inbound.jobSync */
+  policy: JobSyncPolicy;
   logger: Logger;
   /** Attempts per page on a retriable failure (429, 5xx, timeouts); default 5. */
   maxPageAttempts?: number;
@@ -60,6 +85,10 @@ export interface JobImportOptions {
 export interface SyncSummary {
   runId: string;
   status: 'succeeded' | 'failed';
+  mode: SyncMode;
+  fullReason: FullReason | null;
+  /** What an incremental run asked for (null for a full run). */
+  sinceMark: string | null;
   pages: number;
   fetched: number;
   opened: number;
@@ -72,6 +101,9 @@ export interface SyncSummary {
 
 export interface SyncRun {
   runId: string;
+  mode: SyncMode;
+  fullReason: FullReason | null;
+  sinceMark: string | null;
   /** Settles when the run is recorded as succeeded or failed; never rejects. */
   done: Promise<SyncSummary>;
 }
@@ -82,11 +114,45 @@ function contentHash(job: AtsJob): string {
   return createHash('sha256').update(JSON.stringify([job.title, job.requisitionCode, job.location])).digest('hex').slice(0, 32);
 }
 
+/** Ashby hands out a syncToken; the other vendors filter on an updated timestamp. */
+const usesSyncToken = (integration: Integration): boolean => integration.platform === 'ashby';
+
+interface RunPlan {
+  mode: SyncMode;
+  fullReason: FullReason | null;
+  /** The vendor filter value of an incremental run. */
+  since: string | null;
+}
+
+/** Full or incremental, from the integration's succeeded runs (read under its lock). */
+async function planRun(db: Pick<PoolClient, 'query'>, integration: Integration, policy: JobSyncPolicy, forceFull: boolean): Promise<RunPlan> {
+  const full = (fullReason: FullReason): RunPlan => ({ mode: 'full', fullReason, since: null });
+  if (forceFull) return full('forced');
+  const { rows } = await db.query<{ last_full_age_ms: number | null; incremental_since: number; mark: string | null }>(
+    `WITH ok AS (SELECT mode, next_mark, started_at FROM sync_logs WHERE integration_id = $1 AND status = 'succeeded'),
+          last_full AS (SELECT max(started_at) AS at FROM ok WHERE mode = 'full')
+     SELECT (SELECT extract(epoch FROM now() - at) * 1000 FROM last_full)::float8 AS last_full_age_ms,
+            (SELECT count(*) FROM ok, last_full WHERE ok.mode = 'incremental' AND ok.started_at > last_full.at)::int AS incremental_since,
+            (SELECT next_mark FROM ok ORDER BY started_at DESC LIMIT 1) AS mark`,
+    [integration.id],
+  );
+  const { last_full_age_ms: age, incremental_since: since, mark } = rows[0]!;
+  if (age === null) return full('first');
+  if (mark === null) return full('no_mark');
+  if (since + 1 >= policy.fullEvery) return full('periodic');
+  if (policy.fullMaxAgeMs > 0 && age >= policy.fullMaxAgeMs) return full('max_age');
+  if (usesSyncToken(integration)) return { mode: 'incremental', fullReason: null, since: mark };
+  const at = Date.parse(mark);
+  if (Number.isNaN(at)) return full('no_mark');
+  return { mode: 'incremental', fullReason: null, since: new Date(at - policy.overlapMs).toISOString() };
+}
+
 /**
- * Take the integration's lock, open a `sync_logs` row and run the import in the background.
+ * Take the integration's lock, decide full or incremental (`full` forces a full run), open a
+ * `sync_logs` row and run the import in the background.
  * Throws JobImportError('sync_running') when another run of this integration holds the lock.
  */
-export async function startJobImport(opts: JobImportOptions, integration: Integration, trigger: SyncTrigger): Promise<SyncRun> {
+export async function startJobImport(opts: JobImportOptions, integration: Integration, trigger: SyncTrigger, run: { full?: boolean } = {}): Promise<SyncRun> {
   if (integration.platform === 'generic') {
     throw new JobImportError('not_importable', 'generic receivers have no job listing to import', { retriable: false, status: 400, context: { integrationId: integration.id } });
   }
@@ -101,12 +167,20 @@ export async function startJobImport(opts: JobImportOptions, integration: Integr
     // A run left "running" by a process that died: the lock is free again, so it is not running.
     await lock.query(`UPDATE sync_logs SET status = 'failed', error = 'interrupted (the process running it stopped)', finished_at = now() WHERE integration_id = $1 AND status = 'running'`, [integration.id]);
     const runId = randomUUID();
-    await lock.query(`INSERT INTO sync_logs (id, integration_id, trigger, status) VALUES ($1, $2, $3, 'running')`, [runId, integration.id, trigger]);
-    const done = runImport(opts, integration, runId).finally(async () => {
+    const plan = await planRun(lock, integration, opts.policy, run.full === true);
+    await lock.query(`INSERT INTO sync_logs (id, integration_id, trigger, status, mode, full_reason, since_mark) VALUES ($1, $2, $3, 'running', $4, $5, $6)`, [
+      runId,
+      integration.id,
+      trigger,
+      plan.mode,
+      plan.fullReason,
+      plan.since,
+    ]);
+    const done = runImport(opts, integration, runId, plan).finally(async () => {
       await lock.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, integration.id]).catch(() => undefined);
       lock.release();
     });
-    return { runId, done };
+    return { runId, mode: plan.mode, fullReason: plan.fullReason, sinceMark: plan.since, done };
   } catch (err) {
     if (locked) await lock.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, integration.id]).catch(() => undefined);
     lock.release();
@@ -114,7 +188,13 @@ export async function startJobImport(opts: JobImportOptions, integration: Integr
   }
 }
 
-async function fetchAll(opts: JobImportOptions, integration: Integration, summary: SyncSummary, log: Logger): Promise<Map<string, AtsJob>> {
+interface Fetched {
+  jobs: Map<string, AtsJob>;
+  /** The last page's syncToken (Ashby), if any. */
+  syncToken: string | null;
+}
+
+async function fetchAll(opts: JobImportOptions, integration: Integration, since: string | null, summary: SyncSummary, log: Logger): Promise<Fetched> {
   const maxAttempts = opts.maxPageAttempts ?? 5;
   const maxWait = opts.maxRetryWaitMs ?? 60_000;
   const jobs = new Map<string, AtsJob>();
@@ -123,7 +203,7 @@ async function fetchAll(opts: JobImportOptions, integration: Integration, summar
     let result: JobPage | undefined;
     for (let attempt = 1; !result; attempt++) {
       try {
-        result = await opts.lister.listJobsPage(integration, cursor, opts.signal);
+        result = await opts.lister.listJobsPage(integration, { cursor, since }, opts.signal);
       } catch (err) {
         const e = err as Partial<RelayError> & { retryAfterMs?: number };
         if (!e.retriable || attempt >= maxAttempts || opts.signal?.aborted) throw err;
@@ -137,7 +217,7 @@ async function fetchAll(opts: JobImportOptions, integration: Integration, summar
     summary.fetched += result.jobs.length;
     // The same job on two pages (a listing that shifted while we paged) counts once.
     for (const job of result.jobs) jobs.set(job.externalJobId, job);
-    if (!result.next) return jobs;
+    if (!result.next) return { jobs, syncToken: result.syncToken ?? null };
     cursor = result.next;
   }
   throw new JobImportError('not_importable', `more than ${opts.maxPages ?? 1_000} pages of jobs; stopped`, { retriable: false, context: { integrationId: integration.id } });
@@ -150,6 +230,7 @@ interface StoredJob {
 }
 
 async function apply(client: PoolClient, opts: JobImportOptions, integration: Integration, runId: string, listed: Map<string, AtsJob>, summary: SyncSummary): Promise<void> {
+  const full = summary.mode === 'full';
   const now = Date.now();
   const { rows } = await client.query<StoredJob>('SELECT external_job_id, status, content_hash FROM ats_jobs WHERE integration_id = $1 FOR UPDATE', [integration.id]);
   const stored = new Map(rows.map((r) => [r.external_job_id, r]));
@@ -168,7 +249,8 @@ async function apply(client: PoolClient, opts: JobImportOptions, integration: In
     else if (before.content_hash !== hash) changes.push({ change: 'updated', job });
     else summary.unchanged++;
   }
-  const missing = [...stored.values()].filter((s) => s.status === 'open' && !listed.has(s.external_job_id));
+  // Only a full listing says a job is gone; an incremental answer leaves out every job that did not change.
+  const missing = full ? [...stored.values()].filter((s) => s.status === 'open' && !listed.has(s.external_job_id)) : [];
   if (missing.length) {
     const { rows: gone } = await client.query<{ external_job_id: string; title: string; requisition_code: string | null; location: string | null; vendor_updated_at: string | null }>(
       'SELECT external_job_id, title, requisition_code, location, vendor_updated_at FROM ats_jobs WHERE integration_id = $1 AND external_job_id = ANY($2::text[])',
@@ -217,21 +299,40 @@ async function apply(client: PoolClient, opts: JobImportOptions, integration: In
   }
 }
 
-async function runImport(opts: JobImportOptions, integration: Integration, runId: string): Promise<SyncSummary> {
-  const log = opts.logger.child({ component: 'job-import', integrationId: integration.id, runId });
-  const summary: SyncSummary = { runId, status: 'succeeded', pages: 0, fetched: 0, opened: 0, updated: 0, closed: 0, unchanged: 0, rateLimited: 0, error: null };
-  const finish = (client: Pick<PoolClient, 'query'>): Promise<unknown> =>
+async function runImport(opts: JobImportOptions, integration: Integration, runId: string, plan: RunPlan): Promise<SyncSummary> {
+  const log = opts.logger.child({ component: 'job-import', integrationId: integration.id, runId, mode: plan.mode });
+  const summary: SyncSummary = {
+    runId,
+    status: 'succeeded',
+    mode: plan.mode,
+    fullReason: plan.fullReason,
+    sinceMark: plan.since,
+    pages: 0,
+    fetched: 0,
+    opened: 0,
+    updated: 0,
+    closed: 0,
+    unchanged: 0,
+    rateLimited: 0,
+    error: null,
+  };
+  const finish = (client: Pick<PoolClient, 'query'>, nextMark: string | null): Promise<unknown> =>
     client.query(
-      `UPDATE sync_logs SET status = $2, pages = $3, fetched = $4, opened = $5, updated = $6, closed = $7, unchanged = $8, rate_limited = $9, error = $10, finished_at = now() WHERE id = $1`,
-      [runId, summary.status, summary.pages, summary.fetched, summary.opened, summary.updated, summary.closed, summary.unchanged, summary.rateLimited, summary.error],
+      `UPDATE sync_logs SET status = $2, pages = $3, fetched = $4, opened = $5, updated = $6, closed = $7, unchanged = $8, rate_limited = $9, error = $10, next_mark = $11, finished_at = now() WHERE id = $1`,
+      [runId, summary.status, summary.pages, summary.fetched, summary.opened, summary.updated, summary.closed, summary.unchanged, summary.rateLimited, summary.error, nextMark],
     );
   try {
-    const listed = await fetchAll(opts, integration, summary, log);
+    // Taken before the first page: whatever changes while we page is at or after it, so the next run
+    // asks for it again (the vendor's newest updated stamp would skip a job edited on a page already read).
+    const startedAt = new Date().toISOString();
+    const fetched = await fetchAll(opts, integration, plan.since, summary, log);
+    // No syncToken from Ashby: no mark, so the next run is full rather than guessing.
+    const nextMark = usesSyncToken(integration) ? fetched.syncToken : startedAt;
     const client = await opts.pool.connect();
     try {
       await client.query('BEGIN');
-      await apply(client, opts, integration, runId, listed, summary);
-      await finish(client);
+      await apply(client, opts, integration, runId, fetched.jobs, summary);
+      await finish(client, nextMark);
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -246,13 +347,15 @@ async function runImport(opts: JobImportOptions, integration: Integration, runId
     const e = err as Partial<RelayError> & Error;
     summary.error = truncate(e.code ? `${e.code}: ${e.message}` : (e.message ?? String(err)));
     log.warn({ err: e.code ? (e as RelayError).toJSON?.() : { message: e.message }, pages: summary.pages }, 'job import failed');
-    await finish(opts.pool).catch((writeErr: unknown) => log.error({ err: (writeErr as Error).message }, 'could not record the failed job import'));
+    await finish(opts.pool, null).catch((writeErr: unknown) => log.error({ err: (writeErr as Error).message }, 'could not record the failed job import'));
   }
   return summary;
 }
 
 /** A run as `sync_logs` keeps it: the summary's counts, plus who started it and when. */
 export interface SyncLogRow extends Omit<SyncSummary, 'runId' | 'status'> {
+  /** The mark a succeeded run left for the next incremental run. */
+  nextMark: string | null;
   id: string;
   trigger: SyncTrigger;
   status: SyncSummary['status'] | 'running';
@@ -262,7 +365,7 @@ export interface SyncLogRow extends Omit<SyncSummary, 'runId' | 'status'> {
 
 export async function listSyncRuns(pool: Pool, integrationId: string, limit = 50): Promise<SyncLogRow[]> {
   const { rows } = await pool.query<Record<string, unknown>>(
-    `SELECT id, trigger, status, pages, fetched, opened, updated, closed, unchanged, rate_limited, error, started_at, finished_at
+    `SELECT id, trigger, status, mode, full_reason, since_mark, next_mark, pages, fetched, opened, updated, closed, unchanged, rate_limited, error, started_at, finished_at
        FROM sync_logs WHERE integration_id = $1 ORDER BY started_at DESC LIMIT $2`,
     [integrationId, limit],
   );
@@ -270,6 +373,10 @@ export async function listSyncRuns(pool: Pool, integrationId: string, limit = 50
     id: r.id as string,
     trigger: r.trigger as SyncTrigger,
     status: r.status as SyncLogRow['status'],
+    mode: r.mode as SyncMode,
+    fullReason: r.full_reason as FullReason | null,
+    sinceMark: r.since_mark as string | null,
+    nextMark: r.next_mark as string | null,
     pages: r.pages as number,
     fetched: r.fetched as number,
     opened: r.opened as number,

@@ -1,6 +1,7 @@
 /**
  * Periodic job import (JOB_SYNC_INTERVAL_MS > 0) inside the API process: every interval, one run per
- * enabled integration that has a job listing, one after the other. Several API processes may run it:
+ * enabled integration that has a job listing, one after the other, each full or incremental as
+ * job-import.ts decides from the integration's own history (the scheduler never forces). Several API processes may run it:
  * the per-integration advisory lock makes the second one skip (`sync_running`), so an integration is
  * never imported twice at once.
  */
