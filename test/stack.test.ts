@@ -2,16 +2,24 @@
  * One test per real service, proving the stack is the real thing: a message through Kafka, a
  * schema through the registry, an object through S3, a mail through SMTP, a query through pg.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import nodemailer from 'nodemailer';
 import pg from 'pg';
+import { stackUp } from '../dev/stack/stack.ts';
 import { createKafka } from '../lib/kafka/index.ts';
 import { createLogger } from '../lib/logger.ts';
+import { sleep } from '../lib/sleep.ts';
 import { waitForLeaders } from '../lib/topics.ts';
 import { testConfig, uniqueName } from './support/config.ts';
+import { waitFor } from './support/wait.ts';
 
 const config = testConfig();
 
@@ -106,5 +114,32 @@ describe('the local stack is real', () => {
     expect(rows[0]!.n).toBeGreaterThanOrEqual(0);
     const { rows: now } = await client.query<{ db: string }>('SELECT current_database() AS db');
     expect(now[0]!.db).toBe(new URL(config.database.url).pathname.slice(1));
+  });
+});
+
+describe('`npm run stack -- up` twice at once', () => {
+  // Both would install and format the same data directories; the second waits for the first to have
+  // started everything, then finds the services running. Run on the running stack, with a private home.
+  it('waits for an `up` that is starting services, and takes over a lock its dead owner left', async () => {
+    const home = await mkdtemp(path.join(os.tmpdir(), 'stack-home-'));
+    const mine = { ...config, stack: { ...config.stack, home } };
+    const owner = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
+    try {
+      await writeFile(path.join(home, 'stack-up.lock'), String(owner.pid));
+      const said: string[] = [];
+      const up = stackUp(mine, (m) => said.push(m));
+      await waitFor('the second up waiting', () => said.some((m) => m.includes(`another \`up\` (pid ${owner.pid})`)), 10_000);
+      let done = false;
+      void up.then(() => (done = true));
+      await sleep(1_000);
+      expect(done).toBe(false);
+      owner.kill('SIGKILL');
+      const { states } = await up;
+      expect(states.filter((s) => s.state !== 'ready')).toEqual([]);
+      expect(existsSync(path.join(home, 'stack-up.lock'))).toBe(false);
+    } finally {
+      owner.kill('SIGKILL');
+      await rm(home, { recursive: true, force: true });
+    }
   });
 });

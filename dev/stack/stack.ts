@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { devKeyringPath, type Config } from '../../lib/config.ts';
 import { logTail, runningPid, sleep, startDetached, stopProcess } from './processes.ts';
@@ -60,53 +60,99 @@ export async function ensureDevKeyring(config: Config, say: Say): Promise<void> 
   say(`dev keyring: ${file} (used when ATS_RELAY_ENCRYPTION_KEYS is unset)`);
 }
 
+/**
+ * Two `up`s at once (two test runs, a demo and a test run) would both install and format the same
+ * data directories — Kafka's storage format fails half-way. Starting is serialised by a lock file
+ * holding the owner's pid; a lock whose owner is gone is taken over. Waiting for readiness is not
+ * under the lock: the second `up` finds the services starting and waits for them.
+ */
+async function startLock(home: string, say: Say): Promise<() => Promise<void>> {
+  const file = path.join(home, 'stack-up.lock');
+  await mkdir(home, { recursive: true });
+  let noted = false;
+  for (;;) {
+    try {
+      await writeFile(file, String(process.pid), { flag: 'wx' });
+      return () => unlink(file).catch(() => undefined);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = Number(await readFile(file, 'utf8').catch(() => ''));
+    if (!Number.isInteger(owner) || owner <= 0 || !alive(owner)) {
+      await unlink(file).catch(() => undefined);
+      continue;
+    }
+    if (!noted) say(`stack: another \`up\` (pid ${owner}) is starting services; waiting for it`);
+    noted = true;
+    await sleep(500);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Bring every service up (or reuse it) and prepare it. Resolves when all answer. */
 export async function stackUp(config: Config, say: Say): Promise<UpResult> {
   await ensureDevKeyring(config, say);
   const services = stackServices(config);
   const waits: Array<Promise<void>> = [];
   const started: string[] = [];
-  for (const svc of services) {
-    const t0 = Date.now();
-    const finish = async (): Promise<void> => {
-      await svc.prepare?.();
-    };
-    if (await svc.probe()) {
-      say(`${svc.name}: already running at ${svc.address}`);
-      waits.push(finish());
-      continue;
-    }
-    if (!svc.process || !svc.install) {
-      throw new StackError(
-        svc.name === 'postgres'
-          ? `postgres: not reachable at ${svc.address}. Start PostgreSQL (e.g. pg_ctlcluster 15 main start) or point DATABASE_URL at one.`
-          : `${svc.name}: not reachable at ${svc.address}.`,
-      );
-    }
-    if (runningPid(svc.process) === undefined) {
-      for (const port of svc.ports) {
-        if (await portInUse(port)) {
-          throw new StackError(`${svc.name}: port ${port} is already taken by another process that does not answer as ${svc.name}. Stop it, or choose other ports (see the README's configuration table).`);
-        }
-      }
-      const launch = await svc.install(say);
-      startDetached(svc.process, launch);
-      started.push(svc.name);
-      say(`${svc.name}: starting (log: ${svc.process.logFile})`);
-    } else {
-      say(`${svc.name}: already starting, waiting for it`);
-    }
-    waits.push(
-      waitReady(svc, config.stack.readyTimeoutMs, say).then(async () => {
-        await finish();
-        say(`${svc.name}: ready at ${svc.address} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-      }),
-    );
+  const unlock = await startLock(config.stack.home, say);
+  try {
+    await startEach();
+  } finally {
+    await unlock();
   }
   const results = await Promise.allSettled(waits);
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason as Error).message);
   if (failures.length) throw new StackError(failures.join('\n'));
   return { states: await stackStatus(config), started };
+
+  async function startEach(): Promise<void> {
+    for (const svc of services) {
+      const t0 = Date.now();
+      const finish = async (): Promise<void> => {
+        await svc.prepare?.();
+      };
+      if (await svc.probe()) {
+        say(`${svc.name}: already running at ${svc.address}`);
+        waits.push(finish());
+        continue;
+      }
+      if (!svc.process || !svc.install) {
+        throw new StackError(
+          svc.name === 'postgres'
+            ? `postgres: not reachable at ${svc.address}. Start PostgreSQL (e.g. pg_ctlcluster 15 main start) or point DATABASE_URL at one.`
+            : `${svc.name}: not reachable at ${svc.address}.`,
+        );
+      }
+      if (runningPid(svc.process) === undefined) {
+        for (const port of svc.ports) {
+          if (await portInUse(port)) {
+            throw new StackError(`${svc.name}: port ${port} is already taken by another process that does not answer as ${svc.name}. Stop it, or choose other ports (see the README's configuration table).`);
+          }
+        }
+        const launch = await svc.install(say);
+        startDetached(svc.process, launch);
+        started.push(svc.name);
+        say(`${svc.name}: starting (log: ${svc.process.logFile})`);
+      } else {
+        say(`${svc.name}: already starting, waiting for it`);
+      }
+      waits.push(
+        waitReady(svc, config.stack.readyTimeoutMs, say).then(async () => {
+          await finish();
+          say(`${svc.name}: ready at ${svc.address} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+        }),
+      );
+    }
+  }
 }
 
 export async function stackStatus(config: Config): Promise<ServiceState[]> {
