@@ -3,7 +3,7 @@
 -- succeeded run, so a failed or interrupted run (next_mark stays NULL) never advances it.
 ALTER TABLE sync_logs ADD COLUMN IF NOT EXISTS mode text NOT NULL DEFAULT 'full'
   CONSTRAINT sync_logs_mode_check CHECK (mode IN ('full', 'incremental'));
--- Why a run was full (first, forced, periodic, max_age, no_mark); NULL for an incremental run.
+-- Why a run was full (first, forced, periodic, max_age, no_mark, mark_refused); NULL for an incremental run.
 ALTER TABLE sync_logs ADD COLUMN IF NOT EXISTS full_reason text;
 -- What an incremental run asked the vendor for: an ISO-8601 instant (overlap subtracted) or Ashby's syncToken.
 ALTER TABLE sync_logs ADD COLUMN IF NOT EXISTS since_mark text;

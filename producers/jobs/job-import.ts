@@ -53,7 +53,7 @@ export interface JobLister {
 
 export type SyncMode = 'full' | 'incremental';
 /** Why a run read the whole listing. */
-export type FullReason = 'first' | 'forced' | 'periodic' | 'max_age' | 'no_mark';
+export type FullReason = 'first' | 'forced' | 'periodic' | 'max_age' | 'no_mark' | 'mark_refused';
 
 /** config.inbound.jobSync: when a run is full, and how far back an incremental one reaches. */
 export interface JobSyncPolicy {
@@ -299,6 +299,13 @@ async function apply(client: PoolClient, opts: JobImportOptions, integration: In
   }
 }
 
+/** A final refusal of an incremental request that is not about who we are: the mark, not the listing, is the problem. */
+function markRefused(plan: RunPlan, err: unknown): boolean {
+  if (plan.mode !== 'incremental') return false;
+  const e = err as Partial<RelayError>;
+  return e.retriable === false && e.code !== 'auth_failed' && e.code !== 'forbidden' && e.code !== 'not_importable';
+}
+
 async function runImport(opts: JobImportOptions, integration: Integration, runId: string, plan: RunPlan): Promise<SyncSummary> {
   const log = opts.logger.child({ component: 'job-import', integrationId: integration.id, runId, mode: plan.mode });
   const summary: SyncSummary = {
@@ -318,14 +325,22 @@ async function runImport(opts: JobImportOptions, integration: Integration, runId
   };
   const finish = (client: Pick<PoolClient, 'query'>, nextMark: string | null): Promise<unknown> =>
     client.query(
-      `UPDATE sync_logs SET status = $2, pages = $3, fetched = $4, opened = $5, updated = $6, closed = $7, unchanged = $8, rate_limited = $9, error = $10, next_mark = $11, finished_at = now() WHERE id = $1`,
-      [runId, summary.status, summary.pages, summary.fetched, summary.opened, summary.updated, summary.closed, summary.unchanged, summary.rateLimited, summary.error, nextMark],
+      `UPDATE sync_logs SET status = $2, pages = $3, fetched = $4, opened = $5, updated = $6, closed = $7, unchanged = $8, rate_limited = $9, error = $10, next_mark = $11,
+              mode = $12, full_reason = $13, finished_at = now() WHERE id = $1`,
+      [runId, summary.status, summary.pages, summary.fetched, summary.opened, summary.updated, summary.closed, summary.unchanged, summary.rateLimited, summary.error, nextMark, summary.mode, summary.fullReason],
     );
   try {
     // Taken before the first page: whatever changes while we page is at or after it, so the next run
     // asks for it again (the vendor's newest updated stamp would skip a job edited on a page already read).
     const startedAt = new Date().toISOString();
-    const fetched = await fetchAll(opts, integration, plan.since, summary, log);
+    const fetched = await fetchAll(opts, integration, plan.since, summary, log).catch((err: unknown) => {
+      if (!markRefused(plan, err)) throw err;
+      // The vendor would not take the mark (Ashby's syncToken expired, a filter value refused): the
+      // listing itself is fine, so this run reads it whole instead of failing every run until the next full one.
+      log.warn({ code: (err as RelayError).code, since: plan.since }, 'the vendor refused the incremental mark; reading the whole listing');
+      Object.assign(summary, { mode: 'full', fullReason: 'mark_refused', pages: 0, fetched: 0 });
+      return fetchAll(opts, integration, null, summary, log);
+    });
     // No syncToken from Ashby: no mark, so the next run is full rather than guessing.
     const nextMark = usesSyncToken(integration) ? fetched.syncToken : startedAt;
     const client = await opts.pool.connect();

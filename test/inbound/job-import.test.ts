@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Platform } from '../../registry/integration.ts';
 import type { NewIntegrationInput } from '../../registry/validation.ts';
-import { startJobImport, type JobSyncPolicy, type SyncSummary } from '../../producers/jobs/job-import.ts';
+import { listSyncRuns, startJobImport, type JobSyncPolicy, type SyncSummary } from '../../producers/jobs/job-import.ts';
 import type { SandboxJob } from '../../sandbox/jobs.ts';
 import { sampleIntegration } from '../registry/support.ts';
 import { inboundHarness, type InboundHarness } from './support.ts';
@@ -269,12 +269,19 @@ describe('incremental job import', () => {
     const bad = await fetch(`${h.sandbox.urlFor('greenhouse')}/v1/jobs?updated_after=yesterday`, { headers: { authorization: `Basic ${Buffer.from(`${ghKey}:`).toString('base64')}`, 'on-behalf-of': '4080' } });
     expect(bad.status).toBe(422);
 
+    // A refused mark (here Ashby's syncToken, as an expired one would be) does not fail the run: it reads the
+    // whole listing instead — which also closes a job that vanished — and leaves a fresh mark.
     const ashby = await integrationOn('ashby');
     h.sandbox.setJobs('ashby', ashby.tenant, jobs(2, 'ashby'));
     await importJobs(ashby.integration);
+    h.sandbox.setJobs('ashby', ashby.tenant, jobs(1, 'ashby'));
     await h.pool.query(`UPDATE sync_logs SET next_mark = 'not-a-token' WHERE integration_id = $1`, [ashby.integration.id]);
+    const before = h.sandbox.jobListings('ashby', ashby.tenant).length;
     const run = await importJobs(ashby.integration);
-    expect(run).toMatchObject({ status: 'failed', mode: 'incremental', sinceMark: 'not-a-token' });
-    expect(run.error).toMatch(/sync token/i);
+    expect(run).toMatchObject({ status: 'succeeded', mode: 'full', fullReason: 'mark_refused', sinceMark: 'not-a-token', closed: 1, unchanged: 1 });
+    expect(h.sandbox.jobListings('ashby', ashby.tenant).slice(before).map((c) => c.body)).toEqual([{ status: ['Open'], limit: 100 }]);
+    const [row] = await listSyncRuns(h.pool, ashby.integration.id, 1);
+    expect(row).toMatchObject({ mode: 'full', fullReason: 'mark_refused', status: 'succeeded' });
+    expect(await importJobs(ashby.integration)).toMatchObject({ status: 'succeeded', mode: 'incremental', opened: 0, updated: 0, closed: 0 });
   });
 });
