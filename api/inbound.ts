@@ -22,8 +22,8 @@ import type { Scope } from '../registry/scope.ts';
 import { JobImportError, listSyncRuns, startJobImport, suggestJobMappings, type JobLister } from '../producers/jobs/job-import.ts';
 import { acceptWebhook } from '../producers/webhooks/inbox.ts';
 import { interpretWebhook } from '../producers/webhooks/interpret.ts';
-import { createWebhookSecrets, webhookUrl } from '../producers/webhooks/secrets.ts';
-import { verifyWebhook } from '../producers/webhooks/signatures.ts';
+import { createWebhookSecrets, isLeverWebhookEvent, webhookEventProblem, webhookUrl } from '../producers/webhooks/secrets.ts';
+import { leverEventName, verifyWebhook } from '../producers/webhooks/signatures.ts';
 
 export const WEBHOOK_ROUTE = '/integrations/:id/webhook';
 
@@ -43,7 +43,11 @@ const idParams: JsonSchema = { type: 'object', required: ['id'], properties: { i
 const secretBody: JsonSchema = {
   type: 'object',
   additionalProperties: false,
-  properties: { secret: { type: 'string', minLength: 16, maxLength: 500 } },
+  properties: {
+    secret: { type: 'string', minLength: 16, maxLength: 500 },
+    // Lever only (one signature token per webhook, i.e. per event type); checked against the platform in the handler.
+    event: { type: 'string', minLength: 1, maxLength: 100 },
+  },
 };
 const syncQuery: JsonSchema = { type: 'object', additionalProperties: false, properties: { full: { type: 'string', enum: ['true', 'false'] } } };
 const syncBody: JsonSchema = { type: 'object', additionalProperties: false, properties: { full: { type: 'boolean' } } };
@@ -80,10 +84,13 @@ export function registerInboundRoutes(app: FastifyInstance, deps: InboundApiDeps
       if (!integration.enabled) return reply.code(410).send(errorBody('gone'));
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const log = request.log.child({ integrationId: integration.id, platform: integration.platform });
-      const key = await secrets.signingKey(integration);
+      // Lever signs each webhook (one per event type) with its own token: the body's event picks it.
+      const event = integration.platform === 'lever' ? leverEventName(body) : undefined;
+      const key = await secrets.signingKey(integration, event);
       const verified = key ? verifyWebhook(integration.platform, request.headers, body, key, { now: now(), toleranceMs: config.inbound.webhookToleranceMs }) : { ok: false as const, reason: 'no_secret' };
       if (!verified.ok) {
-        log.warn({ reason: verified.reason, bytes: body.length }, 'webhook refused');
+        // The event name (a known one only: the body is unverified) tells the operator which of Lever's tokens to check.
+        log.warn({ reason: verified.reason, bytes: body.length, ...(isLeverWebhookEvent(event) ? { event } : {}) }, 'webhook refused');
         return reply.code(401).send(errorBody('unauthorized'));
       }
       const signal = interpretWebhook(integration.platform, verified.json, request.headers);
@@ -98,17 +105,30 @@ export function registerInboundRoutes(app: FastifyInstance, deps: InboundApiDeps
   app.get<{ Params: { id: string } }>('/integrations/:id/webhook', { schema: { params: idParams } }, async (request) => {
     const integration = await load(request, request.params.id);
     const info = await secrets.info(integration.id);
+    const lever = integration.platform === 'lever';
     return {
       url: webhookUrl(config.inbound.publicBaseUrl, integration.id),
       platform: integration.platform,
-      signedWith: integration.platform === 'workable' ? 'the account API token (the integration\'s "token" credential)' : 'the webhook secret',
-      secretSet: integration.platform === 'workable' ? true : info !== null,
-      secretRotatedAt: info?.rotatedAt.toISOString() ?? null,
+      signedWith:
+        integration.platform === 'workable'
+          ? 'the account API token (the integration\'s "token" credential)'
+          : lever
+            ? "the event's signature token, else the integration-wide secret"
+            : 'the webhook secret',
+      // Something verifies: for Lever, the integration-wide secret or at least one event's token.
+      secretSet: integration.platform === 'workable' ? true : info.shared !== null || info.events.length > 0,
+      // The integration-wide secret's.
+      secretRotatedAt: info.shared?.rotatedAt.toISOString() ?? null,
+      // Lever: the events with a token of their own (never the tokens); any other event is checked with the integration-wide secret.
+      ...(lever ? { eventTokens: info.events.map((e) => ({ event: e.event, rotatedAt: e.rotatedAt.toISOString() })) } : {}),
     };
   });
 
-  /** Generate (or, for Lever's signature token, set) the secret; the answer is the only time it is shown. */
-  app.post<{ Params: { id: string }; Body: { secret?: string } | undefined }>(
+  /**
+   * Generate (or, for Lever's signature token, set) the secret; the answer is the only time it is shown.
+   * `{secret, event}` stores the token of one Lever webhook (Lever issues one per event type).
+   */
+  app.post<{ Params: { id: string }; Body: { secret?: string; event?: string } | undefined }>(
     '/integrations/:id/webhook-secret',
     // The body is optional (no body = generate), so it is checked here rather than by the route schema.
     { schema: { params: idParams } },
@@ -118,8 +138,17 @@ export function registerInboundRoutes(app: FastifyInstance, deps: InboundApiDeps
         const { errors } = validate(secretBody, request.body);
         if (errors.length) throw new ValidationError(errors);
       }
-      const secret = await secrets.rotate(integration.id, request.body?.secret);
-      request.log.info({ integrationId: integration.id }, 'webhook secret rotated');
+      const event = request.body?.event;
+      if (event !== undefined) {
+        const problem = webhookEventProblem(integration.platform, event);
+        if (problem) throw new ValidationError([{ field: 'event', message: problem }]);
+        // A generated value is useless here: Lever issues each webhook's token, we only store it.
+        if (request.body?.secret === undefined) throw new ValidationError([{ field: 'secret', message: "is required with event: paste the signature token Lever shows for that event's webhook" }]);
+      }
+      const secret = await secrets.rotate(integration.id, request.body?.secret, event);
+      request.log.info({ integrationId: integration.id, ...(event ? { event } : {}) }, 'webhook secret rotated');
+      // A Lever event's token came from the caller, who has it: it is not echoed back.
+      if (event) return { url: webhookUrl(config.inbound.publicBaseUrl, integration.id), event, tokenSet: true };
       return { url: webhookUrl(config.inbound.publicBaseUrl, integration.id), secret };
     },
   );

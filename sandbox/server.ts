@@ -358,7 +358,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
             return undefined;
           }
         })();
-        if (!Array.isArray(spec?.deliveries)) return send(res, reply(400, { error: 'expected {deliveries: [{platform, url, secret, kind, externalApplicationId, …}], outOfOrder?}' }));
+        if (!Array.isArray(spec?.deliveries)) return send(res, reply(400, { error: 'expected {deliveries: [{platform, url, secret, leverTokens?, kind, externalApplicationId, …}], outOfOrder?}' }));
         return send(res, reply(200, { results: await fireWebhooks(spec.deliveries, { outOfOrder: spec.outOfOrder === true }) }));
       }
       if (prefix === '_sandbox') return send(res, admin(method, rest, query, body, String(req.headers['content-type'] ?? '')));

@@ -2,7 +2,8 @@
  * The sandbox as a sender: builds each vendor's webhook for a stage change, a hire or a rejection,
  * signs it the vendor's way (producers/webhooks/signatures.ts has the receiving side) and POSTs it
  * to a URL — with faults: a bad signature, a stale timestamp (Lever/generic), the same delivery
- * twice (a vendor retry), and a batch delivered out of order (newest first).
+ * twice (a vendor retry), and a batch delivered out of order (newest first). Lever can sign each
+ * event with its own token (`leverTokens`), as Lever does now that it issues one per webhook.
  *
  *   POST /_sandbox/webhooks  {deliveries: [WebhookSpec…], outOfOrder?}  → 200 {results: [{status, body}]}
  */
@@ -16,8 +17,10 @@ export interface WebhookSpec {
   platform: Platform;
   /** Where to POST (the integration's webhook URL). */
   url: string;
-  /** The webhook secret (Workable: the account API token). */
+  /** The webhook secret (Workable: the account API token); Lever: the token of any event not in `leverTokens`. */
   secret: string;
+  /** Lever only: signature tokens by event name (Lever issues one per webhook, i.e. per event type). */
+  leverTokens?: Partial<Record<string, string>>;
   kind: WebhookKind;
   /** The ATS's application id (Lever opportunity, Workable candidate) as our connector stored it. */
   externalApplicationId: string;
@@ -50,7 +53,8 @@ export function buildWebhook(spec: WebhookSpec): { headers: Record<string, strin
   const at = spec.occurredAt ?? Date.now();
   const stale = spec.faults?.staleTimestamp ? at - 3_600_000 : at;
   const stage = spec.stage ?? 'Interview';
-  const key = spec.faults?.badSignature ? `${spec.secret}-wrong` : spec.secret;
+  const signWith = (secret: string): string => (spec.faults?.badSignature ? `${secret}-wrong` : secret);
+  const key = signWith(spec.secret);
   const json = { 'content-type': 'application/json' };
   switch (spec.platform) {
     case 'greenhouse': {
@@ -77,7 +81,7 @@ export function buildWebhook(spec: WebhookSpec): { headers: Record<string, strin
         spec.kind === 'rejection'
           ? { opportunityId: spec.externalApplicationId, contactId: spec.externalCandidateId, toArchived: { archivedAt: at, reason: 'Underqualified' }, fromArchived: null }
           : { opportunityId: spec.externalApplicationId, candidateId: spec.externalApplicationId, contactId: spec.externalCandidateId, toStageId: spec.kind === 'hire' ? 'offer' : stage, fromStageId: 'applicant-new' };
-      const body = JSON.stringify({ id: randomUUID(), event, triggeredAt: stale, token, signature: leverSignature(token, stale, key), data });
+      const body = JSON.stringify({ id: randomUUID(), event, triggeredAt: stale, token, signature: leverSignature(token, stale, signWith(spec.leverTokens?.[event] ?? spec.secret)), data });
       return { headers: { ...json, 'user-agent': 'Lever-Webhooks' }, body };
     }
     case 'workable': {

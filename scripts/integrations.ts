@@ -17,7 +17,7 @@ import { renderFields, renderTable } from './text-table.ts';
 import { createConnectors } from '../connectors/index.ts';
 import { createLogger } from '../lib/logger.ts';
 import { JobImportError, listSyncRuns, startJobImport } from '../producers/jobs/job-import.ts';
-import { createWebhookSecrets, webhookUrl } from '../producers/webhooks/secrets.ts';
+import { createWebhookSecrets, LEVER_WEBHOOK_EVENTS, webhookEventProblem, webhookUrl } from '../producers/webhooks/secrets.ts';
 
 const COMMON = `Environment: DATABASE_URL, ATS_RELAY_ENCRYPTION_KEYS (required).`;
 
@@ -35,7 +35,7 @@ Commands:
   rotate-keys  Re-encrypt every credential with the newest key of ATS_RELAY_ENCRYPTION_KEYS
   create-token Create an API token (shown once)
   revoke-token Revoke an API token
-  webhook      Show an integration's webhook URL; --rotate sets a new secret (shown once)
+  webhook      Show an integration's webhook URL; --rotate sets a new secret (shown once; Lever: per --event)
   import-jobs  Import the ATS's open jobs now (JobSynced events to TOPIC_JOBS via the outbox)
   syncs        List an integration's job import runs
 
@@ -83,11 +83,15 @@ Prints the token once; only its SHA-256 is stored. An admin token sees every com
 ${COMMON}`,
   'revoke-token': `Usage: npm run integrations -- revoke-token <token id>
 ${COMMON}`,
-  webhook: `Usage: npm run integrations -- webhook <integration id> [--rotate [--secret-file <path|->]]
+  webhook: `Usage: npm run integrations -- webhook <integration id> [--rotate [--secret-file <path|->] [--event <name>]]
 
 Prints the URL the customer registers in their ATS (WEBHOOK_PUBLIC_BASE_URL/integrations/<id>/webhook).
 --rotate generates a new webhook secret and prints it once; --secret-file stores the vendor's own value
 instead (Lever's signature token). Workable signs with the account API token: no secret to set.
+Lever issues one signature token per webhook, i.e. per event: store each with
+  --rotate --secret-file <path|-> --event <name>
+(${LEVER_WEBHOOK_EVENTS.join(', ')}).
+An event without a token of its own is checked with the integration-wide one (--rotate without --event).
 ${COMMON}`,
   'import-jobs': `Usage: npm run integrations -- import-jobs <integration id> [--full] [--json]
 
@@ -113,7 +117,7 @@ const ALLOWED: Record<string, string[]> = {
   'rotate-keys': [],
   'create-token': ['admin', 'company', 'name'],
   'revoke-token': [],
-  webhook: ['rotate', 'secret-file'],
+  webhook: ['rotate', 'secret-file', 'event'],
   'import-jobs': ['json', 'full'],
   syncs: ['json'],
 };
@@ -206,6 +210,7 @@ const options = {
   admin: { type: 'boolean' },
   rotate: { type: 'boolean' },
   'secret-file': { type: 'string' },
+  event: { type: 'string' },
   full: { type: 'boolean' },
 } as const;
 
@@ -356,17 +361,35 @@ await runMain(
             const secrets = createWebhookSecrets({ pool, keyring });
             const url = webhookUrl(config.inbound.publicBaseUrl, integration.id);
             if (values['secret-file'] !== undefined && !values.rotate) throw new UsageError(`--secret-file goes with --rotate\n\n${USAGE.webhook}`);
+            const event = values.event;
+            if (event !== undefined) {
+              // Lever issues the token; a generated one could never match, so --event needs the vendor's value.
+              if (!values.rotate || values['secret-file'] === undefined) throw new UsageError(`--event goes with --rotate --secret-file\n\n${USAGE.webhook}`);
+              const problem = webhookEventProblem(integration.platform, event);
+              if (problem) throw new UsageError(`--event ${problem}`);
+            }
             if (!values.rotate) {
               const info = await secrets.info(integration.id);
-              const signedWith = integration.platform === 'workable' ? 'the account API token' : info ? `the webhook secret (set ${info.rotatedAt.toISOString()})` : 'nothing yet: run with --rotate';
-              out(renderFields([['url', url], ['platform', integration.platform], ['signed with', signedWith]]));
+              const shared = info.shared ? `the webhook secret (set ${info.shared.rotatedAt.toISOString()})` : null;
+              const signedWith =
+                integration.platform === 'workable' ? 'the account API token' : shared ?? (info.events.length ? 'no integration-wide secret' : 'nothing yet: run with --rotate');
+              const fields: Array<[string, string]> = [['url', url], ['platform', integration.platform], ['signed with', signedWith]];
+              // Which Lever events have a token of their own (the others are checked with the integration-wide secret).
+              for (const e of info.events) fields.push([`token for ${e.event}`, `set ${e.rotatedAt.toISOString()}`]);
+              out(renderFields(fields));
               return;
             }
             if (integration.platform === 'workable') throw new UsageError('Workable signs webhooks with the account API token: update the "token" credential instead');
             const file = values['secret-file'];
             const given = file === undefined ? undefined : (file === '-' ? await text(process.stdin) : await readFile(file, 'utf8')).trim();
             if (given !== undefined && given.length < 16) throw new UsageError('the secret must be at least 16 characters');
-            const secret = await secrets.rotate(integration.id, given);
+            const secret = await secrets.rotate(integration.id, given, event);
+            if (event) {
+              // The token came from Lever: nothing to hand back, so it is not echoed.
+              out(renderFields([['url', url], ['event', event], ['token', 'stored']]));
+              out(`\n${event} webhooks are now checked with this token; other events keep theirs (or the integration-wide secret).`);
+              return;
+            }
             out(renderFields([['url', url], ['secret', secret]]));
             out('\nGive the secret to the ATS now: it is not shown again.');
             return;

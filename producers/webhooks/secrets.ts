@@ -5,15 +5,56 @@
  * once when set, rotatable. Workable signs with the account's API token (the `token` credential),
  * so it needs none.
  *
+ * Lever issues one signature token per webhook, and a webhook is registered per event type
+ * (../shared/docs/ats-inbound.md §2.2), so a Lever integration can also hold a token per event. The
+ * event '' is the integration-wide secret: every other vendor's, and the one a Lever event without
+ * its own token is checked with (older Lever accounts have a single account-wide token).
+ *
  * The HMAC key is the secret string as shown (`whsec_…` included), which is what a customer pastes
  * into Greenhouse's "Secret key" or Ashby's "Secret token".
  */
 import { randomBytes } from 'node:crypto';
 import { pack, unpack, type Keyring } from '../../registry/keyring.ts';
 import type { Pool } from '../../lib/db.ts';
-import type { Integration } from '../../registry/integration.ts';
+import { ValidationError } from '../../registry/errors.ts';
+import type { Integration, Platform } from '../../registry/integration.ts';
 
-const aad = (integrationId: string): string => `webhook-secret:${integrationId}`;
+/** Lever's documented webhook event names (ats-inbound.md §2.2): the only events a token can be stored for. */
+export const LEVER_WEBHOOK_EVENTS = [
+  'applicationCreated',
+  'candidateHired',
+  'candidateStageChange',
+  'candidateArchiveChange',
+  'candidateDeleted',
+  'interviewCreated',
+  'interviewUpdated',
+  'interviewDeleted',
+  'contactCreated',
+  'contactUpdated',
+] as const;
+export type LeverWebhookEvent = (typeof LEVER_WEBHOOK_EVENTS)[number];
+
+export function isLeverWebhookEvent(v: unknown): v is LeverWebhookEvent {
+  return typeof v === 'string' && (LEVER_WEBHOOK_EVENTS as readonly string[]).includes(v);
+}
+
+/**
+ * Why `event` cannot be given a token of its own on this platform, or null when it can. One wording
+ * for the API's 400 and the CLI's usage error.
+ */
+export function webhookEventProblem(platform: Platform, event: string): string | null {
+  if (platform !== 'lever') return `only Lever signs each webhook event with its own token; ${platform} uses the one integration-wide secret (omit event)`;
+  if (!isLeverWebhookEvent(event)) return `must be one of Lever's webhook events: ${LEVER_WEBHOOK_EVENTS.join(', ')}`;
+  return null;
+}
+
+/**
+ * The '' row keeps the AAD it always had, so secrets sealed before per-event tokens still open. A
+ * per-event row binds the event too: a token copied onto another event's row does not open, so it
+ * cannot be made to verify an event it was not issued for. Event names are letters only (checked
+ * on the way in), so the ':' cannot be confused.
+ */
+const aad = (integrationId: string, event: string): string => (event ? `webhook-secret:${integrationId}:${event}` : `webhook-secret:${integrationId}`);
 
 export function generateWebhookSecret(): string {
   return `whsec_${randomBytes(32).toString('base64url')}`;
@@ -23,41 +64,72 @@ export function webhookUrl(publicBaseUrl: string, integrationId: string): string
   return `${publicBaseUrl}/integrations/${encodeURIComponent(integrationId)}/webhook`;
 }
 
+export interface SecretDates {
+  createdAt: Date;
+  rotatedAt: Date;
+}
+
+export interface WebhookSecretInfo {
+  /** The integration-wide secret; null when none is set. */
+  shared: SecretDates | null;
+  /** The events with a token of their own (Lever only), by name. */
+  events: Array<{ event: string } & SecretDates>;
+}
+
 export interface WebhookSecrets {
-  /** Store a new secret (the given one, or a generated one) and return it: the only time it is shown. */
-  rotate(integrationId: string, secret?: string): Promise<string>;
-  /** The key that verifies this integration's webhooks; null when none is set. */
-  signingKey(integration: Integration): Promise<string | null>;
-  info(integrationId: string): Promise<{ createdAt: Date; rotatedAt: Date } | null>;
+  /**
+   * Store a new secret (the given one, or a generated one) and return it: the only time it is shown.
+   * `event` (a Lever event name) stores that event's token; omitted, the integration-wide secret.
+   * The caller checks the event is allowed for the platform (webhookEventProblem).
+   */
+  rotate(integrationId: string, secret?: string, event?: string): Promise<string>;
+  /**
+   * The key that verifies this integration's webhook; null when none is set. For Lever, `event`
+   * (the body's `event`, unverified) picks that event's token where one is stored, else the
+   * integration-wide one. Picking by an unverified name is safe: a forged name still needs the
+   * token of the event it names.
+   */
+  signingKey(integration: Integration, event?: string): Promise<string | null>;
+  info(integrationId: string): Promise<WebhookSecretInfo>;
 }
 
 export function createWebhookSecrets(deps: { pool: Pool; keyring: Keyring }): WebhookSecrets {
   return {
-    async rotate(integrationId, secret) {
+    async rotate(integrationId, secret, event = '') {
+      // The callers check first (they know the platform); this keeps a bad name out of the table regardless.
+      if (event && !isLeverWebhookEvent(event)) throw new ValidationError([{ field: 'event', message: webhookEventProblem('lever', event)! }]);
       const value = secret ?? generateWebhookSecret();
-      const sealed = deps.keyring.encrypt(value, aad(integrationId));
+      const sealed = deps.keyring.encrypt(value, aad(integrationId, event));
       await deps.pool.query(
-        `INSERT INTO webhook_secrets (integration_id, secret_ciphertext, secret_key_id) VALUES ($1, $2, $3)
-         ON CONFLICT (integration_id) DO UPDATE SET secret_ciphertext = EXCLUDED.secret_ciphertext,
+        `INSERT INTO webhook_secrets (integration_id, event, secret_ciphertext, secret_key_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (integration_id, event) DO UPDATE SET secret_ciphertext = EXCLUDED.secret_ciphertext,
            secret_key_id = EXCLUDED.secret_key_id, rotated_at = now()`,
-        [integrationId, pack(sealed), sealed.keyId],
+        [integrationId, event, pack(sealed), sealed.keyId],
       );
       return value;
     },
 
-    async signingKey(integration) {
+    async signingKey(integration, event) {
       if (integration.platform === 'workable') return integration.credentials.token ?? null;
-      const { rows } = await deps.pool.query<{ secret_ciphertext: Buffer; secret_key_id: string }>(
-        'SELECT secret_ciphertext, secret_key_id FROM webhook_secrets WHERE integration_id = $1',
-        [integration.id],
+      const wanted = integration.platform === 'lever' && isLeverWebhookEvent(event) ? event : '';
+      // The event's own row sorts first ('' is the smallest text); without one, the integration-wide row.
+      const { rows } = await deps.pool.query<{ event: string; secret_ciphertext: Buffer; secret_key_id: string }>(
+        `SELECT event, secret_ciphertext, secret_key_id FROM webhook_secrets WHERE integration_id = $1 AND event IN ('', $2)
+         ORDER BY event DESC LIMIT 1`,
+        [integration.id, wanted],
       );
       const row = rows[0];
-      return row ? deps.keyring.decrypt(unpack(row.secret_key_id, row.secret_ciphertext), aad(integration.id)).toString('utf8') : null;
+      return row ? deps.keyring.decrypt(unpack(row.secret_key_id, row.secret_ciphertext), aad(integration.id, row.event)).toString('utf8') : null;
     },
 
     async info(integrationId) {
-      const { rows } = await deps.pool.query<{ created_at: Date; rotated_at: Date }>('SELECT created_at, rotated_at FROM webhook_secrets WHERE integration_id = $1', [integrationId]);
-      return rows[0] ? { createdAt: rows[0].created_at, rotatedAt: rows[0].rotated_at } : null;
+      const { rows } = await deps.pool.query<{ event: string; created_at: Date; rotated_at: Date }>(
+        'SELECT event, created_at, rotated_at FROM webhook_secrets WHERE integration_id = $1 ORDER BY event',
+        [integrationId],
+      );
+      const dates = (r: (typeof rows)[number]): SecretDates => ({ createdAt: r.created_at, rotatedAt: r.rotated_at });
+      const shared = rows.find((r) => r.event === '');
+      return { shared: shared ? dates(shared) : null, events: rows.filter((r) => r.event !== '').map((r) => ({ event: r.event, ...dates(r) })) };
     },
   };
 }

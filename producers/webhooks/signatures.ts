@@ -3,7 +3,8 @@
  *
  *   vendor      signature                                  key                       signed bytes
  *   greenhouse  header `Signature: sha256 <hex>`           the webhook secret        the raw body
- *   lever       body field `signature` (hex)               the webhook secret        body `token` + `triggeredAt`
+ *   lever       body field `signature` (hex)               the event's token, else   body `token` + `triggeredAt`
+ *                                                          the webhook secret
  *   workable    header `X-Workable-Signature: <hex>`       the account's API token   the raw body
  *   ashby       header `Ashby-Signature: sha256=<hex>`     the webhook secret        the raw body
  *   generic     header `X-ATS-Relay-Signature: sha256=<hex>` the webhook secret      the raw body
@@ -94,6 +95,16 @@ export function verifyWebhook(platform: Platform, headers: Headers, body: Buffer
     default:
       return { ok: false, reason: 'malformed' };
   }
+}
+
+/**
+ * Lever's body `event`, read before verification to choose the key (Lever issues a token per
+ * webhook, i.e. per event type). Unverified by design: the name only picks which token must have
+ * signed, so a forged name still needs that event's token. Undefined when absent or not parseable.
+ */
+export function leverEventName(body: Buffer): string | undefined {
+  const json = parse(body) as { event?: unknown } | null | undefined;
+  return json && typeof json === 'object' && typeof json.event === 'string' ? json.event : undefined;
 }
 
 // --- signing, for the sandbox and tests (the same schemes, from the sender's side) -----------------

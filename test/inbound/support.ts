@@ -53,7 +53,8 @@ export interface InboundHarness {
   close(): Promise<void>;
 }
 
-export async function inboundHarness(overrides: Record<string, string> = {}): Promise<InboundHarness> {
+/** `logDestination`: where the API's and the relay's log lines go (tests that assert what is never logged). */
+export async function inboundHarness(overrides: Record<string, string> = {}, opts: { logDestination?: NodeJS.WritableStream } = {}): Promise<InboundHarness> {
   const config = testConfig({
     TOPIC_APPLICATION_STATUS: uniqueName('status'),
     TOPIC_JOBS: uniqueName('jobs'),
@@ -64,7 +65,7 @@ export async function inboundHarness(overrides: Record<string, string> = {}): Pr
   const pool = createPool(config.database, { max: 12 });
   const keyring = new Keyring(config.crypto.encryptionKeys);
   const repo = createIntegrationRepository({ pool, keyring });
-  const logger = createLogger({ level: config.log.level });
+  const logger = createLogger({ level: opts.logDestination ? 'debug' : config.log.level, ...(opts.logDestination ? { destination: opts.logDestination } : {}) });
   const kafka = createKafka(config.kafka, logger, { clientIdSuffix: 'inbound-test' });
   await withAdmin(kafka, (admin) => ensureTopics(admin, inboundTopicSpecs(config)));
   const sandbox = await startSandbox();

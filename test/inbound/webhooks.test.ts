@@ -3,17 +3,26 @@
  * at the API, the inbox makes it durable, the outbox relay publishes ApplicationStatusChanged, and
  * an independent avsc decoder reads `ats.application-status` back.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Keyring, pack } from '../../registry/keyring.ts';
 import type { Platform } from '../../registry/integration.ts';
-import { inboundHarness, webhookReceivers, type InboundHarness, type WebhookReceivers } from './support.ts';
+import { createWebhookSecrets } from '../../producers/webhooks/secrets.ts';
+import { sampleIntegration } from '../registry/support.ts';
+import { waitFor } from '../support/wait.ts';
+import { inboundHarness, webhookReceivers, type InboundHarness, type Receiver, type WebhookReceivers } from './support.ts';
 
 let h: InboundHarness;
 let receiver: WebhookReceivers['receiver'];
 let delivered: WebhookReceivers['delivered'];
 let spec: WebhookReceivers['spec'];
+// Every line the API and the relay log, to check no secret ever reaches them.
+const logStream = new PassThrough();
+const logged: string[] = [];
+logStream.on('data', (chunk: Buffer) => logged.push(chunk.toString('utf8')));
 beforeAll(async () => {
-  h = await inboundHarness();
+  h = await inboundHarness({}, { logDestination: logStream });
   ({ receiver, delivered, spec } = webhookReceivers(h));
   await h.startRelay();
 }, 60_000);
@@ -156,5 +165,165 @@ describe('inbound webhooks', () => {
     }
     await expect.poll(() => h.outboxPending(), { timeout: 20_000 }).toBe(0);
     for (const app of apps) expect(await eventsFor(app.applicationId, 1)).toEqual([expect.objectContaining({ status: 'interview', platform: 'lever' })]);
+  });
+});
+
+describe('Lever: a signature token per webhook (one per event type)', () => {
+  const api = (method: 'GET' | 'POST', url: string, payload?: Record<string, unknown>) =>
+    h.app.inject({ method, url, headers: { authorization: `Bearer ${h.adminToken}` }, ...(payload ? { payload } : {}) });
+  /** Lever's tokens are random 48-character strings. */
+  const leverToken = (): string => randomBytes(24).toString('hex');
+  const setToken = async (r: Receiver, event: string, token: string): Promise<void> => {
+    const res = await api('POST', `/integrations/${r.integration.id}/webhook-secret`, { secret: token, event });
+    expect(res.statusCode, res.body).toBe(200);
+    // The caller pasted it: not echoed.
+    expect(res.body).not.toContain(token);
+    expect(res.json()).toMatchObject({ event, tokenSet: true });
+  };
+  /** A Lever integration as a customer with per-webhook tokens has it: no integration-wide secret. */
+  const tokensOnly = async (): Promise<Receiver> => {
+    const integration = await h.createIntegration(sampleIntegration('lever'));
+    return { integration, secret: 'no-integration-wide-secret', url: `${h.apiUrl}/integrations/${integration.id}/webhook` };
+  };
+  const outboxRows = async (applicationId: string): Promise<number> => {
+    const { rows } = await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM outbox WHERE topic = $1 AND key = $2', [h.config.inbound.statusTopic, applicationId]);
+    return Number(rows[0]!.n);
+  };
+  const seen: string[] = [];
+
+  it('two events, each signed with its own token, are both accepted and become events; GET names the events, never the tokens', async () => {
+    const r = await tokensOnly();
+    const stageToken = leverToken();
+    const hiredToken = leverToken();
+    seen.push(stageToken, hiredToken);
+    await setToken(r, 'candidateStageChange', stageToken);
+    await setToken(r, 'candidateHired', hiredToken);
+    const moved = await delivered(r);
+    const hired = await delivered(r);
+    const leverTokens = { candidateStageChange: stageToken, candidateHired: hiredToken };
+    const results = await h.sandbox.fireWebhooks([spec(r, moved, { leverTokens }), spec(r, hired, { kind: 'hire', leverTokens })]);
+    expect(results.map((x) => x.status)).toEqual([200, 200]);
+    expect(await eventsFor(moved.applicationId, 1)).toEqual([expect.objectContaining({ status: 'interview', vendorEvent: 'candidateStageChange', platform: 'lever' })]);
+    expect(await eventsFor(hired.applicationId, 1)).toEqual([expect.objectContaining({ status: 'hired', vendorEvent: 'candidateHired', platform: 'lever' })]);
+
+    const info = await api('GET', `/integrations/${r.integration.id}/webhook`);
+    expect(info.statusCode).toBe(200);
+    expect(info.json()).toMatchObject({
+      secretSet: true,
+      secretRotatedAt: null,
+      eventTokens: [
+        { event: 'candidateHired', rotatedAt: expect.any(String) },
+        { event: 'candidateStageChange', rotatedAt: expect.any(String) },
+      ],
+    });
+    for (const token of [stageToken, hiredToken]) expect(info.body).not.toContain(token);
+  });
+
+  it("an event signed with another event's token, or without any token of its own or integration-wide, is a bare 401 and stores nothing", async () => {
+    const r = await tokensOnly();
+    const stageToken = leverToken();
+    const hiredToken = leverToken();
+    seen.push(stageToken, hiredToken);
+    await setToken(r, 'candidateStageChange', stageToken);
+    await setToken(r, 'candidateHired', hiredToken);
+    const app = await delivered(r);
+    const refused = await h.sandbox.fireWebhooks([
+      // A hire signed with the stage-change webhook's token.
+      spec(r, app, { kind: 'hire', leverTokens: { candidateHired: stageToken } }),
+      // An archive change: no token of its own, no integration-wide secret.
+      spec(r, app, { kind: 'rejection', leverTokens: { candidateArchiveChange: stageToken } }),
+    ]);
+    expect(refused).toEqual([
+      { status: 401, body: '{"error":"unauthorized"}' },
+      { status: 401, body: '{"error":"unauthorized"}' },
+    ]);
+    expect(await inboxRows(r.integration.id)).toBe(0);
+    expect(await outboxRows(app.applicationId)).toBe(0);
+    // The operator's log says which event's token did not verify.
+    const refusal = await waitFor('the refusal in the log', () => logged.find((l) => l.includes(r.integration.id) && l.includes('webhook refused') && l.includes('"event":"candidateHired"')));
+    expect(JSON.parse(refusal)).toMatchObject({ reason: 'bad_signature', event: 'candidateHired' });
+  });
+
+  it('an event without a token of its own is checked with the integration-wide secret; one with its own token no longer is', async () => {
+    const r = await receiver('lever');
+    const stageToken = leverToken();
+    seen.push(r.secret, stageToken);
+    await setToken(r, 'candidateStageChange', stageToken);
+    const rejected = await delivered(r);
+    const moved = await delivered(r);
+    const results = await h.sandbox.fireWebhooks([
+      spec(r, rejected, { kind: 'rejection' }),
+      spec(r, moved),
+      spec(r, moved, { leverTokens: { candidateStageChange: stageToken } }),
+    ]);
+    expect(results.map((x) => x.status)).toEqual([200, 401, 200]);
+    expect(await eventsFor(rejected.applicationId, 1)).toEqual([expect.objectContaining({ status: 'rejected', vendorEvent: 'candidateArchiveChange' })]);
+    expect(await eventsFor(moved.applicationId, 1)).toEqual([expect.objectContaining({ status: 'interview', vendorEvent: 'candidateStageChange' })]);
+    expect(await inboxRows(r.integration.id)).toBe(2);
+    const info = (await api('GET', `/integrations/${r.integration.id}/webhook`)).json<{ secretRotatedAt: string | null; eventTokens: Array<{ event: string }> }>();
+    expect(info.secretRotatedAt).not.toBeNull();
+    expect(info.eventTokens.map((e) => e.event)).toEqual(['candidateStageChange']);
+  });
+
+  it("a secret sealed before per-event tokens still opens; a sealed token copied onto another event's row does not", async () => {
+    const keyring = new Keyring(h.config.crypto.encryptionKeys);
+    const secrets = createWebhookSecrets({ pool: h.pool, keyring });
+    const integration = await h.createIntegration(sampleIntegration('lever'));
+    // Sealed the way 014's rows were: the integration id alone in the AAD, no event column written.
+    const old = 'whsec_sealed-before-per-event-tokens';
+    const sealed = keyring.encrypt(old, `webhook-secret:${integration.id}`);
+    await h.pool.query('INSERT INTO webhook_secrets (integration_id, secret_ciphertext, secret_key_id) VALUES ($1, $2, $3)', [integration.id, pack(sealed), sealed.keyId]);
+    expect(await secrets.signingKey(integration, 'candidateHired')).toBe(old);
+    expect(await secrets.signingKey(integration)).toBe(old);
+
+    const stageToken = leverToken();
+    await secrets.rotate(integration.id, stageToken, 'candidateStageChange');
+    expect(await secrets.signingKey(integration, 'candidateStageChange')).toBe(stageToken);
+    // Unknown or missing event names fall back to the integration-wide secret.
+    expect(await secrets.signingKey(integration, 'somethingNew')).toBe(old);
+    expect(await secrets.signingKey(integration, undefined)).toBe(old);
+    await h.pool.query(
+      `INSERT INTO webhook_secrets (integration_id, event, secret_ciphertext, secret_key_id)
+       SELECT integration_id, 'candidateHired', secret_ciphertext, secret_key_id FROM webhook_secrets WHERE integration_id = $1 AND event = 'candidateStageChange'`,
+      [integration.id],
+    );
+    await expect(secrets.signingKey(integration, 'candidateHired')).rejects.toThrow();
+    // Other vendors keep one secret, whatever event name is passed.
+    const gh = await h.createIntegration(sampleIntegration('greenhouse'));
+    const ghSecret = await secrets.rotate(gh.id);
+    expect(await secrets.signingKey(gh, 'candidateHired')).toBe(ghSecret);
+  });
+
+  it('the API takes `event` for Lever only, and only Lever\'s documented event names, with the token itself', async () => {
+    const gh = await receiver('greenhouse');
+    const lever = await tokensOnly();
+    const token = leverToken();
+    seen.push(gh.secret, token);
+    const post = (r: Receiver, payload: Record<string, unknown>) => api('POST', `/integrations/${r.integration.id}/webhook-secret`, payload);
+
+    const notLever = await post(gh, { secret: token, event: 'candidateHired' });
+    expect(notLever.statusCode).toBe(400);
+    expect(notLever.json()).toMatchObject({ error: 'invalid_request', fields: [{ field: 'event', message: expect.stringContaining('only Lever') }] });
+    const unknown = await post(lever, { secret: token, event: 'candidate_moved' });
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json()).toMatchObject({ fields: [{ field: 'event', message: expect.stringContaining('candidateStageChange') }] });
+    const noToken = await post(lever, { event: 'candidateHired' });
+    expect(noToken.statusCode).toBe(400);
+    expect(noToken.json()).toMatchObject({ fields: [{ field: 'secret' }] });
+    for (const res of [notLever, unknown, noToken]) expect(res.body).not.toContain(token);
+
+    // Nothing was stored by the refusals; Greenhouse's answer has no per-event part.
+    expect((await api('GET', `/integrations/${lever.integration.id}/webhook`)).json()).toMatchObject({ secretSet: false, eventTokens: [] });
+    const ghInfo = await api('GET', `/integrations/${gh.integration.id}/webhook`);
+    expect(ghInfo.json()).not.toHaveProperty('eventTokens');
+    expect(ghInfo.body).not.toContain(gh.secret);
+  });
+
+  it('no secret or token ever reaches the logs', async () => {
+    expect(seen.length).toBeGreaterThan(0);
+    // The rotations were logged (with the event), so the log did capture this file's requests.
+    await waitFor('the rotation log lines', () => logged.some((l) => l.includes('webhook secret rotated') && l.includes('"event":"candidateStageChange"')));
+    const text = logged.join('');
+    for (const secret of seen) expect(text).not.toContain(secret);
   });
 });
