@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Keyring } from '../../registry/keyring.ts';
 import { createPool } from '../../lib/db.ts';
 import { createIntegrationRepository } from '../../registry/repository.ts';
+import { createWebhookSecrets } from '../../producers/webhooks/secrets.ts';
 import { testEnv } from '../support/config.ts';
 import { companyId, isolatedDatabase, keyringSpec, registryHarness, sampleIntegration } from './support.ts';
 
@@ -109,6 +110,40 @@ describe('npm run integrations', () => {
     const token = /^token\s+(atsr_\S+)$/m.exec(out.stdout)![1]!;
     expect(await h.repo.authenticateToken(token)).toMatchObject({ scope: { kind: 'company', companyId: company } });
     expect((await cli(['create-token', '--name', 'x'])).code).toBe(2);
+  });
+
+  it("webhook --event stores one Lever webhook's token (Lever issues one per event), not echoed; refused off Lever", async () => {
+    const help = await cli(['webhook', '--help']);
+    expect(help.stdout).toContain('--event <name>');
+    expect(help.stdout).toContain('candidateArchiveChange');
+
+    const lever = await h.repo.createIntegration(companyId(), sampleIntegration('lever'));
+    const token = 'lever-token-candidate-hired-0123456789abcdef0123456789ab';
+    const stored = await cli(['webhook', lever.id, '--rotate', '--secret-file', '-', '--event', 'candidateHired'], {}, `${token}\n`);
+    expect(stored.code, stored.stderr).toBe(0);
+    expect(stored.stdout).toMatch(/^event\s+candidateHired$/m);
+    expect(stored.stdout).not.toContain(token);
+    const secrets = createWebhookSecrets({ pool: h.pool, keyring: h.keyring });
+    expect(await secrets.signingKey(lever, 'candidateHired')).toBe(token);
+    // No integration-wide secret: another event has nothing to be checked with.
+    expect(await secrets.signingKey(lever, 'candidateStageChange')).toBeNull();
+
+    const shown = await cli(['webhook', lever.id]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/^token for candidateHired\s+set \d{4}-/m);
+    expect(shown.stdout).not.toContain(token);
+
+    const noFile = await cli(['webhook', lever.id, '--rotate', '--event', 'candidateHired']);
+    expect(noFile.code).toBe(2);
+    expect(noFile.stderr).toContain('--event goes with --rotate --secret-file');
+    const unknown = await cli(['webhook', lever.id, '--rotate', '--secret-file', '-', '--event', 'candidate_moved'], {}, token);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("must be one of Lever's webhook events");
+    const gh = await h.repo.createIntegration(companyId(), sampleIntegration('greenhouse'));
+    const notLever = await cli(['webhook', gh.id, '--rotate', '--secret-file', '-', '--event', 'candidateHired'], {}, token);
+    expect(notLever.code).toBe(2);
+    expect(notLever.stderr).toContain('only Lever');
+    expect((await secrets.info(gh.id)).shared).toBeNull();
   });
 
   it('exits 2 naming ATS_RELAY_ENCRYPTION_KEYS when the keyring is missing or malformed', async () => {
