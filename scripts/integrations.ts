@@ -73,7 +73,7 @@ ${COMMON}`,
 ${COMMON}`,
   'rotate-keys': `Usage: npm run integrations -- rotate-keys
 
-Re-encrypts every stored credential with the first key of ATS_RELAY_ENCRYPTION_KEYS. Rotation:
+Re-encrypts every stored credential and webhook secret with the first key of ATS_RELAY_ENCRYPTION_KEYS. Rotation:
   1. prepend a new key: ATS_RELAY_ENCRYPTION_KEYS="k2:<new>,k1:<old>" and roll it out to every process;
   2. run rotate-keys;  3. remove k1 from the variable.
 ${COMMON}`,
@@ -344,7 +344,8 @@ await runMain(
           }
           case 'rotate-keys': {
             const { rotated, keyId } = await repo.rotateKeys();
-            out(`re-encrypted ${rotated} integration${rotated === 1 ? '' : 's'} with key ${keyId}`);
+            const secrets = await createWebhookSecrets({ pool, keyring }).reseal();
+            out(`re-encrypted ${rotated} integration${rotated === 1 ? '' : 's'} and ${secrets} webhook secret${secrets === 1 ? '' : 's'} with key ${keyId}`);
             return;
           }
           case 'create-token': {

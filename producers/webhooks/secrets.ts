@@ -91,6 +91,12 @@ export interface WebhookSecrets {
    */
   signingKey(integration: Integration, event?: string): Promise<string | null>;
   info(integrationId: string): Promise<WebhookSecretInfo>;
+  /**
+   * Re-seal every secret not sealed with the keyring's newest key (`rotate-keys`, beside the
+   * credentials): once the old key leaves ATS_RELAY_ENCRYPTION_KEYS, a secret left under it would
+   * no longer open and every webhook of that integration would be refused.
+   */
+  reseal(): Promise<number>;
 }
 
 export function createWebhookSecrets(deps: { pool: Pool; keyring: Keyring }): WebhookSecrets {
@@ -120,6 +126,38 @@ export function createWebhookSecrets(deps: { pool: Pool; keyring: Keyring }): We
       );
       const row = rows[0];
       return row ? deps.keyring.decrypt(unpack(row.secret_key_id, row.secret_ciphertext), aad(integration.id, row.event)).toString('utf8') : null;
+    },
+
+    async reseal() {
+      const keyId = deps.keyring.primaryKeyId;
+      let resealed = 0;
+      for (;;) {
+        // One row per transaction, locked while it is re-sealed; SKIP LOCKED lets two rotators share the work.
+        const client = await deps.pool.connect();
+        try {
+          await client.query('BEGIN');
+          const { rows } = await client.query<{ integration_id: string; event: string; secret_ciphertext: Buffer; secret_key_id: string }>(
+            `SELECT integration_id, event, secret_ciphertext, secret_key_id FROM webhook_secrets WHERE secret_key_id <> $1
+             ORDER BY integration_id, event LIMIT 1 FOR UPDATE SKIP LOCKED`,
+            [keyId],
+          );
+          const row = rows[0];
+          if (!row) {
+            await client.query('COMMIT');
+            return resealed;
+          }
+          const context = aad(row.integration_id, row.event);
+          const sealed = deps.keyring.encrypt(deps.keyring.decrypt(unpack(row.secret_key_id, row.secret_ciphertext), context).toString('utf8'), context);
+          await client.query('UPDATE webhook_secrets SET secret_ciphertext = $3, secret_key_id = $4 WHERE integration_id = $1 AND event = $2', [row.integration_id, row.event, pack(sealed), sealed.keyId]);
+          await client.query('COMMIT');
+          resealed += 1;
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        } finally {
+          client.release();
+        }
+      }
     },
 
     async info(integrationId) {

@@ -155,19 +155,29 @@ describe('npm run integrations', () => {
     }
   });
 
-  it('rotate-keys re-encrypts to the newest key', async () => {
+  it('rotate-keys re-encrypts credentials and webhook secrets to the newest key', async () => {
     const db = await isolatedDatabase();
     const pool = createPool({ url: db.url });
     try {
       const oldSpec = keyringSpec('k1');
       const repo = createIntegrationRepository({ pool, keyring: new Keyring(oldSpec) });
       const a = await repo.createIntegration(companyId(), sampleIntegration('lever'));
+      // Webhook secrets are sealed with the same ring: left under k1 they would stop opening once k1 is removed.
+      const oldSecrets = createWebhookSecrets({ pool, keyring: new Keyring(oldSpec) });
+      const shared = await oldSecrets.rotate(a.id);
+      const hired = await oldSecrets.rotate(a.id, 'lever-token-for-hired-0123456789', 'candidateHired');
       const newSpec = `${keyringSpec('k2')},${oldSpec}`;
       const res = await cli(['rotate-keys'], { DATABASE_URL: db.url, ATS_RELAY_ENCRYPTION_KEYS: newSpec });
       expect(res.code, res.stderr).toBe(0);
-      expect(res.stdout).toContain('re-encrypted 1 integration with key k2');
-      const after = createIntegrationRepository({ pool, keyring: new Keyring(newSpec.split(',')[0]!) });
-      expect((await after.getIntegration(a.id))!.credentials).toEqual(a.credentials);
+      expect(res.stdout).toContain('re-encrypted 1 integration and 2 webhook secrets with key k2');
+      const onlyNew = new Keyring(newSpec.split(',')[0]!);
+      const after = createIntegrationRepository({ pool, keyring: onlyNew });
+      const integration = (await after.getIntegration(a.id))!;
+      expect(integration.credentials).toEqual(a.credentials);
+      const newSecrets = createWebhookSecrets({ pool, keyring: onlyNew });
+      expect(await newSecrets.signingKey(integration)).toBe(shared);
+      expect(await newSecrets.signingKey(integration, 'candidateHired')).toBe(hired);
+      expect(await newSecrets.reseal()).toBe(0);
     } finally {
       await pool.end();
       await db.drop();
