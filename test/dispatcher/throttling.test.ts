@@ -84,7 +84,7 @@ it('a burst for one throttled integration: all delivered once, none dead-lettere
   await latencies(await steady(2.5, 2));
   const baseline = await latencies(await steady(2.5, 16));
 
-  const N = 150; // 300 requests at 10/s: half a minute of this integration's budget, published at once
+  const N = 200; // the issue's example: 200 applications (400–600 requests) at a scaled 10/s, published at once
   const events: ApplicationSubmitted[] = Array.from({ length: N }, () =>
     sampleEvent({ companyId: burst.companyId, integrationId: burst.id, platform: 'greenhouse', atsJobId: p.jobId }),
   );
