@@ -58,7 +58,6 @@ const EMAIL = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*(;.*)?$/i;
 const MAX_TEXT = 10_000;
-const NOT_BLANK = /\S/;
 
 /** Collects field errors while reading an untrusted object; every getter returns a usable value. */
 class Reader {
@@ -88,8 +87,7 @@ class Reader {
       this.fail(field, 'must be a string');
       return '';
     }
-    // The same test as value.trim() === '' (\s is trim's whitespace), without copying every string.
-    if (!NOT_BLANK.test(value)) this.fail(field, 'must not be empty');
+    if (value.trim() === '') this.fail(field, 'must not be empty');
     else if (value.length > (opts.max ?? MAX_TEXT)) this.fail(field, `must be at most ${opts.max ?? MAX_TEXT} characters`);
     else if (opts.pattern && !opts.pattern.test(value)) this.fail(field, `must be ${opts.describe ?? `like ${opts.pattern.source}`}`);
     return value;

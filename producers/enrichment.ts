@@ -37,11 +37,7 @@ export type TargetLookup = (companyId: string, jobId: string) => Promise<Deliver
  * through its caller's transaction instead, so what it enqueues matches what that transaction sees.
  */
 export async function enrichApplication(db: Queryable, app: ValidApplication, lookup?: TargetLookup): Promise<Enrichment> {
-  return enrichFromTargets(app, lookup ? await lookup(app.companyId, app.jobId) : await findDeliveryTargets(db, app.companyId, app.jobId));
-}
-
-/** enrichApplication once the company's targets are known (the direct publisher's cache hit: no await). */
-export function enrichFromTargets(app: ValidApplication, targets: DeliveryTarget[]): Enrichment {
+  const targets = lookup ? await lookup(app.companyId, app.jobId) : await findDeliveryTargets(db, app.companyId, app.jobId);
   if (targets.length === 0) return { status: 'no-integration' };
   const mapped = targets.filter((t) => t.atsJobId !== null);
   const unmapped = targets.filter((t) => t.atsJobId === null).map((t) => t.integrationId);

@@ -21,7 +21,7 @@ import type { Logger } from '../lib/logger.ts';
 import { createEventCodec, type EventCodec, type RegistryRetry } from '../lib/serde.ts';
 import type { Platform } from '../registry/integration.ts';
 import { assertValidApplication, type ApplicationInput } from './application-input.ts';
-import { enrichFromTargets } from './enrichment.ts';
+import { enrichApplication } from './enrichment.ts';
 import { createTargetCache } from './target-cache.ts';
 
 export interface PublisherOptions {
@@ -137,16 +137,13 @@ export function createApplicationPublisher(opts: PublisherOptions): ApplicationP
   async function publish(input: ApplicationInput): Promise<PublishResult> {
     const app = assertValidApplication(input);
     void listen();
-    // A cache hit and a known schema id keep validate → enrich → encode → queue in one synchronous
-    // run: no promise per step, and the publishes one ack released all queue in the same turn.
-    const enrichment = enrichFromTargets(app, targets.cached(app.companyId, app.jobId) ?? (await targets.targets(app.companyId, app.jobId)));
+    const enrichment = await enrichApplication(opts.pool, app, targets.targets);
     if (enrichment.status === 'no-integration') return { status: 'no-integration', companyId: app.companyId };
     if (enrichment.status === 'no-job-mapping') {
       return { status: 'no-job-mapping', companyId: app.companyId, jobId: app.jobId, integrationIds: enrichment.integrationIds };
     }
     const { events, unmapped } = enrichment;
-    let values = events.map((e) => codec.encodeIfRegistered(e));
-    if (values.includes(undefined)) values = await Promise.all(events.map((e) => codec.encode(e)));
+    const values = await Promise.all(events.map((e) => codec.encode(e)));
     const positions = await sender.send(opts.topic, events.map((e, i) => toMessage(e, values[i]!)));
     const published = events.map((e, i): PublishedEvent => ({ eventId: e.eventId, integrationId: e.integrationId, platform: e.platform, ...positions[i]! }));
     logger.debug({ applicationId: app.applicationId, events: published.length, partition: published[0]?.partition }, 'application published');

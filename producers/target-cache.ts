@@ -38,8 +38,6 @@ export interface TargetCache {
   start(): Promise<void>;
   /** findDeliveryTargets, from the cache when it is listening. */
   targets(companyId: string, jobId: string): Promise<DeliveryTarget[]>;
-  /** The cached answer when there is one (listening, loaded, fresh); undefined: call targets(). */
-  cached(companyId: string, jobId: string): DeliveryTarget[] | undefined;
   clear(): void;
   readonly size: number;
   close(): Promise<void>;
@@ -64,10 +62,6 @@ export function createTargetCache(opts: TargetCacheOptions): TargetCache {
     return entries.get(`${companyId}\u0000${jobId}`, () => findDeliveryTargets(query, companyId, jobId));
   }
 
-  function cached(companyId: string, jobId: string): DeliveryTarget[] | undefined {
-    return feed.listening ? entries.peek(`${companyId}\u0000${jobId}`) : undefined;
-  }
-
   const feed = createChangeFeed({
     pool: opts.pool,
     // A notification names an integration, not a company: clear everything.
@@ -83,7 +77,6 @@ export function createTargetCache(opts: TargetCacheOptions): TargetCache {
   return {
     start: () => feed.start(),
     targets,
-    cached,
     clear,
     get size() {
       return entries.size;

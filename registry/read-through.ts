@@ -8,8 +8,6 @@
 interface Entry<T> {
   expiresAt: number;
   value: Promise<T>;
-  /** Set once `value` resolved: what peek() answers without a promise. */
-  settled?: { value: T };
 }
 
 export class ReadThroughMap<T> {
@@ -40,27 +38,14 @@ export class ReadThroughMap<T> {
     this.entries.set(key, entry);
     while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
     value.then(
-      (loaded) => {
+      () => {
         if (startedAt !== this.epoch && this.entries.get(key) === entry) this.entries.delete(key);
-        else entry.settled = { value: loaded };
       },
       () => {
         if (this.entries.get(key) === entry) this.entries.delete(key);
       },
     );
     return value;
-  }
-
-  /**
-   * The loaded value of a fresh entry, without a promise (undefined while loading, after expiry or
-   * an invalidation): for callers on a hot path that would otherwise await an answer they have.
-   */
-  peek(key: string): T | undefined {
-    const hit = this.entries.get(key);
-    if (!hit?.settled || hit.expiresAt <= this.now()) return undefined;
-    this.entries.delete(key);
-    this.entries.set(key, hit); // most recently used last
-    return hit.settled.value;
   }
 
   /** Forget the entries whose key matches (all without a predicate). */
