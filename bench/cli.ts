@@ -92,6 +92,7 @@ Options:
       ['dispatcher, 0 ms ATS latency', `${result.deliveriesPerSec0ms} deliveries/s (p50 ${result.p50Ms0ms} ms, p99 ${result.p99Ms0ms} ms; rounds ${result.samples.deliveriesPerSec0ms.join(' / ')})`],
       ['dispatcher, 50 ms ATS latency', `${result.deliveriesPerSec50ms} deliveries/s (p50 ${result.p50Ms50ms} ms, p99 ${result.p99Ms50ms} ms)`],
       ['dispatcher CPU per delivery, 0 / 50 ms', `${result.cpuUsPerDelivery0ms} / ${result.cpuUsPerDelivery50ms} µs (rounds at 0 ms ${result.samples.cpuUsPerDelivery0ms.join(' / ')})`],
+      ['dispatcher statements per delivery, 0 ms', `${result.statementsPerDelivery0ms} (coalesced; rounds ${result.samples.statementsPerDelivery0ms.join(' / ')})`],
       ['raw undici client CPU per delivery', `${result.rawCpuUsPerDelivery} µs (rounds ${result.samples.rawCpuUsPerDelivery.join(' / ')})`],
       ['CPU per delivery vs raw, 0 ms', `${result.cpuRatioVsRaw0ms}× (target ≤ 2×; rounds ${result.samples.cpuRatioVsRaw0ms.join(' / ')})`],
       ['naive (kafkajs defaults), 0 / 50 ms', `${result.naivePerSec0ms} / ${result.naivePerSec50ms} deliveries/s`],

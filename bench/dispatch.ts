@@ -91,6 +91,8 @@ export interface DispatchBenchResult {
   /** The dispatcher process's own CPU (process.cpuUsage: user + system) over the measured window ÷ deliveries. */
   cpuUsPerDelivery0ms: number;
   cpuUsPerDelivery50ms: number;
+  /** Transactions the database committed per delivery at 0 ms (pg_stat_database; the bench's own polls left out). */
+  statementsPerDelivery0ms: number;
   /** The bench process's CPU while undici alone sent the same three requests per delivery ÷ deliveries. */
   rawCpuUsPerDelivery: number;
   /** Median of the rounds' own dispatcher ÷ raw CPU per delivery (target ≤ 2). */
@@ -116,6 +118,7 @@ export interface DispatchBenchResult {
     deliveriesPerSec50ms: number[];
     cpuUsPerDelivery0ms: number[];
     cpuUsPerDelivery50ms: number[];
+    statementsPerDelivery0ms: number[];
     rawCpuUsPerDelivery: number[];
     ratioVsRaw0ms: number[];
     cpuRatioVsRaw0ms: number[];
@@ -290,12 +293,12 @@ async function startDispatchers(s: Scenario, processes: number, maxInFlight: num
   };
 }
 
-/** Polls the delivery log until `count` of the scenario's applications are delivered; returns when that was seen. */
-async function waitDelivered(db: pg.Pool, s: Scenario, count: number, since: number, d: Dispatchers, say: (l: string) => void): Promise<void> {
+/** Polls the delivery log until `count` of the scenario's applications are delivered; returns when that was seen, with the number of polls. */
+async function waitDelivered(db: pg.Pool, s: Scenario, count: number, since: number, d: Dispatchers, say: (l: string) => void): Promise<number> {
   let reported = 0;
-  for (;;) {
+  for (let polls = 1; ; polls++) {
     const n = await deliveredCount(db, s.integrationId);
-    if (n >= count) return;
+    if (n >= count) return polls;
     if (Date.now() - reported > 5_000) {
       say(`  … ${n}/${count}`);
       reported = Date.now();
@@ -311,23 +314,48 @@ interface DispatcherRun {
   p99: number;
   rss: number;
   cpuUsPerDelivery: number;
+  /** Transactions the database committed per delivery (coalesced statements: most carry many deliveries). */
+  statementsPerDelivery: number;
+}
+
+/**
+ * Transactions committed or rolled back in this database so far (pg_stat_database). Every statement
+ * of the dispatcher is its own transaction; a backend's counts are flushed when it exits, at the
+ * latest, so read this with the dispatcher stopped.
+ */
+async function transactions(db: pg.Pool): Promise<number> {
+  const client = await db.connect();
+  try {
+    await client.query('SELECT pg_stat_clear_snapshot()');
+    const { rows } = await client.query<{ n: string }>('SELECT (xact_commit + xact_rollback)::text AS n FROM pg_stat_database WHERE datname = current_database()');
+    return Number(rows[0]!.n);
+  } finally {
+    client.release();
+  }
 }
 
 async function runDispatcher(s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, count: number, maxInFlight: number, built: boolean, say: (l: string) => void, cpuProfileDir?: string): Promise<DispatcherRun> {
+  const xacts0 = await transactions(db);
   const d = await startDispatchers(s, 1, maxInFlight, built, cpuProfileDir);
+  let stopped = false;
   try {
     const cpu0 = await d.cpuSeconds();
     const t0 = Date.now();
     const sentAt = await publish(producer, codec, s, count);
-    await waitDelivered(db, s, count, t0, d, say);
+    const polls = await waitDelivered(db, s, count, t0, d, say);
     // The window ends up to one poll (100 ms) after the last delivery: an idle dispatcher's CPU, noise.
     const cpu = (await d.cpuSeconds()) - cpu0;
     const { rows } = await db.query<{ application_id: string; delivered_at: Date }>('SELECT application_id, delivered_at FROM deliveries WHERE integration_id = $1', [s.integrationId]);
     const end = Math.max(...rows.map((r) => r.delivered_at.getTime()));
     const latencies = rows.map((r) => r.delivered_at.getTime() - (sentAt.get(r.application_id) ?? t0)).sort((a, b) => a - b);
-    return { perSec: count / ((end - t0) / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99), rss: d.peakRssMb(), cpuUsPerDelivery: (cpu * 1e6) / count };
-  } finally {
+    const rss = d.peakRssMb();
     await d.stop();
+    stopped = true;
+    // The bench's own statements in the window (its polls, the read above, the snapshot reads) are not the dispatcher's.
+    const statements = (await transactions(db)) - xacts0 - polls - 4;
+    return { perSec: count / ((end - t0) / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99), rss, cpuUsPerDelivery: (cpu * 1e6) / count, statementsPerDelivery: statements / count };
+  } finally {
+    if (!stopped) await d.stop();
   }
 }
 
@@ -515,13 +543,16 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
   const { say } = opts;
   const loadAtStart = os.loadavg()[0]!;
   // A database of the bench's own, recreated each run with a throwaway keyring.
+  // Named after DATABASE_URL's (as the chaos suite's): two people benching on one PostgreSQL must not
+  // drop each other's database.
   const dbUrl = new URL(baseConfig.database.url);
-  dbUrl.pathname = '/ats_relay_bench';
+  dbUrl.pathname = `${dbUrl.pathname.replace(/\/$/, '') || '/ats_relay'}_bench`;
+  const benchDb = dbUrl.pathname.slice(1);
   const admin = new URL(baseConfig.database.url);
   admin.pathname = '/postgres';
   const adminClient = new pg.Client({ connectionString: admin.toString() });
   await adminClient.connect();
-  await adminClient.query('DROP DATABASE IF EXISTS ats_relay_bench WITH (FORCE)');
+  await adminClient.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(benchDb)} WITH (FORCE)`);
   await adminClient.end();
   await migrate(dbUrl.toString());
   const keys = `bench:${Buffer.from(randomUUID().replace(/-/g, '')).toString('base64')}`;
@@ -568,7 +599,7 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
         const s = await scenario(config, `d${latency}`, opts.partitions, sandbox, repo, kafka, latency);
         const d = await runDispatcher(s, producer, codec, db, opts.count, opts.maxInFlight, opts.dispatcher === 'built', say, latency === 0 ? opts.cpuProfileDir : undefined);
         peakRss = Math.max(peakRss, d.rss);
-        say(`  ${d.perSec.toFixed(0)} deliveries/s, ${d.cpuUsPerDelivery.toFixed(0)} µs CPU per delivery, p50 ${d.p50} ms, p99 ${d.p99} ms, peak RSS ${d.rss} MB`);
+        say(`  ${d.perSec.toFixed(0)} deliveries/s, ${d.cpuUsPerDelivery.toFixed(0)} µs CPU per delivery, ${d.statementsPerDelivery.toFixed(2)} statements per delivery, p50 ${d.p50} ms, p99 ${d.p99} ms, peak RSS ${d.rss} MB`);
         const naiveCount = Math.min(opts.count, latency === 0 ? opts.count : 4_000);
         say(`naive consumer (kafkajs defaults: one message at a time), ${latency} ms ATS latency (${opts.naiveSeconds} s)…`);
         const n1 = await scenario(config, `n${latency}`, opts.partitions, sandbox, repo, kafka, latency);
@@ -631,6 +662,7 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
       deliveriesPerSec50ms: Math.round(med((r) => r.d50.perSec)),
       cpuUsPerDelivery0ms: Math.round(med((r) => r.d0.cpuUsPerDelivery)),
       cpuUsPerDelivery50ms: Math.round(med((r) => r.d50.cpuUsPerDelivery)),
+      statementsPerDelivery0ms: +med((r) => r.d0.statementsPerDelivery).toFixed(3),
       rawCpuUsPerDelivery: Math.round(med((r) => r.raw.cpuUsPerDelivery)),
       cpuRatioVsRaw0ms: round(med(cpuRatio)),
       naivePerSec0ms: round(med((r) => r.naive0), 1),
@@ -649,6 +681,7 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
         deliveriesPerSec50ms: rounds.map((r) => Math.round(r.d50.perSec)),
         cpuUsPerDelivery0ms: rounds.map((r) => Math.round(r.d0.cpuUsPerDelivery)),
         cpuUsPerDelivery50ms: rounds.map((r) => Math.round(r.d50.cpuUsPerDelivery)),
+        statementsPerDelivery0ms: rounds.map((r) => +r.d0.statementsPerDelivery.toFixed(3)),
         rawCpuUsPerDelivery: rounds.map((r) => Math.round(r.raw.cpuUsPerDelivery)),
         ratioVsRaw0ms: rounds.map((r) => round(r.d0.perSec / r.raw.perSec)),
         cpuRatioVsRaw0ms: rounds.map((r) => round(cpuRatio(r))),

@@ -220,11 +220,24 @@ export function createEventCodec<T = ApplicationSubmitted>(opts: EventCodecOptio
     return reader;
   }
 
+  /**
+   * Where records are written before their exact-size copy: avsc's toBuffer writes into its own
+   * buffer, copies into a zero-filled one, and the frame copied that again behind the header; one
+   * write after the header here and one copy is about a third less CPU per record (issue 17).
+   * Grows to the largest record seen.
+   */
+  let scratch = Buffer.allocUnsafe(16 * 1024);
+
   /** The wire format of `event` under schema id `id`; the registry only names the schema, the bytes are ours. */
   function frame(id: number, event: T): Buffer {
-    let body: Buffer;
+    let end: number;
     try {
-      body = readerType.toBuffer(event);
+      end = readerType.encode(event, scratch, HEADER_BYTES);
+      if (end < 0) {
+        // A negative answer is how many bytes were missing.
+        scratch = Buffer.allocUnsafe(2 * (scratch.length - end));
+        end = readerType.encode(event, scratch, HEADER_BYTES);
+      }
     } catch (err) {
       const paths: string[][] = [];
       readerType.isValid(event, { errorHook: (path) => paths.push(path) });
@@ -234,10 +247,10 @@ export function createEventCodec<T = ApplicationSubmitted>(opts: EventCodecOptio
         context: { subject, schemaId: id, fields: paths.map((p) => p.join('.')) },
       });
     }
-    const bytes = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-    bytes[0] = MAGIC_BYTE;
-    bytes.writeInt32BE(id, 1);
-    body.copy(bytes, HEADER_BYTES);
+    scratch[0] = MAGIC_BYTE;
+    scratch.writeInt32BE(id, 1);
+    const bytes = Buffer.allocUnsafe(end);
+    scratch.copy(bytes, 0, 0, end);
     return bytes;
   }
 

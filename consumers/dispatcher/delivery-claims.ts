@@ -25,6 +25,13 @@ export interface RouteEntry extends RecordCoordinates {
 
 export interface Lease {
   readonly acquired: boolean;
+  /** This attempt's holder id (when acquired): a statement that ends the delivery deletes the lease row by it (delivery-store.ts releaseLease). */
+  readonly holder: string | undefined;
+  /**
+   * Such a statement committed: the row is gone, so renewals stop and release() has nothing left
+   * to do. Without it (the statement failed), release() deletes the row itself.
+   */
+  releasedElsewhere(): void;
   /** Give the lease back (idempotent). */
   release(): Promise<void>;
 }
@@ -150,7 +157,7 @@ export function createDeliveryClaims(pool: Pick<Pool, 'query'>, opts: ClaimsOpti
     async lease(integrationId, applicationId) {
       const key: LeaseKey = { integrationId, applicationId, holder: randomUUID() };
       const acquired = await acquires.call(key);
-      if (!acquired) return { acquired, release: async () => undefined };
+      if (!acquired) return { acquired, holder: undefined, releasedElsewhere: () => undefined, release: async () => undefined };
       // Renewed while held: a slow ATS call must not let the lease lapse under a live holder.
       const renewal = setInterval(() => {
         pool
@@ -162,6 +169,11 @@ export function createDeliveryClaims(pool: Pick<Pool, 'query'>, opts: ClaimsOpti
       let released: Promise<void> | undefined;
       return {
         acquired,
+        holder: key.holder,
+        releasedElsewhere() {
+          clearInterval(renewal);
+          released ??= Promise.resolve();
+        },
         release() {
           clearInterval(renewal);
           released ??= releases.call(key);

@@ -47,6 +47,12 @@ export interface DeliveryOutcome {
   candidateEmail?: string | undefined;
   /** When the attempt finished (default: now). */
   at?: Date;
+  /**
+   * The holder of this (integration, application)'s lease (delivery-claims.ts): the same statement
+   * gives it back, so a delivery takes one round trip to end instead of two, and the lease ends
+   * exactly when the outcome is durable. A lease held by anyone else is left alone.
+   */
+  releaseLease?: string | undefined;
 }
 
 /** How the delivery log keys a candidate's e-mail: SHA-256 of the trimmed, lower-cased address. */
@@ -136,8 +142,9 @@ export function createDeliveryStore(pool: Pool): DeliveryStore {
   /**
    * One statement for many outcomes (the dispatcher coalesces concurrent deliveries): an upsert per
    * (integration, application), never changing a delivered row, plus a throttled touch of each
-   * integration's status fields. Keys must be unique within a call; rows go in key order so two
-   * writers never lock the same rows in opposite orders.
+   * integration's status fields, plus the release of the leases named by `releaseLease`. Keys must
+   * be unique within a call; rows go in key order so two writers never lock the same rows in opposite
+   * orders.
    */
   async function recordDeliveryOutcomes(outcomes: DeliveryOutcome[]): Promise<Array<{ delivery: DeliveryRecord | null; applied: boolean }>> {
     if (outcomes.length === 0) return [];
@@ -150,6 +157,7 @@ export function createDeliveryStore(pool: Pool): DeliveryStore {
       integration: [] as string[], application: [] as string[], event: [] as string[], status: [] as string[], tries: [] as number[],
       code: [] as (string | null)[], message: [] as (string | null)[], errStatus: [] as (number | null)[], cand: [] as (string | null)[],
       app: [] as (string | null)[], at: [] as Date[], lastError: [] as (string | null)[], email: [] as (Buffer | null)[],
+      holder: [] as (string | null)[],
     };
     for (const o of ordered) {
       const attempted = o.attempted ?? o.status !== 'pending';
@@ -166,13 +174,20 @@ export function createDeliveryStore(pool: Pool): DeliveryStore {
       cols.at.push(o.at ?? new Date());
       cols.lastError.push(o.error ? truncate(`${o.error.code}: ${o.error.message}`, 1_000) : null);
       cols.email.push(o.candidateEmail ? candidateEmailKey(o.candidateEmail) : null);
+      cols.holder.push(o.releaseLease ?? null);
     }
     const { rows } = await pool.query<DeliveryRow>(
       `WITH input AS (
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::int[],
-                              $9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::bytea[])
+                              $9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::bytea[], $14::text[])
            AS t(integration_id, application_id, event_id, status, tries, error_code, error_message, error_status,
-                external_candidate_id, external_application_id, at, last_error, candidate_email_sha256)
+                external_candidate_id, external_application_id, at, last_error, candidate_email_sha256, lease_holder)
+       ), released AS (
+         -- Whether or not the upsert applied (a delivered row is never changed): the attempt is over.
+         -- Only our own holder's row: a lease another process took after ours expired stays its own.
+         DELETE FROM delivery_leases l USING input i
+         WHERE i.lease_holder IS NOT NULL
+           AND l.integration_id = i.integration_id::text AND l.application_id = i.application_id AND l.holder = i.lease_holder
        ), d AS (
          INSERT INTO deliveries AS cur (integration_id, application_id, event_id, status, try_count, error_code, error_message,
            error_status, external_candidate_id, external_application_id, first_attempt_at, last_attempt_at, delivered_at,
@@ -218,7 +233,7 @@ export function createDeliveryStore(pool: Pool): DeliveryStore {
              OR (p.error_at IS NOT NULL AND (integrations.last_error_at IS NULL OR integrations.last_error_at < p.error_at - interval '5 seconds')))
        )
        SELECT * FROM d`,
-      [cols.integration, cols.application, cols.event, cols.status, cols.tries, cols.code, cols.message, cols.errStatus, cols.cand, cols.app, cols.at, cols.lastError, cols.email],
+      [cols.integration, cols.application, cols.event, cols.status, cols.tries, cols.code, cols.message, cols.errStatus, cols.cand, cols.app, cols.at, cols.lastError, cols.email, cols.holder],
     );
     const applied = new Map(rows.map((r) => [keyOf(r.integration_id, r.application_id), toDelivery(r)]));
     return outcomes.map((o) => {

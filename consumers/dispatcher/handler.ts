@@ -236,7 +236,9 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
       deps.breakers.onSuccess(integration.id);
       deps.throttling?.delivered(integration.id);
       // If this write fails the engine runs us again; the connector's search-before-create finds the
-      // candidate it just created, so the ATS still sees one application.
+      // candidate it just created, so the ATS still sees one application. The same statement gives
+      // the lease back (one round trip, and the lease ends when the outcome is durable); if it fails,
+      // the release below does that alone.
       await deps.deliveries.recordDeliveryOutcome({
         integrationId: integration.id,
         applicationId: event.applicationId,
@@ -246,7 +248,9 @@ export function createDeliveryHandler(deps: HandlerDeps): (record: InboundRecord
         attempted: true,
         externalCandidateId: result.externalCandidateId,
         externalApplicationId: result.externalApplicationId,
+        releaseLease: lease.holder,
       });
+      lease.releasedElsewhere();
       // Routes recorded on the way here have done their job (a replay now meets the delivery log).
       if (record.headers[HEADER.originalTopic] !== undefined) await deps.claims.forgetRoutes(integration.id, event.applicationId);
       deps.metrics.delivered.inc({ platform: integration.platform });

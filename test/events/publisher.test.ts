@@ -111,6 +111,20 @@ describe('publishApplication', () => {
     expect(await recordCount(h.kafka, h.topic)).toBe(before);
   });
 
+  it('refuses blank text as trim() does (every Unicode space and line break) and keeps text with spaces inside', () => {
+    const input = application('company-1');
+    for (const blank of ['', ' ', '\t\n', '\u00a0\u2003', '\ufeff\u2028']) {
+      const result = validateApplicationInput({ ...input, source: blank });
+      expect(result).toMatchObject({ ok: false, errors: [{ field: 'source', message: 'must not be empty' }] });
+    }
+    expect(validateApplicationInput({ ...input, source: ' job board ' })).toMatchObject({ ok: true, value: { source: ' job board ' } });
+  });
+
+  it('derives the same event ids as before (UUIDv5 of application and integration): retries and outbox copies deduplicate across versions', () => {
+    expect(eventIdFor('app-1', '6f1c2d3e-1111-4222-8333-944455556666')).toBe('f9428b9e-432f-5f56-ad4b-027f63bc6d43');
+    expect(eventIdFor('ä-ß', 'x')).toBe('22e86437-f159-5a0c-85c5-6c96acb6291a');
+  });
+
   it('answers no-integration / no-job-mapping without sending', async () => {
     const before = await recordCount(h.kafka, h.topic);
     const nobody = await publisher.publishApplication(application('company-without-integrations-' + Date.now()));

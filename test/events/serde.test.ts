@@ -60,6 +60,21 @@ describe('ApplicationSubmitted serde', () => {
     expect(decoded.value).toEqual(event);
   });
 
+  it('frames records of any size: one larger than the writer\'s first buffer, then a small one, each exact', async () => {
+    const codec = createEventCodec({ registryUrl, topic: uniqueName('apps') });
+    const small = sampleEvent();
+    const large = sampleEvent({ screeningAnswers: Array.from({ length: 40 }, (_, i) => ({ questionId: `q${i}`, question: 'Why?', answer: 'x'.repeat(1_000) })) });
+    const largeBytes = await codec.encode(large);
+    expect(largeBytes.length).toBeGreaterThan(40_000);
+    const smallBytes = await codec.encode(small);
+    expect((await independentDecode(registryUrl, largeBytes)).value).toEqual(large);
+    expect((await independentDecode(registryUrl, smallBytes)).value).toEqual(small);
+    // The small record's buffer is its own: encoding another does not change it.
+    const before = Buffer.from(smallBytes);
+    await codec.encode(large);
+    expect(smallBytes.equals(before)).toBe(true);
+  });
+
   it('evolves: v2 adds an optional field; a v1 consumer reads v2 records and a v2 consumer reads v1 records', async () => {
     const topic = uniqueName('apps');
     const v1 = createEventCodec({ registryUrl, topic });

@@ -2,6 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../lib/config.ts';
 import { CryptoError, Keyring } from '../../registry/keyring.ts';
 import { createPool } from '../../lib/db.ts';
+import { createDeliveryClaims } from '../../consumers/dispatcher/delivery-claims.ts';
+import { createDeliveryStore } from '../../consumers/dispatcher/delivery-store.ts';
 import { createIntegrationRepository } from '../../registry/repository.ts';
 import { RegistryError } from '../../registry/errors.ts';
 import { companyId, isolatedDatabase, keyringSpec, registryHarness, sampleIntegration } from './support.ts';
@@ -136,6 +138,39 @@ describe('integration repository (real PostgreSQL)', () => {
       expect(after!.lastDeliveryAt).not.toBeNull();
       expect(after!.lastError).toBe('unavailable: HTTP 503 from Greenhouse');
       expect(after!.version).toBe(1);
+    });
+
+    it("releases the attempt's lease in the outcome's statement, and only its own holder's", async () => {
+      const i = await h.repo.createIntegration(companyId(), sampleIntegration('greenhouse'));
+      const claims = createDeliveryClaims(h.pool);
+      const leaseRow = async (applicationId: string): Promise<string | undefined> =>
+        (await h.pool.query<{ holder: string }>('SELECT holder FROM delivery_leases WHERE integration_id = $1 AND application_id = $2', [i.id, applicationId])).rows[0]?.holder;
+
+      const lease = await claims.lease(i.id, 'app-l1');
+      expect(lease.acquired).toBe(true);
+      expect(await leaseRow('app-l1')).toBe(lease.holder);
+      const statements: string[] = [];
+      const counted = { query: (text: string, values?: unknown[]) => (statements.push(text), h.pool.query(text, values)) } as unknown as typeof h.pool;
+      const [result] = await createDeliveryStore(counted).recordDeliveryOutcomes([
+        { integrationId: i.id, applicationId: 'app-l1', eventId: 'evt-l1', status: 'delivered', externalCandidateId: 'c-1', releaseLease: lease.holder },
+      ]);
+      expect(statements).toHaveLength(1);
+      expect(result).toMatchObject({ applied: true, delivery: { status: 'delivered', externalCandidateId: 'c-1' } });
+      expect(await leaseRow('app-l1')).toBeUndefined();
+      lease.releasedElsewhere();
+      await lease.release(); // nothing left to do: no statement, no error
+      expect((await claims.lease(i.id, 'app-l1')).acquired).toBe(true);
+
+      // Our lease expired and another process holds the application now: its lease stays.
+      await h.pool.query("INSERT INTO delivery_leases (integration_id, application_id, holder, expires_at) VALUES ($1, 'app-l2', 'someone-else', now() + interval '30 seconds')", [i.id]);
+      await h.deliveries.recordDeliveryOutcomes([{ integrationId: i.id, applicationId: 'app-l2', eventId: 'evt-l2', status: 'delivered', releaseLease: 'our-expired-holder' }]);
+      expect(await leaseRow('app-l2')).toBe('someone-else');
+      // A delivered row is not changed again, but the attempt is over: its lease goes all the same.
+      await h.pool.query("UPDATE delivery_leases SET holder = 'late-copy' WHERE integration_id = $1 AND application_id = 'app-l2'", [i.id]);
+      const late = await h.deliveries.recordDeliveryOutcomes([{ integrationId: i.id, applicationId: 'app-l2', eventId: 'evt-l2', status: 'retrying', releaseLease: 'late-copy' }]);
+      expect(late[0]).toMatchObject({ applied: false, delivery: null });
+      expect(await leaseRow('app-l2')).toBeUndefined();
+      await h.pool.query('DELETE FROM delivery_leases WHERE integration_id = $1', [i.id]);
     });
 
     it('pages newest first with a cursor and filters by status', async () => {
