@@ -5,6 +5,7 @@
  * statement each (adaptive: a lightly loaded process still sends single-row statements at once).
  * The statements themselves are delivery-store.ts'.
  */
+import type { RecordCoordinates } from './delivery-claims.ts';
 import type { DeliveryOutcome, DeliveryRecord, DeliveryStore } from './delivery-store.ts';
 
 interface Waiter<I, O> {
@@ -75,10 +76,12 @@ export class Coalescer<I, O> {
 
 export interface DeliveryLog {
   findDelivery(integrationId: string, applicationId: string): Promise<DeliveryRecord | null>;
+  /** Was the record routed onward already, and the application's delivery row (one statement, coalesced). */
+  check(at: RecordCoordinates, integrationId: string, applicationId: string): Promise<{ routed: boolean; delivery: DeliveryRecord | null }>;
   recordDeliveryOutcome(outcome: DeliveryOutcome): Promise<void>;
 }
 
-export function createDeliveryLog(store: Pick<DeliveryStore, 'findDeliveries' | 'recordDeliveryOutcomes'>, opts: { maxBatch?: number; maxConcurrent?: number } = {}): DeliveryLog {
+export function createDeliveryLog(store: Pick<DeliveryStore, 'findDeliveries' | 'findDeliveriesAndRoutes' | 'recordDeliveryOutcomes'>, opts: { maxBatch?: number; maxConcurrent?: number } = {}): DeliveryLog {
   const maxBatch = opts.maxBatch ?? 500;
   const maxConcurrent = opts.maxConcurrent ?? 3;
   const key = (integrationId: string, applicationId: string): string => `${integrationId}\u0000${applicationId}`;
@@ -87,6 +90,11 @@ export function createDeliveryLog(store: Pick<DeliveryStore, 'findDeliveries' | 
       const found = new Map((await store.findDeliveries(keys)).map((d) => [key(d.integrationId, d.applicationId), d]));
       return keys.map((k) => found.get(key(k.integrationId, k.applicationId)) ?? null);
     },
+    maxBatch,
+    maxConcurrent,
+  );
+  const checks = new Coalescer<RecordCoordinates & { integrationId: string; applicationId: string }, { routed: boolean; delivery: DeliveryRecord | null }>(
+    (keys) => store.findDeliveriesAndRoutes(keys),
     maxBatch,
     maxConcurrent,
   );
@@ -101,6 +109,7 @@ export function createDeliveryLog(store: Pick<DeliveryStore, 'findDeliveries' | 
   );
   return {
     findDelivery: (integrationId, applicationId) => finds.call({ integrationId, applicationId }),
+    check: (at, integrationId, applicationId) => checks.call({ ...at, integrationId, applicationId }),
     recordDeliveryOutcome: (outcome) => writes.call(outcome),
   };
 }

@@ -10,6 +10,7 @@ import type { ErrorCode } from '../../lib/error-codes.ts';
 import { truncate } from '../../lib/errors.ts';
 import { RegistryError, ValidationError } from '../../registry/errors.ts';
 import { isUuid } from '../../registry/scope.ts';
+import type { RecordCoordinates } from './delivery-claims.ts';
 
 export const DELIVERY_STATUSES = ['pending', 'delivered', 'retrying', 'dead_lettered'] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
@@ -72,6 +73,12 @@ export interface DeliveryStore {
   /** Many outcomes in one statement; keys unique per call. `delivery` is null where a delivered row stood. */
   recordDeliveryOutcomes(outcomes: DeliveryOutcome[]): Promise<Array<{ delivery: DeliveryRecord | null; applied: boolean }>>;
   findDeliveries(keys: Array<{ integrationId: string; applicationId: string }>): Promise<DeliveryRecord[]>;
+  /**
+   * The dispatcher's first look at a record, one statement for both questions: was this consumed
+   * record already routed onward by its group (delivery-claims.ts's routes), and what does the
+   * delivery log hold for its application. Answers in the order of `keys`.
+   */
+  findDeliveriesAndRoutes(keys: Array<RecordCoordinates & { integrationId: string; applicationId: string }>): Promise<Array<{ routed: boolean; delivery: DeliveryRecord | null }>>;
   findDelivery(integrationId: string, applicationId: string): Promise<DeliveryRecord | null>;
   /** Newest first (by creation), `limit` 1–200 (default 50). */
   listDeliveries(
@@ -255,7 +262,26 @@ export function createDeliveryStore(pool: Pool): DeliveryStore {
     return rows.map(toDelivery);
   }
 
+  async function findDeliveriesAndRoutes(keys: Array<RecordCoordinates & { integrationId: string; applicationId: string }>): Promise<Array<{ routed: boolean; delivery: DeliveryRecord | null }>> {
+    if (keys.length === 0) return [];
+    const { rows } = await pool.query<DeliveryRow & { n: string; routed: boolean }>(
+      `SELECT k.n, r.record_offset IS NOT NULL AS routed, d.*
+       FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::uuid[], $6::text[]) WITH ORDINALITY AS k(g, t, p, o, i, a, n)
+       LEFT JOIN delivery_routes r ON r.topic = k.t AND r.partition = k.p AND r.record_offset = k.o AND r.consumer_group = k.g
+       LEFT JOIN deliveries d ON d.integration_id = k.i AND d.application_id = k.a`,
+      [
+        keys.map((k) => k.group), keys.map((k) => k.topic), keys.map((k) => k.partition), keys.map((k) => k.offset),
+        // An id that is not a uuid has no delivery row (and would fail the cast): it only asks about the route.
+        keys.map((k) => (isUuid(k.integrationId) ? k.integrationId : null)), keys.map((k) => k.applicationId),
+      ],
+    );
+    const out: Array<{ routed: boolean; delivery: DeliveryRecord | null }> = keys.map(() => ({ routed: false, delivery: null }));
+    for (const r of rows) out[Number(r.n) - 1] = { routed: r.routed, delivery: r.id ? toDelivery(r) : null };
+    return out;
+  }
+
   return {
+    findDeliveriesAndRoutes,
     async recordDeliveryOutcome(o) {
       const [result] = await recordDeliveryOutcomes([o]);
       if (result!.delivery) return { delivery: result!.delivery, applied: true };

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../lib/config.ts';
 import { CryptoError, Keyring } from '../../registry/keyring.ts';
@@ -138,6 +139,30 @@ describe('integration repository (real PostgreSQL)', () => {
       expect(after!.lastDeliveryAt).not.toBeNull();
       expect(after!.lastError).toBe('unavailable: HTTP 503 from Greenhouse');
       expect(after!.version).toBe(1);
+    });
+
+    it("answers the dispatcher's first look in one statement: routed or not, and the delivery row, per record in order", async () => {
+      const i = await h.repo.createIntegration(companyId(), sampleIntegration('greenhouse'));
+      const claims = createDeliveryClaims(h.pool);
+      const group = `g-${randomUUID()}`;
+      const at = (offset: string) => ({ group, topic: 'ats.applications', partition: 2, offset });
+      const delivered = await h.deliveries.recordDeliveryOutcome({ integrationId: i.id, applicationId: 'app-d', eventId: 'e-d', status: 'delivered' });
+      await claims.recordRoute({ ...at('7'), integrationId: i.id, applicationId: 'app-r', routedTo: 'retry-30s' });
+      const answers = await h.deliveries.findDeliveriesAndRoutes([
+        { ...at('7'), integrationId: i.id, applicationId: 'app-r' },
+        { ...at('8'), integrationId: i.id, applicationId: 'app-d' },
+        { ...at('9'), integrationId: i.id, applicationId: 'app-new' },
+        { ...at('7'), integrationId: 'not-a-uuid', applicationId: 'app-d' },
+        { ...at('7'), group: `${group}-other`, integrationId: i.id, applicationId: 'app-new' },
+      ]);
+      expect(answers).toEqual([
+        { routed: true, delivery: null },
+        { routed: false, delivery: delivered.delivery },
+        { routed: false, delivery: null },
+        { routed: true, delivery: null },
+        { routed: false, delivery: null },
+      ]);
+      expect(await h.deliveries.findDeliveriesAndRoutes([])).toEqual([]);
     });
 
     it("releases the attempt's lease in the outcome's statement, and only its own holder's", async () => {
