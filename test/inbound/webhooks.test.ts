@@ -190,14 +190,19 @@ describe('Lever: a signature token per webhook (one per event type)', () => {
     return Number(rows[0]!.n);
   };
   const seen: string[] = [];
-
-  it('two events, each signed with its own token, are both accepted and become events; GET names the events, never the tokens', async () => {
+  /** A Lever integration whose stage-change and hire webhooks each have their own token (no integration-wide one). */
+  const withTwoEventTokens = async () => {
     const r = await tokensOnly();
     const stageToken = leverToken();
     const hiredToken = leverToken();
     seen.push(stageToken, hiredToken);
     await setToken(r, 'candidateStageChange', stageToken);
     await setToken(r, 'candidateHired', hiredToken);
+    return { r, stageToken, hiredToken };
+  };
+
+  it('two events, each signed with its own token, are both accepted and become events; GET names the events, never the tokens', async () => {
+    const { r, stageToken, hiredToken } = await withTwoEventTokens();
     const moved = await delivered(r);
     const hired = await delivered(r);
     const leverTokens = { candidateStageChange: stageToken, candidateHired: hiredToken };
@@ -220,12 +225,7 @@ describe('Lever: a signature token per webhook (one per event type)', () => {
   });
 
   it("an event signed with another event's token, or without any token of its own or integration-wide, is a bare 401 and stores nothing", async () => {
-    const r = await tokensOnly();
-    const stageToken = leverToken();
-    const hiredToken = leverToken();
-    seen.push(stageToken, hiredToken);
-    await setToken(r, 'candidateStageChange', stageToken);
-    await setToken(r, 'candidateHired', hiredToken);
+    const { r, stageToken } = await withTwoEventTokens();
     const app = await delivered(r);
     const refused = await h.sandbox.fireWebhooks([
       // A hire signed with the stage-change webhook's token.
