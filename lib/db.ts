@@ -35,3 +35,19 @@ export function createPool(database: Config['database'], opts: PoolOptions = {})
   pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
+
+/** Run `fn` in one transaction on a client of its own: committed when it resolves, rolled back when it throws. */
+export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

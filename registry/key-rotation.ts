@@ -3,7 +3,7 @@
  * start-up check that every key id in use is still in the keyring.
  */
 import { ConfigError } from '../lib/config.ts';
-import type { Pool } from '../lib/db.ts';
+import { inTransaction, type Pool } from '../lib/db.ts';
 import type { IntegrationRow } from './integrations.ts';
 import { CryptoError, KEYRING_VARIABLE, type Keyring } from './keyring.ts';
 import type { CredentialSeal } from './sealed-credentials.ts';
@@ -25,9 +25,7 @@ export function createKeyRotation({ pool, keyring, credentials }: { pool: Pool; 
       let rotated = 0;
       for (;;) {
         // One row per transaction, locked while it is re-sealed; SKIP LOCKED lets two rotators share the work.
-        const client = await pool.connect();
-        try {
-          await client.query('BEGIN');
+        const done = await inTransaction(pool, async (client) => {
           const { rows } = await client.query<IntegrationRow>(
             `SELECT id, credentials_ciphertext, credentials_key_id FROM integrations
              WHERE credentials_key_id <> $1 AND credentials_ciphertext IS NOT NULL
@@ -35,20 +33,13 @@ export function createKeyRotation({ pool, keyring, credentials }: { pool: Pool; 
             [keyId],
           );
           const row = rows[0];
-          if (!row) {
-            await client.query('COMMIT');
-            return { rotated, keyId };
-          }
+          if (!row) return true;
           const { blob } = credentials.seal(row.id, credentials.open(row));
           await client.query('UPDATE integrations SET credentials_ciphertext = $2, credentials_key_id = $3 WHERE id = $1', [row.id, blob, keyId]);
-          await client.query('COMMIT');
-          rotated += 1;
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw err;
-        } finally {
-          client.release();
-        }
+          return false;
+        });
+        if (done) return { rotated, keyId };
+        rotated += 1;
       }
     },
 

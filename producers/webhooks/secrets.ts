@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { pack, unpack, type Keyring } from '../../registry/keyring.ts';
-import type { Pool } from '../../lib/db.ts';
+import { inTransaction, type Pool } from '../../lib/db.ts';
 import { ValidationError } from '../../registry/errors.ts';
 import type { Integration, Platform } from '../../registry/integration.ts';
 
@@ -133,30 +133,21 @@ export function createWebhookSecrets(deps: { pool: Pool; keyring: Keyring }): We
       let resealed = 0;
       for (;;) {
         // One row per transaction, locked while it is re-sealed; SKIP LOCKED lets two rotators share the work.
-        const client = await deps.pool.connect();
-        try {
-          await client.query('BEGIN');
+        const done = await inTransaction(deps.pool, async (client) => {
           const { rows } = await client.query<{ integration_id: string; event: string; secret_ciphertext: Buffer; secret_key_id: string }>(
             `SELECT integration_id, event, secret_ciphertext, secret_key_id FROM webhook_secrets WHERE secret_key_id <> $1
              ORDER BY integration_id, event LIMIT 1 FOR UPDATE SKIP LOCKED`,
             [keyId],
           );
           const row = rows[0];
-          if (!row) {
-            await client.query('COMMIT');
-            return resealed;
-          }
+          if (!row) return true;
           const context = aad(row.integration_id, row.event);
           const sealed = deps.keyring.encrypt(deps.keyring.decrypt(unpack(row.secret_key_id, row.secret_ciphertext), context).toString('utf8'), context);
           await client.query('UPDATE webhook_secrets SET secret_ciphertext = $3, secret_key_id = $4 WHERE integration_id = $1 AND event = $2', [row.integration_id, row.event, pack(sealed), sealed.keyId]);
-          await client.query('COMMIT');
-          resealed += 1;
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw err;
-        } finally {
-          client.release();
-        }
+          return false;
+        });
+        if (done) return resealed;
+        resealed += 1;
       }
     },
 
