@@ -22,7 +22,7 @@ import type { Scope } from '../registry/scope.ts';
 import { JobImportError, listSyncRuns, startJobImport, suggestJobMappings, type JobLister } from '../producers/jobs/job-import.ts';
 import { acceptWebhook } from '../producers/webhooks/inbox.ts';
 import { interpretWebhook } from '../producers/webhooks/interpret.ts';
-import { createWebhookSecrets, isLeverWebhookEvent, webhookEventProblem, webhookUrl } from '../producers/webhooks/secrets.ts';
+import { createWebhookSecrets, isLeverWebhookEvent, webhookEventProblem, webhookSigning, webhookUrl } from '../producers/webhooks/secrets.ts';
 import { leverEventName, verifyWebhook } from '../producers/webhooks/signatures.ts';
 
 export const WEBHOOK_ROUTE = '/integrations/:id/webhook';
@@ -109,12 +109,7 @@ export function registerInboundRoutes(app: FastifyInstance, deps: InboundApiDeps
     return {
       url: webhookUrl(config.inbound.publicBaseUrl, integration.id),
       platform: integration.platform,
-      signedWith:
-        integration.platform === 'workable'
-          ? 'the account API token (the integration\'s "token" credential)'
-          : lever
-            ? "the event's signature token, else the integration-wide secret"
-            : 'the webhook secret',
+      signedWith: webhookSigning(integration.platform),
       // Something verifies: for Lever, the integration-wide secret or at least one event's token.
       secretSet: integration.platform === 'workable' ? true : info.shared !== null || info.events.length > 0,
       // The integration-wide secret's.

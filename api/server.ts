@@ -208,7 +208,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return found;
   }
 
-  void app.register(consolePlugin, { prefix: '/console', config, pool, repository: repo, log, connectors: deps.connectors });
+  void app.register(consolePlugin, { prefix: '/console', config, pool, repository: repo, keyring: deps.keyring, log, connectors: deps.connectors });
 
   // --- probes ---
 

@@ -22,6 +22,7 @@ import { html, timeAgo, trusted, type Html } from './html.ts';
 import type { ConsoleContext } from './index.ts';
 import { csrfField, notice } from './layout.ts';
 import { THROTTLED_HINT, throttledNote } from './throttling.ts';
+import { createWebhookSecrets, webhookSigning, webhookUrl } from '../../producers/webhooks/secrets.ts';
 
 type FormBody = Record<string, string | string[] | undefined>;
 type IdParams = { Params: { id: string } };
@@ -111,8 +112,38 @@ const one = (body: FormBody | undefined, key: string): string | undefined => {
   return Array.isArray(v) ? v[v.length - 1] : v;
 };
 
+/** Platforms whose webhook secret we generate (Lever's tokens come from Lever; Workable signs with its API token). */
+const GENERATED_SECRET: ReadonlySet<Platform> = new Set(['greenhouse', 'ashby', 'generic']);
+
 export function registerCustomerPages(app: FastifyInstance, ctx: ConsoleContext): void {
   const { repository: repo } = ctx;
+  const secrets = createWebhookSecrets({ pool: ctx.pool, keyring: ctx.keyring });
+
+  /** The way back: where the ATS sends status webhooks, what signs them, and (once) a secret just generated. */
+  async function webhookCard(i: IntegrationRecord, newSecret?: string): Promise<(csrf: string) => Html> {
+    const info = await secrets.info(i.id);
+    const set = i.platform === 'workable' || info.shared !== null || info.events.length > 0;
+    const status =
+      i.platform === 'workable'
+        ? ''
+        : set
+          ? html` Secret set${info.shared ? html` ${timeAgo(info.shared.rotatedAt)}` : ''}.`
+          : html` <strong>No secret set yet</strong>: webhooks are refused until one is.`;
+    return (csrf) => html`<section class="card" data-webhook style="margin-top:1rem"><h2>Status webhooks</h2>
+      <p class="small">Register this URL in ${PLATFORM_LABELS[i.platform]} for stage changes, hires and rejections:</p>
+      <p class="mono" data-webhook-url>${webhookUrl(ctx.config.inbound.publicBaseUrl, i.id)}</p>
+      <p class="small">Signed with ${webhookSigning(i.platform)}.${status}</p>
+      ${i.platform === 'lever'
+        ? html`<p class="small">Lever issues a token per webhook (per event). ${info.events.length ? html`Tokens stored for: ${info.events.map((e, n) => html`${n ? ', ' : ''}<span class="mono">${e.event}</span>`)}.` : 'No event has a token of its own yet.'}
+            Store each with <span class="mono">npm run integrations -- webhook ${i.id} --rotate --event &lt;event&gt; --secret-file -</span>.</p>`
+        : ''}
+      ${newSecret ? notice('ok', html`New webhook secret — give it to the ATS now, it is not shown again: <span class="mono" data-new-secret>${newSecret}</span>`) : ''}
+      ${GENERATED_SECRET.has(i.platform)
+        ? html`<form method="post" action="/console/integrations/${i.id}/webhook-secret" class="actions">${csrfField(csrf)}<button type="submit">${set ? 'Replace the secret' : 'Generate a secret'}</button></form>
+            ${set ? html`<p class="hint">Replacing it refuses webhooks signed with the old one until the ATS has the new one.</p>` : ''}`
+        : ''}
+    </section>`;
+  }
 
   async function load(request: FastifyRequest, id: string): Promise<IntegrationRecord> {
     const found = await repo.getIntegration(id, ctx.scopeOf(request));
@@ -150,11 +181,12 @@ export function registerCustomerPages(app: FastifyInstance, ctx: ConsoleContext)
 
   // --- overview tab ---
 
-  async function overview(request: FastifyRequest, reply: FastifyReply, i: IntegrationRecord, top?: Html): Promise<FastifyReply> {
+  async function overview(request: FastifyRequest, reply: FastifyReply, i: IntegrationRecord, top?: Html, newSecret?: string): Promise<FastifyReply> {
     const now = new Date();
     const counts = (await deliveryCounts(ctx.pool, [i.id], new Date(now.getTime() - DAY))).get(i.id)!;
     const buckets = await deliveriesPerHour(ctx.pool, i.id, new Date(now.getTime() - 7 * DAY), now);
     const [throttled]: Array<ThrottledIntegration | undefined> = await listThrottled(ctx.pool, { integrationIds: [i.id] });
+    const webhook = await webhookCard(i, newSecret);
     return ctx.page(request, reply, {
       title: i.name,
       active: 'integrations',
@@ -168,7 +200,8 @@ export function registerCustomerPages(app: FastifyInstance, ctx: ConsoleContext)
             <p class="small">Last delivery: ${timeAgo(i.lastDeliveryAt)}</p>${lastError(i)}
             <div class="actions">${enableForm(i, csrf, `/console/integrations/${i.id}`)}${testForm(i, csrf)}</div></section>
           <h2>Deliveries per hour, last 7 days</h2>
-          <figure class="chart" style="margin:0">${trusted(deliveriesChart(buckets, `Deliveries per hour of ${i.name} over the last 7 days`))}</figure>`,
+          <figure class="chart" style="margin:0">${trusted(deliveriesChart(buckets, `Deliveries per hour of ${i.name} over the last 7 days`))}</figure>
+          ${webhook(csrf)}`,
         ),
     });
   }
@@ -180,6 +213,14 @@ export function registerCustomerPages(app: FastifyInstance, ctx: ConsoleContext)
     const result = await testConnection(ctx, i);
     request.log.info({ integrationId: i.id, ok: result.ok, code: result.error?.code }, 'console connection test');
     return overview(request, reply, i, connectionNotice(result));
+  });
+
+  app.post<IdParams>('/integrations/:id/webhook-secret', async (request, reply) => {
+    const i = await load(request, request.params.id);
+    if (!GENERATED_SECRET.has(i.platform)) throw new ValidationError([{ field: 'platform', message: `${PLATFORM_LABELS[i.platform]} webhooks are not signed with a secret generated here` }]);
+    const secret = await secrets.rotate(i.id);
+    request.log.info({ integrationId: i.id }, 'webhook secret generated from the console');
+    return overview(request, reply, i, undefined, secret);
   });
 
   app.post<IdParams & { Body: FormBody }>('/integrations/:id/enabled', async (request, reply) => {

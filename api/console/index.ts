@@ -23,6 +23,7 @@ import type { Integration } from '../../registry/integration.ts';
 import { notFound, RegistryError } from '../../registry/errors.ts';
 import type { IntegrationRepository } from '../../registry/repository.ts';
 import type { Scope } from '../../registry/scope.ts';
+import type { Keyring } from '../../registry/keyring.ts';
 import { createKafka, type KafkaClient } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createEventCodec, type EventCodec } from '../../lib/serde.ts';
@@ -40,6 +41,8 @@ export interface ConsoleDeps {
   config: Config;
   pool: Pool;
   repository: IntegrationRepository;
+  /** Seals webhook secrets generated from the console (shown once). */
+  keyring: Keyring;
   log: Logger;
   connectors?: { testConnection(integration: Integration, signal?: AbortSignal): Promise<void> } | undefined;
 }

@@ -56,6 +56,13 @@ export function webhookEventProblem(platform: Platform, event: string): string |
  */
 const aad = (integrationId: string, event: string): string => (event ? `webhook-secret:${integrationId}:${event}` : `webhook-secret:${integrationId}`);
 
+/** What verifies a platform's webhooks, in words for the API and the console. */
+export function webhookSigning(platform: Platform): string {
+  if (platform === 'workable') return 'the account API token (the integration\'s "token" credential)';
+  if (platform === 'lever') return "the event's signature token, else the integration-wide secret";
+  return 'the webhook secret';
+}
+
 export function generateWebhookSecret(): string {
   return `whsec_${randomBytes(32).toString('base64url')}`;
 }

@@ -11,7 +11,9 @@ import { createLogger } from '../../lib/logger.ts';
 import { createPool, type Pool } from '../../lib/db.ts';
 import { createIntegrationRepository, type IntegrationRepository } from '../../registry/repository.ts';
 import type { IntegrationRecord } from '../../registry/integrations.ts';
+import { createWebhookSecrets } from '../../producers/webhooks/secrets.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
+import { sampleIntegration } from '../registry/support.ts';
 
 let config: Config;
 let pool: Pool;
@@ -158,6 +160,35 @@ describe('console sessions', () => {
     const after = await repo.getIntegration(integration.id);
     expect(after?.name).toBe('Renamed');
     expect(after?.credentials.apiKey).toBe(SECRET); // an empty secret input keeps the stored secret
+  });
+
+  it('shows where the ATS sends status webhooks, generates a secret shown once, and leaves Lever tokens to Lever', async () => {
+    const { token } = await repo.createApiToken({ name: `${tokenPrefix}-w`, scope: { kind: 'admin' } });
+    const { jar } = await signIn(token);
+    const url = `${config.inbound.publicBaseUrl}/integrations/${integration.id}/webhook`;
+    const before = await get(jar, `/console/integrations/${integration.id}`);
+    expect(before.statusCode).toBe(200);
+    expect(before.body).toContain(url);
+    expect(before.body).toContain('No secret set yet');
+
+    // Without the form's CSRF token nothing is generated.
+    expect((await post(jar, `/console/integrations/${integration.id}/webhook-secret`, {})).statusCode).toBe(403);
+    const generated = await post(jar, `/console/integrations/${integration.id}/webhook-secret`, { _csrf: csrfOf(before) });
+    expect(generated.statusCode).toBe(200);
+    expect(generated.headers['cache-control']).toBe('no-store');
+    const secret = /data-new-secret>([^<]+)</.exec(generated.body)?.[1];
+    expect(secret).toMatch(/^whsec_/);
+    const secrets = createWebhookSecrets({ pool, keyring: new Keyring(config.crypto.encryptionKeys) });
+    expect(await secrets.signingKey((await repo.getIntegration(integration.id))!)).toBe(secret);
+    const after = await get(jar, `/console/integrations/${integration.id}`);
+    expect(after.body).not.toContain(secret!);
+    expect(after.body).toContain('Replace the secret');
+
+    const lever = await repo.createIntegration(company, sampleIntegration('lever'));
+    const leverPage = await get(jar, `/console/integrations/${lever.id}`);
+    expect(leverPage.body).toContain('a token per webhook');
+    expect(leverPage.body).not.toContain(`/console/integrations/${lever.id}/webhook-secret`);
+    expect((await post(jar, `/console/integrations/${lever.id}/webhook-secret`, { _csrf: csrfOf(leverPage) })).statusCode).toBe(400);
   });
 
   it('leaves the REST API to bearer tokens', async () => {
