@@ -22,7 +22,7 @@ import type { Scope } from '../registry/scope.ts';
 import { JobImportError, listSyncRuns, startJobImport, suggestJobMappings, type JobLister } from '../producers/jobs/job-import.ts';
 import { acceptWebhook } from '../producers/webhooks/inbox.ts';
 import { interpretWebhook } from '../producers/webhooks/interpret.ts';
-import { createWebhookSecrets, isLeverWebhookEvent, webhookEventProblem, webhookSigning, webhookUrl } from '../producers/webhooks/secrets.ts';
+import { createWebhookSecrets, isLeverWebhookEvent, webhookEventProblem, webhookSigning, webhookUrl, webhookVerifiable } from '../producers/webhooks/secrets.ts';
 import { leverEventName, verifyWebhook } from '../producers/webhooks/signatures.ts';
 
 export const WEBHOOK_ROUTE = '/integrations/:id/webhook';
@@ -110,8 +110,7 @@ export function registerInboundRoutes(app: FastifyInstance, deps: InboundApiDeps
       url: webhookUrl(config.inbound.publicBaseUrl, integration.id),
       platform: integration.platform,
       signedWith: webhookSigning(integration.platform),
-      // Something verifies: for Lever, the integration-wide secret or at least one event's token.
-      secretSet: integration.platform === 'workable' ? true : info.shared !== null || info.events.length > 0,
+      secretSet: webhookVerifiable(integration.platform, info),
       // The integration-wide secret's.
       secretRotatedAt: info.shared?.rotatedAt.toISOString() ?? null,
       // Lever: the events with a token of their own (never the tokens); any other event is checked with the integration-wide secret.

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { migrate } from '../db/migrate.ts';
 import { numberFlag, runMain } from '../lib/cli.ts';
 import { Keyring } from '../registry/keyring.ts';
-import { createPool } from '../lib/db.ts';
+import { createPool, inTransaction } from '../lib/db.ts';
 import { createIntegrationRepository } from '../registry/repository.ts';
 import { createKafka, withAdmin } from '../lib/kafka/index.ts';
 import { createLogger } from '../lib/logger.ts';
@@ -83,18 +83,8 @@ Creating the demo integration needs ATS_RELAY_ENCRYPTION_KEYS (credentials are s
     const publishOne = async (): Promise<PublishResult | { status: 'enqueued'; events: unknown[] }> => {
       const input = generate.next();
       if (!values.outbox) return publisher.publishApplication(input);
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        const result = await enqueueApplication(client, input, { topic: config.topics.applications, codec: outboxCodec });
-        await client.query('COMMIT');
-        return result.status === 'enqueued' ? result : (result as PublishResult);
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      const result = await inTransaction(pool, (client) => enqueueApplication(client, input, { topic: config.topics.applications, codec: outboxCodec }));
+      return result.status === 'enqueued' ? result : (result as PublishResult);
     };
 
     let started = 0;

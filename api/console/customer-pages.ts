@@ -22,7 +22,7 @@ import { html, timeAgo, trusted, type Html } from './html.ts';
 import type { ConsoleContext } from './index.ts';
 import { csrfField, notice } from './layout.ts';
 import { THROTTLED_HINT, throttledNote } from './throttling.ts';
-import { createWebhookSecrets, webhookSigning, webhookUrl } from '../../producers/webhooks/secrets.ts';
+import { createWebhookSecrets, webhookSigning, webhookUrl, webhookVerifiable } from '../../producers/webhooks/secrets.ts';
 
 type FormBody = Record<string, string | string[] | undefined>;
 type IdParams = { Params: { id: string } };
@@ -122,7 +122,7 @@ export function registerCustomerPages(app: FastifyInstance, ctx: ConsoleContext)
   /** The way back: where the ATS sends status webhooks, what signs them, and (once) a secret just generated. */
   async function webhookCard(i: IntegrationRecord, newSecret?: string): Promise<(csrf: string) => Html> {
     const info = await secrets.info(i.id);
-    const set = i.platform === 'workable' || info.shared !== null || info.events.length > 0;
+    const set = webhookVerifiable(i.platform, info);
     const status =
       i.platform === 'workable'
         ? ''

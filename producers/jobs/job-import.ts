@@ -31,7 +31,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { AtsJob, JobPage, JobPageRequest } from '../../connectors/types.ts';
-import type { Pool, PoolClient } from '../../lib/db.ts';
+import { inTransaction, type Pool, type PoolClient } from '../../lib/db.ts';
 import type { CodeOf } from '../../lib/error-codes.ts';
 import { RelayError, truncate } from '../../lib/errors.ts';
 import type { JobChange, JobSynced } from '../../lib/inbound-events.ts';
@@ -343,18 +343,10 @@ async function runImport(opts: JobImportOptions, integration: Integration, runId
     });
     // No syncToken from Ashby: no mark, so the next run is full rather than guessing.
     const nextMark = usesSyncToken(integration) ? fetched.syncToken : startedAt;
-    const client = await opts.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(opts.pool, async (client) => {
       await apply(client, opts, integration, runId, fetched.jobs, summary);
       await finish(client, nextMark);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
     log.info({ ...summary }, 'job import finished');
   } catch (err) {
     summary.status = 'failed';

@@ -83,6 +83,11 @@ export interface WebhookSecretInfo {
   events: Array<{ event: string } & SecretDates>;
 }
 
+/** Whether anything can verify this integration's webhooks: Workable's API token, the integration-wide secret or (Lever) an event's token. */
+export function webhookVerifiable(platform: Platform, info: WebhookSecretInfo): boolean {
+  return platform === 'workable' || info.shared !== null || info.events.length > 0;
+}
+
 export interface WebhookSecrets {
   /**
    * Store a new secret (the given one, or a generated one) and return it: the only time it is shown.
