@@ -82,7 +82,10 @@ it('a burst for one throttled integration: all delivered once, none dead-lettere
   // its p99 look 3.5× worse "during the burst" — the burst was never the cause.
   // Unthrottled baseline for the steady integration, after a warm-up (connections, JIT, first fetches).
   await latencies(await steady(2.5, 2));
-  const baseline = await latencies(await steady(2.5, 16));
+  // 100 samples a phase, so a p99 is the second-slowest delivery rather than the single slowest: with 40 or 60,
+  // one neighbour's start-up on the shared box decided the figure (CI saw 161 ms against a limit of 158).
+  // 40 s still ends inside the burst (~55 s at the scaled budget), which the mid-burst check below needs.
+  const baseline = await latencies(await steady(2.5, 40));
 
   const N = 200; // the issue's example: 200 applications (400–600 requests) at a scaled 10/s, published at once
   const events: ApplicationSubmitted[] = Array.from({ length: N }, () =>
@@ -91,7 +94,7 @@ it('a burst for one throttled integration: all delivered once, none dead-lettere
   const burstIds = events.map((e) => e.applicationId);
   const t0 = Date.now();
   await Promise.all(events.map((e) => p.publish(e)));
-  const during = await latencies(await steady(2.5, 24));
+  const during = await latencies(await steady(2.5, 40));
   // Mid-burst, the episode is on record (what the console, digests and alerts read), the steady integration is not throttled.
   const [episode, ...others] = await listThrottled(p.pool, { integrationIds: [burst.id, p.integration.id] });
   expect(others).toEqual([]);
@@ -147,7 +150,7 @@ it('a burst for one throttled integration: all delivered once, none dead-lettere
   };
   console.log(`throttling: ${JSON.stringify(summary)}`);
   // Within 2× of its unthrottled p99. The 100 ms allowance is for the shared 2-core box (test files run two at a
-  // time; one neighbour's start-up moves a 60-sample p99 by that much); a throttled steady integration would be
+  // time; one neighbour's start-up moves a slow sample by that much); a throttled steady integration would be
   // seconds late, as it was before.
   expect(summary.steady.duringP99).toBeLessThanOrEqual(2 * summary.steady.baselineP99 + 100);
   expect(summary.steady.duringP50).toBeLessThanOrEqual(2 * summary.steady.baselineP50 + 20);

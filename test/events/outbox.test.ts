@@ -147,10 +147,12 @@ describe('transactional outbox', () => {
 
   it('runs several relays side by side: every row exactly once (SKIP LOCKED)', async () => {
     const before = await recordCount(h.kafka, h.topic);
-    await enqueueMany(h, company, 600);
     const relays = [1, 2, 3].map(() => createOutboxRelay(relayOptions({ batchSize: 25 })));
     await Promise.all(relays.map((r) => r.start()));
     try {
+      // Rows arrive while all three are listening, a commit of 25 at a time, each NOTIFY waking all of them: with
+      // the rows there before the relays, the first one up could drain all 600 before the others connected.
+      await enqueueMany(h, company, 600, 25);
       expect((await eventually(() => pending(h), (p) => p.pending === 0)).pending).toBe(0);
     } finally {
       await Promise.all(relays.map((r) => r.close()));
