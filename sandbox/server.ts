@@ -12,8 +12,9 @@
  *
  * Order for each vendor request: find the tenant → count it → faults that match fire (latency,
  * bad credentials, 5xx, 429, hang, reset, canned answer, ghost) → the tenant's rate limit → the vendor.
- * A ghost fault lets the vendor commit the write and then loses the answer (a 500 or a reset): what
- * a client sees when the ATS did the work but the response never arrived.
+ * A ghost fault lets the vendor commit the write and then loses the answer (a 500, a reset, or an
+ * answer held past the client's timeout): what a client sees when the ATS did the work but the
+ * response never arrived.
  */
 import { createHash } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -142,6 +143,27 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     ...(state.tenant(platform, tenant)?.[kind].values() ?? []),
   ];
 
+  /**
+   * Hold the answer: the socket stays open, unanswered, for `ms` and is then dropped. A held socket
+   * keeps neither the process (the timer is unref'd) nor `close()` (which destroys it) waiting.
+   */
+  function hold(res: ServerResponse, ms: number): void {
+    const socket = res.socket;
+    if (!socket) return;
+    hung.add(socket);
+    const timer = setTimeout(() => socket.destroy(), ms).unref();
+    socket.once('close', () => {
+      clearTimeout(timer);
+      hung.delete(socket);
+    });
+  }
+
+  function resetConnection(res: ServerResponse): void {
+    const socket = res.socket as (Socket & { resetAndDestroy?: () => void }) | null;
+    if (socket?.resetAndDestroy) socket.resetAndDestroy();
+    else socket?.destroy();
+  }
+
   /** Apply the faults matching this request; returns true when one of them answered (or dropped) it. */
   async function applyFaults(vendor: VendorEmulation, tenant: Tenant | undefined, sreq: SandboxRequest, res: ServerResponse): Promise<boolean> {
     if (state.faults.length === 0) return false;
@@ -173,30 +195,21 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
           send(res, reply(429, vendor.errorBody(429, 'Rate limit exceeded'), headers));
           return true;
         }
-        case 'hang': {
-          const socket = res.socket;
-          if (socket) {
-            hung.add(socket);
-            socket.once('close', () => hung.delete(socket));
-            setTimeout(() => socket.destroy(), f.hangMs ?? 120_000).unref();
-          }
+        case 'hang':
+          hold(res, f.hangMs ?? 120_000);
           return true;
-        }
-        case 'reset': {
-          const socket = res.socket as (Socket & { resetAndDestroy?: () => void }) | null;
-          if (socket?.resetAndDestroy) socket.resetAndDestroy();
-          else socket?.destroy();
+        case 'reset':
+          resetConnection(res);
           return true;
-        }
         case 'respond':
           send(res, reply(f.status ?? 500, f.body, f.headers));
           return true;
         case 'ghost': {
           await vendor.handle(sreq, state, tenant);
-          if (f.status === 0) {
-            const socket = res.socket as (Socket & { resetAndDestroy?: () => void }) | null;
-            if (socket?.resetAndDestroy) socket.resetAndDestroy();
-            else socket?.destroy();
+          if (f.hangMs !== undefined) {
+            hold(res, f.hangMs);
+          } else if (f.status === 0) {
+            resetConnection(res);
           } else {
             send(res, reply(f.status ?? 500, vendor.errorBody(f.status ?? 500, 'Injected failure after the write committed (sandbox)')));
           }

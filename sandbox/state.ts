@@ -99,14 +99,15 @@ export interface FaultSpec {
   ms?: number;
   /**
    * error: HTTP status (default 503) and the share of matching requests that fail (default 1).
-   * ghost: the vendor commits the write, then the answer is lost — `status` (default 500), or the
-   * connection reset when `status` is 0.
+   * ghost: the vendor commits the write, then the answer is lost — `status` (default 500), the
+   * connection reset when `status` is 0, or, with `hangMs`, the answer held that long and then
+   * dropped (a client whose request timeout is shorter sees its own timeout).
    */
   status?: number;
   rate?: number;
   /** rate_limit: Retry-After seconds (default 1). */
   retryAfterSeconds?: number;
-  /** hang: how long to hold the socket before dropping it (default 120 s). */
+  /** hang (and ghost, when set): how long to hold the socket before dropping it (hang: default 120 s). */
   hangMs?: number;
   /** respond: a canned answer. */
   body?: unknown;

@@ -1,12 +1,14 @@
 /**
  * Ambiguous outcomes, every vendor, every write: the ATS commits the write and the answer is lost
- * (a 500 after the commit, or the connection reset). The delivery fails retriably; the retry's
- * search finds what the write created, so the ATS ends with exactly one candidate, one
- * application and the resume attached once.
+ * (a 500 after the commit, the connection reset, or the answer held past the connector's request
+ * timeout). The delivery fails retriably; the retry's search finds what the write created, so the
+ * ATS ends with exactly one candidate, one application and the resume attached once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Platform } from '../../registry/integration.ts';
-import { fixture, startHarness, type Harness } from './support.ts';
+import { startSandbox } from '../../sandbox/server.ts';
+import type { FaultSpec } from '../../sandbox/state.ts';
+import { fixture, startHarness, TEST_TIMEOUT_MS, type Harness } from './support.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -46,30 +48,53 @@ function resumesAttached(platform: Platform, tenant: string): number {
     case 'ashby':
       return h.sandbox.candidates('ashby', tenant).reduce((n, c) => n + Number(c.resumeUploads ?? 0), 0);
     case 'generic':
-      return 1; // the body carries no file; the Idempotency-Key keeps the one record
+      // The event (its resume reference included) travels in the one record the Idempotency-Key keeps.
+      return h.sandbox.applications('generic', tenant).filter((a) => (a.body as { resume?: unknown } | undefined)?.resume).length;
   }
 }
 
-describe.each([
-  { answer: '500 after the commit', status: 500 },
-  { answer: 'reset after the commit', status: 0 },
-])('$answer', ({ status }) => {
+describe.each<{ answer: string; lost: Pick<FaultSpec, 'status' | 'hangMs'>; code?: string }>([
+  { answer: '500 after the commit', lost: { status: 500 } },
+  { answer: 'reset after the commit', lost: { status: 0 } },
+  // Held far longer than the connectors' request timeout: the connector gives up on its own clock.
+  { answer: 'answer held past the request timeout', lost: { hangMs: TEST_TIMEOUT_MS * 20 }, code: 'timeout' },
+])('$answer', ({ lost, code }) => {
   it.each(WRITES)('$platform $step: one candidate, one application, the resume once', async ({ platform, path, settings }) => {
     const f = fixture(h, platform, settings ? { settings: settings as never } : {});
     const app = f.app();
-    h.sandbox.addFault({ kind: 'ghost', status, platform, tenant: f.tenant, method: 'POST', path, times: 1 });
-    await expect(h.connectors.deliver(app, f.integration)).rejects.toMatchObject({ retriable: true });
+    const before = { applications: h.sandbox.applications(platform, f.tenant).length, resumes: resumesAttached(platform, f.tenant) };
+    const fault = h.sandbox.addFault({ kind: 'ghost', ...lost, platform, tenant: f.tenant, method: 'POST', path, times: 1 });
+    await expect(h.connectors.deliver(app, f.integration)).rejects.toMatchObject({ retriable: true, ...(code ? { code } : {}) });
+    expect(fault.fired).toBe(1);
 
     const retry = await h.connectors.deliver(app, f.integration);
+    const applications = h.sandbox.applications(platform, f.tenant);
     expect(h.sandbox.candidates(platform, f.tenant)).toHaveLength(1);
-    expect(h.sandbox.applications(platform, f.tenant)).toHaveLength(1);
-    expect(resumesAttached(platform, f.tenant)).toBe(1);
-    expect(String(h.sandbox.applications(platform, f.tenant)[0]!.id)).toBe(retry.externalApplicationId);
+    expect(applications).toHaveLength(before.applications + 1);
+    expect(resumesAttached(platform, f.tenant)).toBe(before.resumes + 1);
+    expect(String(applications.at(-1)!.id)).toBe(retry.externalApplicationId);
 
     // And a third delivery (a replay, a redrive) finds everything and writes nothing.
     const again = await h.connectors.deliver(app, f.integration);
     expect(again).toMatchObject({ externalApplicationId: retry.externalApplicationId, deduplicated: true });
     expect(h.sandbox.candidates(platform, f.tenant)).toHaveLength(1);
-    expect(resumesAttached(platform, f.tenant)).toBe(1);
+    expect(h.sandbox.applications(platform, f.tenant)).toHaveLength(before.applications + 1);
+    expect(resumesAttached(platform, f.tenant)).toBe(before.resumes + 1);
   });
+});
+
+it('a held answer does not keep the sandbox from closing', async () => {
+  const sandbox = await startSandbox({ port: 0 });
+  sandbox.addTenant({ platform: 'generic', tenant: 'held', credentials: {}, generic: { authStyle: 'none' } });
+  sandbox.addFault({ kind: 'ghost', hangMs: 60_000, platform: 'generic', method: 'POST' });
+  // A client with no timeout of its own: only the sandbox can end this request.
+  const pending = fetch(sandbox.urlFor('generic', 'held'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).then(
+    () => 'answered',
+    () => 'dropped',
+  );
+  await expect.poll(() => sandbox.applications('generic', 'held').length).toBe(1);
+  const started = Date.now();
+  await sandbox.close();
+  expect(Date.now() - started).toBeLessThan(2_000);
+  expect(await pending).toBe('dropped');
 });
