@@ -21,10 +21,19 @@ interface Case {
   step: string;
   path: string;
   settings?: Record<string, unknown>;
+  /** The candidate already exists, with an application to another job (Greenhouse v1's add-application path). */
+  existingCandidate?: boolean;
 }
 
 const WRITES: Case[] = [
   { platform: 'greenhouse', step: 'v1 candidates.create (candidate + application + resume)', path: '/v1/candidates', settings: { apiVersion: 'v1' } },
+  {
+    platform: 'greenhouse',
+    step: 'v1 candidates.applications.create (application + resume for an existing candidate)',
+    path: '/applications',
+    settings: { apiVersion: 'v1' },
+    existingCandidate: true,
+  },
   { platform: 'greenhouse', step: 'v3 candidates.create', path: '/v3/candidates' },
   { platform: 'greenhouse', step: 'v3 applications.create', path: '/v3/applications' },
   { platform: 'greenhouse', step: 'v3 attachments.create', path: '/v3/attachments' },
@@ -59,9 +68,13 @@ describe.each<{ answer: string; lost: Pick<FaultSpec, 'status' | 'hangMs'>; code
   // Held far longer than the connectors' request timeout: the connector gives up on its own clock.
   { answer: 'answer held past the request timeout', lost: { hangMs: TEST_TIMEOUT_MS * 20 }, code: 'timeout' },
 ])('$answer', ({ lost, code }) => {
-  it.each(WRITES)('$platform $step: one candidate, one application, the resume once', async ({ platform, path, settings }) => {
+  it.each(WRITES)('$platform $step: one candidate, one application, the resume once', async ({ platform, path, settings, existingCandidate }) => {
     const f = fixture(h, platform, settings ? { settings: settings as never } : {});
     const app = f.app();
+    if (existingCandidate) {
+      // Same person, another job: the search finds the candidate but no application for this job.
+      await h.connectors.deliver(f.app({ atsJobId: '102', candidate: app.candidate }), f.integration);
+    }
     const before = { applications: h.sandbox.applications(platform, f.tenant).length, resumes: resumesAttached(platform, f.tenant) };
     const fault = h.sandbox.addFault({ kind: 'ghost', ...lost, platform, tenant: f.tenant, method: 'POST', path, times: 1 });
     await expect(h.connectors.deliver(app, f.integration)).rejects.toMatchObject({ retriable: true, ...(code ? { code } : {}) });
