@@ -243,7 +243,10 @@ export class GreenhouseConnector implements Connector {
      * attached again, which Greenhouse makes harmless (a new resume reclassifies the previous as "other").
      */
     const hasResume = async (application: number): Promise<boolean | undefined> => {
-      // Harvest v3 "List attachments": GET /v3/attachments filtered by application_ids (comma list).
+      // Harvest v3 "List attachments", https://harvestdocs.greenhouse.io/reference/get_v3-attachments :
+      // GET /v3/attachments filtered by `application_ids` (comma list of ≤ 50 ids; also `candidate_ids`,
+      // `type`). Assumption (unconfirmed): the answer is a JSON array of {type, application_id, …} like
+      // the other v3 lists; any other shape reads as "unknown" and the resume is attached again.
       let att: HttpResponse;
       try {
         att = await this.send(client, settings, { method: 'GET', path: `/v3/attachments?application_ids=${application}`, step: 'attachments.list' });
