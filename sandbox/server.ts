@@ -149,7 +149,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
    */
   function hold(res: ServerResponse, ms: number): void {
     const socket = res.socket;
-    if (!socket) return;
+    if (!socket || socket.destroyed) return; // the client gave up already: nothing to hold
     hung.add(socket);
     const timer = setTimeout(() => socket.destroy(), ms).unref();
     socket.once('close', () => {
