@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { runMain, wholeNumberFlag } from '../lib/cli.ts';
 import { build } from '../dev/build.ts';
+import { splitFlags } from '../dev/node-options.ts';
 import { stackUp } from '../dev/stack/stack.ts';
 import { runDispatchBench } from './dispatch.ts';
 
@@ -17,7 +18,7 @@ await runMain({
   name: 'bench',
   usage: `Usage: npm run bench [-- --count N] [--rounds R] [--partitions P] [--max-in-flight M] [--naive-seconds S]
                      [--raw-seconds S] [--steady-rates 200,1000] [--steady-seconds S] [--scale-out-count N]
-                     [--cpu-prof DIR] [--quick] [--source]
+                     [--cpu-prof DIR] [--node-options FLAGS] [--quick] [--source]
 
 Measures, in one run and against each other, in R paired rounds (figures are medians over them):
   dispatcher at 0 ms and 50 ms added ATS latency (a separate process, as deployed): deliveries/s and
@@ -42,6 +43,8 @@ Options:
   --scale-out-count N  backlog of the scale-out phase (default 20000; 0 skips it)
   --cpu-prof DIR       write a V8 CPU profile of each 0 ms dispatcher run into DIR (node --cpu-prof);
                        summarise one with: npx tsx bench/profile-summary.ts DIR/<file>.cpuprofile
+  --node-options FLAGS NODE_OPTIONS for the dispatcher instead of its Deployment's
+                       (deploy/k8s/base/dispatcher.yaml: the heap ceiling), for experiments; '' runs it bare
   --quick              small runs of every phase (${Object.entries(QUICK).map(([k, v]) => `${k} ${v}`).join(', ')})
   --source             run the dispatcher from the sources through tsx instead of the build
                        (by default: npm run build, then dist/ with plain node, as deployed)`,
@@ -56,6 +59,7 @@ Options:
     'steady-seconds': { type: 'string' },
     'scale-out-count': { type: 'string' },
     'cpu-prof': { type: 'string' },
+    'node-options': { type: 'string' },
     quick: { type: 'boolean' },
     source: { type: 'boolean' },
   },
@@ -85,6 +89,7 @@ Options:
       steadySeconds: wholeNumberFlag('steady-seconds', values['steady-seconds']) ?? quick?.steadySeconds ?? 60,
       scaleOutCount: wholeNumberFlag('scale-out-count', values['scale-out-count'], 0) ?? quick?.scaleOutCount ?? 20_000,
       cpuProfileDir,
+      dispatcherNodeOptions: values['node-options'] === undefined ? undefined : splitFlags(values['node-options']),
       dispatcher,
       say,
     });
@@ -101,7 +106,7 @@ Options:
       ['sandbox raw capacity (undici)', `${result.rawSandboxPerSec0ms} deliveries/s (median of ${result.rawSandboxSamples.join(' / ')})`],
       ['ratio vs naive at 50 ms', `${result.ratioVsNaive50ms}× (target ≥ 100×); vs naive with parallel partitions ${result.ratioVsNaivePerPartition50ms}×`],
       ['ratio vs raw at 0 ms', `${result.ratioVsRaw0ms} (target ≥ 0.5; rounds ${result.samples.ratioVsRaw0ms.join(' / ')})`],
-      [`dispatcher peak RSS (${dispatcher === 'built' ? 'built, plain node' : 'sources through tsx'})`, `${result.peakRssMb} MB (target < ${dispatcher === 'built' ? 250 : 300} MB)`],
+      [`dispatcher peak RSS (${dispatcher === 'built' ? 'built, plain node' : 'sources through tsx'}, ${result.dispatcherNodeOptions})`, `${result.peakRssMb} MB (target < ${dispatcher === 'built' ? 250 : 300} MB)`],
       ...result.steady.map((r): [string, string] => [
         `steady ${r.ratePerSec}/s, ${r.atsLatencyMs} ms ATS latency`,
         `publish → ATS receipt p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms${r.ratePerSec === 200 && r.atsLatencyMs === 0 ? ' (target p99 < 250 ms)' : ''}; ${r.cpuUsPerDelivery} µs CPU/delivery; first ${r.warmup.seconds} s after start p99 ${r.warmup.p99Ms} ms, max ${r.warmup.maxMs} ms`,

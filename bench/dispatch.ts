@@ -13,7 +13,8 @@
  * N applications are published to fresh 12-partition topics while the dispatcher runs; end-to-end
  * latency is publish → delivered (including the queueing of the backlog). Peak RSS is the
  * dispatcher process's high-water mark; the dispatcher runs as production runs it, the built
- * JavaScript (`npm run build`) under plain node, unless `source` asks for the sources through tsx.
+ * JavaScript (`npm run build`) under plain node with its Deployment's NODE_OPTIONS (the heap ceiling:
+ * dev/node-options.ts), unless `source` asks for the sources through tsx.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -23,6 +24,7 @@ import { Pool as UndiciPool } from 'undici';
 import type { ApplicationSubmitted, DocumentRef } from '../lib/application.ts';
 import { envFromConfig, loadConfig, type Config } from '../lib/config.ts';
 import { Keyring } from '../registry/keyring.ts';
+import { deployedNodeOptions } from '../dev/node-options.ts';
 import { createPool } from '../lib/db.ts';
 import { readHeaders } from '../lib/headers.ts';
 import { createIntegrationRepository, type IntegrationRepository } from '../registry/repository.ts';
@@ -58,6 +60,8 @@ export interface DispatchBenchOptions {
   scaleOutCount: number;
   /** Write a V8 CPU profile of each 0 ms dispatcher run into this folder (node --cpu-prof). */
   cpuProfileDir?: string | undefined;
+  /** NODE_OPTIONS for the dispatcher instead of its Deployment's (deploy/k8s/base/dispatcher.yaml); for experiments. */
+  dispatcherNodeOptions?: string[] | undefined;
   say: (line: string) => void;
 }
 
@@ -88,6 +92,8 @@ export interface DispatchBenchResult {
   rounds: number;
   /** Which dispatcher was measured (and whose peak RSS peakRssMb is). */
   dispatcher: 'built' | 'source';
+  /** The Node flags it ran with: its Kubernetes Deployment's NODE_OPTIONS. */
+  dispatcherNodeOptions: string;
   /** 1-minute load average when the bench started and ended (the machine is shared). */
   loadAvg: [number, number];
   /** Medians over the rounds. */
@@ -252,13 +258,19 @@ async function cpuSecondsOf(port: number): Promise<number> {
 }
 
 /** `processes` dispatchers in one consumer group, as deployed (LOG_LEVEL warn); resolves once all are ready. */
+/**
+ * The dispatcher runs with the flags it is deployed with (the heap ceiling decides its peak RSS),
+ * unless a run asks for others (DispatchBenchOptions.dispatcherNodeOptions, for experiments).
+ */
+let dispatcherNodeOptions: string[] = deployedNodeOptions('dispatcher');
+
 async function startDispatchers(s: Scenario, processes: number, maxInFlight: number, built: boolean, cpuProfileDir?: string, extraEnv: Record<string, string> = {}): Promise<Dispatchers> {
   const group = `bench-${randomUUID().slice(0, 8)}`;
   const procs: Array<ReturnType<typeof spawnTs>> = [];
   const ports: number[] = [];
   for (let i = 0; i < processes; i++) {
     const port = await freePort();
-    const env = { ...envFromConfig(s.config), HTTP_PORT: String(port), DISPATCHER_MAX_IN_FLIGHT: String(maxInFlight), LOG_LEVEL: 'warn', ...extraEnv };
+    const env = { ...envFromConfig(s.config), NODE_OPTIONS: dispatcherNodeOptions.join(' '), HTTP_PORT: String(port), DISPATCHER_MAX_IN_FLIGHT: String(maxInFlight), LOG_LEVEL: 'warn', ...extraEnv };
     const nodeArgs = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : [];
     procs.push(spawnTs('consumers/cli.ts', ['--role', 'dispatcher', '--group', group], env, { built, nodeArgs }));
     ports.push(port);
@@ -573,6 +585,7 @@ function median(values: number[]): number {
 
 export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOptions): Promise<DispatchBenchResult> {
   const { say } = opts;
+  if (opts.dispatcherNodeOptions) dispatcherNodeOptions = opts.dispatcherNodeOptions;
   const loadAtStart = os.loadavg()[0]!;
   // A database of the bench's own, recreated each run with a throwaway keyring.
   // Named after DATABASE_URL's (as the chaos suite's): two people benching on one PostgreSQL must not
@@ -627,7 +640,7 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
       say(`  ${raw.perSec.toFixed(0)} deliveries/s, ${raw.cpuUsPerDelivery.toFixed(0)} µs CPU per delivery`);
       const byLatency: Record<number, { d: DispatcherRun; naive: number; naivePerPartition: number }> = {};
       for (const latency of [0, 50]) {
-        say(`dispatcher, ${latency} ms ATS latency: ${opts.count} applications, ${opts.partitions} partitions, ${opts.maxInFlight} in flight…`);
+        say(`dispatcher, ${latency} ms ATS latency: ${opts.count} applications, ${opts.partitions} partitions, ${opts.maxInFlight} in flight, NODE_OPTIONS ${dispatcherNodeOptions.join(' ')}…`);
         const s = await scenario(config, `d${latency}`, opts.partitions, sandbox, repo, kafka, latency);
         const d = await runDispatcher(s, producer, codec, db, opts.count, opts.maxInFlight, opts.dispatcher === 'built', say, latency === 0 ? opts.cpuProfileDir : undefined);
         peakRss = Math.max(peakRss, d.rss);
@@ -689,6 +702,7 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
       maxInFlight: opts.maxInFlight,
       rounds: opts.rounds,
       dispatcher: opts.dispatcher,
+      dispatcherNodeOptions: dispatcherNodeOptions.join(' '),
       loadAvg: [round(loadAtStart, 1), round(os.loadavg()[0]!, 1)],
       deliveriesPerSec0ms: Math.round(med((r) => r.d0.perSec)),
       deliveriesPerSec50ms: Math.round(med((r) => r.d50.perSec)),

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_VARS, loadConfig } from '../lib/config.ts';
+import { deployedNodeOptions, splitFlags } from '../dev/node-options.ts';
 
 interface ComposeService {
   image?: string;
@@ -35,9 +36,14 @@ describe('docker-compose.yml', () => {
     expect(apps.length).toBeGreaterThan(0);
     for (const [name, svc] of apps) {
       const env = { ...svc.environment, ATS_RELAY_ENCRYPTION_KEYS: 'k1:' + Buffer.alloc(32).toString('base64') };
-      for (const key of Object.keys(env)) expect(known.has(key), `${name}: ${key} is not in lib/config.ts`).toBe(true);
+      // NODE_OPTIONS is node's own, not the application's.
+      for (const key of Object.keys(env)) if (key !== 'NODE_OPTIONS') expect(known.has(key), `${name}: ${key} is not in lib/config.ts`).toBe(true);
       expect(() => loadConfig(env), name).not.toThrow();
     }
+  });
+
+  it('runs the dispatcher with the Node flags of its Kubernetes Deployment (its heap ceiling)', () => {
+    expect(splitFlags(compose.services.dispatcher!.environment?.NODE_OPTIONS ?? '')).toEqual(deployedNodeOptions('dispatcher'));
   });
 
   it('runs only npm scripts that exist', () => {

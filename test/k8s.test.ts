@@ -12,6 +12,7 @@ import { groupIdFor } from '../consumers/dispatcher/index.ts';
 import { DEFAULT_GROUP_ID as DLQ_S3_GROUP } from '../consumers/dlq-s3-sink/options.ts';
 import { CONFIG_VARS, loadConfig, type Config } from '../lib/config.ts';
 import { topicSpecs } from '../lib/topics.ts';
+import { deployedNodeOptions, heapCeilingMb, imageNodeOptions, splitFlags } from '../dev/node-options.ts';
 import { expectBuiltCommand } from './support/built-command.ts';
 import { renderKustomization, type Manifest } from './support/kustomize.ts';
 
@@ -73,7 +74,8 @@ function containerEnv(manifests: Manifest[], where: string, c: Container): Recor
       env[e.name] = e.value ?? '';
     }
   }
-  for (const name of Object.keys(env)) expect(known.has(name), `${where}: ${name} is not in lib/config.ts`).toBe(true);
+  // NODE_OPTIONS is node's own, not the application's (checked on its own below).
+  for (const name of Object.keys(env)) if (name !== 'NODE_OPTIONS') expect(known.has(name), `${where}: ${name} is not in lib/config.ts`).toBe(true);
   return env;
 }
 
@@ -118,6 +120,15 @@ function checkRender(label: string, dir: string): void {
         expect(c.livenessProbe!.httpGet.port).toBe(c.readinessProbe!.httpGet.port);
         expect(c.resources.limits.cpu, `${d.metadata.name}: no CPU limit (throttling stalls heartbeats)`).toBeUndefined();
         expect(mebibytes(c.resources.requests.memory)).toBeLessThanOrEqual(mebibytes(c.resources.limits.memory));
+        const nodeOptions = c.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
+        if (nodeOptions !== undefined) {
+          const flags = splitFlags(nodeOptions);
+          // A pod's NODE_OPTIONS replaces the image's: the image's flags must be repeated.
+          for (const f of imageNodeOptions()) expect(flags, `${d.metadata.name}: NODE_OPTIONS keeps the image's ${f}`).toContain(f);
+          // Young generation, code, sockets and Buffers live outside old space: at most half the limit for it.
+          const ceiling = heapCeilingMb(flags);
+          if (ceiling !== undefined) expect(ceiling, `${d.metadata.name}: heap ceiling within its memory limit`).toBeLessThanOrEqual(mebibytes(c.resources.limits.memory) / 2);
+        }
         const labels = (d.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels;
         const pdb = byKind('PodDisruptionBudget').find((p) => p.metadata.name === d.metadata.name);
         expect(pdb, `${d.metadata.name} PodDisruptionBudget`).toBeDefined();
@@ -127,6 +138,10 @@ function checkRender(label: string, dir: string): void {
       const dispatcher = podSpec(byKind('Deployment').find((d) => d.metadata.name === 'ats-relay-dispatcher')!).containers[0]!;
       expect(mebibytes(dispatcher.resources.requests.memory)).toBeGreaterThanOrEqual(250);
       expect(mebibytes(dispatcher.resources.limits.memory)).toBeGreaterThanOrEqual(400);
+      // Its heap ceiling is stated, and it is what npm run bench runs the dispatcher with.
+      const flags = splitFlags(dispatcher.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '');
+      expect(heapCeilingMb(flags)).toBeDefined();
+      expect(flags).toEqual(deployedNodeOptions('dispatcher'));
     });
 
     it('autoscales each consumer group on its own lag with KEDA, at most one member per partition', () => {
