@@ -60,7 +60,7 @@ Tokens: create one with \`npm run integrations -- create-token --admin\` (or --c
     if (config.inbound.jobSyncIntervalMs > 0) {
       const scheduler = createJobSyncScheduler({ pool, repo: repository, lister: connectors, jobsTopic: config.inbound.jobsTopic, policy: config.inbound.jobSync, logger: log, intervalMs: config.inbound.jobSyncIntervalMs });
       scheduler.start();
-      onShutdown(() => scheduler.close()); // runs before the API stops: no new runs, the one in progress finishes
+      onShutdown(() => scheduler.close()); // runs before the API stops: no new runs; the one in progress is aborted and recorded as failed (its mark stays)
     }
     const address = await app.listen({ port, host: values.host ?? '0.0.0.0' });
     log.info({ address, keyId: keyring.primaryKeyId }, 'api listening');
