@@ -4,6 +4,7 @@
  * their own, against sandbox tenants: a run per integration on the interval, and two schedulers on one
  * database (two API processes) never importing one integration twice at once.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobPageRequest } from '../../connectors/types.ts';
@@ -15,6 +16,7 @@ import type { IntegrationRecord } from '../../registry/integrations.ts';
 import type { NewIntegrationInput } from '../../registry/validation.ts';
 import type { SandboxJob } from '../../sandbox/jobs.ts';
 import { isolatedDatabase, sampleIntegration } from '../registry/support.ts';
+import { testEnv } from '../support/config.ts';
 import { waitFor } from '../support/wait.ts';
 import { inboundHarness, type InboundHarness } from './support.ts';
 
@@ -156,4 +158,26 @@ describe('periodic job import', () => {
       expect(runs.slice(1).every((r) => r.opened === 0)).toBe(true);
     }
   });
+
+  it('the API process runs it when JOB_SYNC_INTERVAL_MS is set, within the ATS_RATE_LIMITS the operator set', async () => {
+    const { integration, tenant } = await importable('lever', 150);
+    // One request, then one every 2 s: the second page has to wait for its slot (Lever's default allows 20 at once).
+    const child = spawn(process.execPath, ['--import', 'tsx', 'api/cli.ts', '--port', '0', '--host', '127.0.0.1'], {
+      env: { ...testEnv(), DATABASE_URL: db.url, JOB_SYNC_INTERVAL_MS: '200', ATS_RATE_LIMITS: 'lever=1/2s', ATS_ALLOW_PRIVATE_NETWORKS: 'true', TOPIC_JOBS: h.config.inbound.jobsTopic, LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      const run = await waitFor('a scheduled run in the API process', async () => (await schedulerRuns(integration.id)).find((r) => r.status === 'succeeded'), 20_000);
+      expect(run).toMatchObject({ mode: 'full', pages: 2, opened: 150 });
+      const [first, second] = h.sandbox.jobListings('lever', tenant);
+      expect(second!.at - first!.at).toBeGreaterThanOrEqual(1_900);
+      child.kill('SIGTERM');
+      expect(await exited, stderr).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 30_000);
 });
