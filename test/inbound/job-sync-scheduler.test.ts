@@ -22,11 +22,14 @@ import { inboundHarness, type InboundHarness } from './support.ts';
 
 let db: Awaited<ReturnType<typeof isolatedDatabase>>;
 let h: InboundHarness;
+/** Every scheduler this file starts: closed at the end, whatever an assertion did. */
+const started: JobSyncScheduler[] = [];
 beforeAll(async () => {
   db = await isolatedDatabase();
   h = await inboundHarness({ DATABASE_URL: db.url });
 }, 60_000);
 afterAll(async () => {
+  await Promise.all(started.map((s) => s.close()));
   await h?.close();
   await db?.drop();
 });
@@ -44,12 +47,6 @@ async function importable(platform: 'lever' | 'ashby', n: number, enabled = true
 }
 
 const schedulerRuns = async (integrationId: string): Promise<SyncLogRow[]> => (await listSyncRuns(h.pool, integrationId)).filter((r) => r.trigger === 'scheduler').reverse();
-
-/** Every scheduler this file starts is closed, whatever an assertion did. */
-const started: JobSyncScheduler[] = [];
-afterAll(async () => {
-  await Promise.all(started.map((s) => s.close()));
-});
 
 function scheduler(opts: { intervalMs: number; lister?: JobLister; pool?: InboundHarness['pool'] }): JobSyncScheduler {
   const s = createJobSyncScheduler({
