@@ -25,7 +25,7 @@ Options:
   -h, --help        Show this help
 
 Environment: DATABASE_URL, ATS_RELAY_ENCRYPTION_KEYS (required), API_PORT, LOG_LEVEL, SHUTDOWN_TIMEOUT_MS,
-ATS_REQUEST_TIMEOUT_MS, ATS_ALLOW_PRIVATE_NETWORKS, WEBHOOK_PUBLIC_BASE_URL, WEBHOOK_MAX_BYTES, WEBHOOK_TOLERANCE_MS,
+ATS_REQUEST_TIMEOUT_MS, ATS_ALLOW_PRIVATE_NETWORKS, ATS_RATE_LIMITS, WEBHOOK_PUBLIC_BASE_URL, WEBHOOK_MAX_BYTES, WEBHOOK_TOLERANCE_MS,
 TOPIC_APPLICATION_STATUS, TOPIC_JOBS, JOB_SYNC_INTERVAL_MS.
 Tokens: create one with \`npm run integrations -- create-token --admin\` (or --company <id>).`,
   options: {
@@ -48,6 +48,8 @@ Tokens: create one with \`npm run integrations -- create-token --admin\` (or --c
       requestTimeoutMs: config.ats.requestTimeoutMs,
       allowPrivateNetworks: config.ats.allowPrivateNetworks,
       resumeMaxBytes: config.ats.resumeMaxBytes,
+      // Job imports (POST /sync, the scheduler) page through the ATS: within the operator's limits too.
+      rateLimits: config.ats.rateLimits,
     });
     onShutdown(() => connectors.close());
 
@@ -60,7 +62,7 @@ Tokens: create one with \`npm run integrations -- create-token --admin\` (or --c
     if (config.inbound.jobSyncIntervalMs > 0) {
       const scheduler = createJobSyncScheduler({ pool, repo: repository, lister: connectors, jobsTopic: config.inbound.jobsTopic, policy: config.inbound.jobSync, logger: log, intervalMs: config.inbound.jobSyncIntervalMs });
       scheduler.start();
-      onShutdown(() => scheduler.close()); // runs before the API stops: no new runs, the one in progress finishes
+      onShutdown(() => scheduler.close()); // runs before the API stops: no new runs; the one in progress is aborted and recorded as failed (its mark stays)
     }
     const address = await app.listen({ port, host: values.host ?? '0.0.0.0' });
     log.info({ address, keyId: keyring.primaryKeyId }, 'api listening');

@@ -11,7 +11,7 @@ import { JobImportError, startJobImport, type JobImportOptions } from './job-imp
 
 export interface JobSyncScheduler {
   start(): void;
-  /** Stop scheduling and wait for the run in progress. Idempotent. */
+  /** Stop scheduling, abort the run in progress and wait until it is recorded (as failed: no mark written). Idempotent. */
   close(): Promise<void>;
 }
 

@@ -9,6 +9,7 @@ import { createPool } from '../../lib/db.ts';
 import { createIntegrationRepository } from '../../registry/repository.ts';
 import { createWebhookSecrets } from '../../producers/webhooks/secrets.ts';
 import { testEnv } from '../support/config.ts';
+import { runScript, type ScriptRun } from '../support/run-script.ts';
 import { companyId, isolatedDatabase, keyringSpec, registryHarness, sampleIntegration } from './support.ts';
 
 const h = registryHarness();
@@ -18,26 +19,7 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(script: string, args: string[], env: Record<string, string> = {}, input?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...testEnv(), ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
-}
-
-const cli = (args: string[], env?: Record<string, string>, input?: string): Promise<Run> => run('scripts/integrations.ts', args, env, input);
+const cli = (args: string[], env?: Record<string, string>, input?: string): Promise<ScriptRun> => runScript('scripts/integrations.ts', args, env, input);
 const idFrom = (out: string): string => /^id\s+([0-9a-f-]{36})$/m.exec(out)![1]!;
 
 describe('npm run integrations', () => {
@@ -235,7 +217,7 @@ describe('npm run api', () => {
     const pool = createPool({ url: db.url });
     try {
       await createIntegrationRepository({ pool, keyring: new Keyring(keyringSpec('k1')) }).createIntegration(companyId(), sampleIntegration('ashby'));
-      const res = await run('api/cli.ts', ['--port', '0'], { DATABASE_URL: db.url, ATS_RELAY_ENCRYPTION_KEYS: keyringSpec('k1') });
+      const res = await runScript('api/cli.ts', ['--port', '0'], { DATABASE_URL: db.url, ATS_RELAY_ENCRYPTION_KEYS: keyringSpec('k1') });
       expect(res.code).toBe(2);
       expect(res.stderr).toMatch(/ATS_RELAY_ENCRYPTION_KEYS: .*do not decrypt with key "k1"/);
     } finally {
