@@ -17,6 +17,7 @@ import { createHmac } from 'node:crypto';
 import type { ApplicationSubmitted } from '../lib/application.ts';
 import type { GenericSettings, Integration } from '../registry/integration.ts';
 import { AtsError } from './ats-error.ts';
+import { Base64, jsonBody } from './json-body.ts';
 import { loadResume, type ResumeOmission } from './resume.ts';
 import type { Connector, ConnectorDeps, DeliveryResult } from './types.ts';
 import { isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
@@ -24,7 +25,7 @@ import { isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
 export const SIGNATURE_HEADER = 'x-ats-relay-signature';
 const RESUME_CONTENT = 'resume.contentBase64';
 
-export function signBody(body: string, secret: string): string {
+export function signBody(body: string | Buffer, secret: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
@@ -55,10 +56,10 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
 }
 
 /** The JSON body for an event under a field mapping (exported for the integrations API preview). */
-export function buildBody(event: ApplicationSubmitted, mapping: Record<string, string>, resumeBase64?: string): Record<string, unknown> {
+export function buildBody(event: ApplicationSubmitted, mapping: Record<string, string>, resumeContent?: Base64): Record<string, unknown> {
   const entries = Object.entries(mapping ?? {});
   if (entries.length === 0) return { ...event } as unknown as Record<string, unknown>;
-  const source = { ...event, resume: event.resume ? { ...event.resume, contentBase64: resumeBase64 } : null };
+  const source = { ...event, resume: event.resume ? { ...event.resume, contentBase64: resumeContent } : null };
   const body: Record<string, unknown> = {};
   for (const [target, from] of entries) {
     const value = getPath(source, from);
@@ -107,14 +108,14 @@ export class GenericConnector implements Connector {
     const client = new VendorClient(this.deps, { platform: 'generic', integration, signal, messageOf });
     const secret = requireCredential(integration, 'signingSecret');
 
-    let resumeBase64: string | undefined;
+    let resumeContent: Base64 | undefined;
     let omitted: ResumeOmission | null = null;
     if (Object.values(settings.fieldMapping ?? {}).some((from) => from === RESUME_CONTENT)) {
       const outcome = await loadResume(a, integration, this.deps.http, this.deps.resumeMaxBytes, signal);
-      resumeBase64 = outcome.resume?.bytes.toString('base64');
+      resumeContent = outcome.resume ? new Base64(outcome.resume.bytes) : undefined;
       omitted = outcome.omitted;
     }
-    const body = JSON.stringify(buildBody(a, settings.fieldMapping, resumeBase64));
+    const body = jsonBody(buildBody(a, settings.fieldMapping, resumeContent));
 
     const step = 'deliver';
     const res = await client.request({

@@ -13,6 +13,7 @@ import type { ApplicationSubmitted } from '../lib/application.ts';
 import type { GreenhouseSettings, Integration } from '../registry/integration.ts';
 import { AtsError } from './ats-error.ts';
 import type { HttpResponse } from './http.ts';
+import { Base64, jsonBody } from './json-body.ts';
 import { loadResume, type Resume, type ResumeOutcome } from './resume.ts';
 import { linkNext, type AtsJob, type Connector, type ConnectorDeps, type DeliveryResult, type JobPage, type JobPageRequest } from './types.ts';
 import { baseUrl, basicKeyAuth, isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
@@ -81,7 +82,7 @@ function candidateFields(a: ApplicationSubmitted): Record<string, unknown> {
 }
 
 function attachment(resume: Resume): Record<string, unknown> {
-  return { filename: resume.fileName, type: 'resume', content: resume.bytes.toString('base64'), content_type: resume.contentType };
+  return { filename: resume.fileName, type: 'resume', content: new Base64(resume.bytes), content_type: resume.contentType };
 }
 
 interface CachedToken {
@@ -331,7 +332,7 @@ export class GreenhouseConnector implements Connector {
     const url = `${baseUrl(integration, HARVEST_URL)}${req.path}`;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (req.body !== undefined) headers['content-type'] = 'application/json';
-    const body = req.body === undefined ? undefined : JSON.stringify(req.body);
+    const body = req.body === undefined ? undefined : jsonBody(req.body);
 
     if (settings.apiVersion === 'v1') {
       headers.authorization = basicKeyAuth(requireCredential(integration, 'apiKey'));

@@ -10,6 +10,7 @@ import type { ApplicationSubmitted } from '../lib/application.ts';
 import type { Integration, WorkableSettings } from '../registry/integration.ts';
 import { AtsError } from './ats-error.ts';
 import { WORKABLE_PARTNER_RATE_LIMIT } from './rate-limit.ts';
+import { Base64, jsonBody } from './json-body.ts';
 import { loadResume } from './resume.ts';
 import type { AtsJob, Connector, ConnectorDeps, DeliveryResult, JobPage, JobPageRequest } from './types.ts';
 import { isSuccess, requireCredential, VendorClient } from './vendor-client.ts';
@@ -88,7 +89,7 @@ export class WorkableConnector implements Connector {
       social_profiles: c.links.map((l) => ({ type: l.type.toLowerCase(), url: l.url })),
       ...(a.source ? { domain: a.source } : {}),
       // Assumption (unconfirmed): the create endpoint takes the resume inline as `resume: {name, data(base64)}`.
-      ...(resume ? { resume: { name: resume.fileName, data: resume.bytes.toString('base64') } } : {}),
+      ...(resume ? { resume: { name: resume.fileName, data: new Base64(resume.bytes) } } : {}),
     };
 
     const step = 'candidates.create';
@@ -96,7 +97,7 @@ export class WorkableConnector implements Connector {
       method: 'POST',
       url: `${base}/jobs/${shortcode}/candidates`,
       headers: { ...headers, 'content-type': 'application/json' },
-      body: JSON.stringify({ sourced: false, candidate }),
+      body: jsonBody({ sourced: false, candidate }),
       step,
     });
     // 404 = unknown shortcode (job_not_found). Assumption (unconfirmed): a candidate already in the job answers 409.
