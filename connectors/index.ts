@@ -19,6 +19,7 @@ import { WorkableConnector } from './workable.ts';
 export { AtsError, ATS_ERROR_CODES, type AtsErrorCode } from './ats-error.ts';
 export type { AtsJob, Connector, DeliveryResult, JobPage, JobPageRequest } from './types.ts';
 export { checkBaseUrl } from './ssrf-guard.ts';
+import { ByteBudget } from './byte-budget.ts';
 
 export interface ConnectorsOptions {
   /** `config.ats.requestTimeoutMs`: time to response headers and the longest pause in a body. */
@@ -35,6 +36,12 @@ export interface ConnectorsOptions {
   rateLimits?: Partial<Record<Platform, BucketSpec | null>>;
   /** Longest wait for a rate-limit slot before failing with rate_limited; default requestTimeoutMs. */
   rateLimitMaxWaitMs?: number;
+  /**
+   * `config.ats.resumeBytesInFlight`: resume bytes (declared sizes, each capped at resumeMaxBytes)
+   * that deliveries hold at once; a delivery with a resume waits for its share (byte-budget.ts).
+   * Default: no bound (processes that deliver one at a time).
+   */
+  resumeBytesInFlight?: number;
 }
 
 export interface Connectors {
@@ -78,8 +85,20 @@ export function createConnectors(options: ConnectorsOptions): Connectors {
     return connector;
   };
 
+  const resumeBudget = options.resumeBytesInFlight === undefined ? undefined : new ByteBudget(options.resumeBytesInFlight);
+
   return {
-    deliver: (application, integration, signal) => connectorFor(integration).deliver(application, integration, signal),
+    async deliver(application, integration, signal) {
+      const connector = connectorFor(integration);
+      if (!resumeBudget || !application.resume) return connector.deliver(application, integration, signal);
+      // The declared size, capped as the download is: a resume that lies about its size is still cut there.
+      const reserved = await resumeBudget.acquire(Math.min(Math.max(1, application.resume.sizeBytes), options.resumeMaxBytes), signal);
+      try {
+        return await connector.deliver(application, integration, signal);
+      } finally {
+        resumeBudget.release(reserved);
+      }
+    },
     async testConnection(integration, signal) {
       const configured = integration.platform === 'generic' ? (integration.settings as { url?: string }).url : integration.apiBaseUrl;
       if (configured) await checkBaseUrl(configured.replace('{subdomain}', 'x'), options.allowPrivateNetworks);

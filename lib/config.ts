@@ -68,6 +68,11 @@ const V = {
   ATS_ALLOW_PRIVATE_NETWORKS: declare({ env: 'ATS_ALLOW_PRIVATE_NETWORKS', default: 'false', doc: 'Allow ATS base URLs that resolve to private/loopback addresses (SSRF guard off; tests and the sandbox only).' }),
   ATS_RATE_LIMITS: declare({ env: 'ATS_RATE_LIMITS', default: '', doc: 'Per-platform client-side rate limits overriding the vendor defaults, e.g. "greenhouse=100/10s,workable=none" (requests/window, or none).' }),
   RESUME_MAX_BYTES: declare({ env: 'RESUME_MAX_BYTES', default: '10485760', doc: 'Largest resume fetched and forwarded (10 MiB).' }),
+  RESUME_BYTES_IN_FLIGHT: declare({
+    env: 'RESUME_BYTES_IN_FLIGHT',
+    default: '67108864',
+    doc: "Resume bytes a dispatcher holds at once (64 MiB; declared sizes): deliveries with a resume wait for their share beyond it, one larger than it runs alone. A resume costs ~2.3× its size in memory until the ATS answers.",
+  }),
 
   // The way back: inbound webhooks and job import
   TOPIC_APPLICATION_STATUS: declare({ env: 'TOPIC_APPLICATION_STATUS', default: 'ats.application-status', doc: 'Topic of ApplicationStatusChanged events (what the ATS says happened to an application we delivered).' }),
@@ -160,6 +165,7 @@ export interface Config {
     requestTimeoutMs: number;
     allowPrivateNetworks: boolean;
     resumeMaxBytes: number;
+    resumeBytesInFlight: number;
     /** Per platform: a token bucket (burst = requests per window) or null for no client-side limit. */
     rateLimits: Partial<Record<string, { capacity: number; refillPerSecond: number } | null>>;
   };
@@ -450,6 +456,7 @@ export function loadConfig(env: Env = process.env): Config {
       requestTimeoutMs: r.int(V.ATS_REQUEST_TIMEOUT_MS, 100, 600_000),
       allowPrivateNetworks: r.bool(V.ATS_ALLOW_PRIVATE_NETWORKS),
       resumeMaxBytes: r.int(V.RESUME_MAX_BYTES, 1),
+      resumeBytesInFlight: r.int(V.RESUME_BYTES_IN_FLIGHT, 1),
       rateLimits: parseRateLimits(r),
     },
     database: { url: databaseUrl },
@@ -567,6 +574,7 @@ export function envFromConfig(config: Config): Record<string, string> {
       .map(([platform, spec]) => (spec ? `${platform}=${spec.capacity}/${Math.round(spec.capacity / spec.refillPerSecond)}s` : `${platform}=none`))
       .join(','),
     RESUME_MAX_BYTES: String(config.ats.resumeMaxBytes),
+    RESUME_BYTES_IN_FLIGHT: String(config.ats.resumeBytesInFlight),
     DATABASE_URL: config.database.url,
     S3_ENDPOINT: config.s3.endpoint ?? '',
     S3_REGION: config.s3.region,

@@ -64,6 +64,7 @@ export function createDeliveryServices(opts: { config: Config; logger: Logger; g
     requestTimeoutMs: config.ats.requestTimeoutMs,
     allowPrivateNetworks: config.ats.allowPrivateNetworks,
     resumeMaxBytes: config.ats.resumeMaxBytes,
+    resumeBytesInFlight: config.ats.resumeBytesInFlight,
     rateLimits: config.ats.rateLimits,
     // A delivery waits for a rate-limit slot while it holds an in-flight slot, so only briefly:
     // longer waits come back as rate_limited and the handler defers the record without a slot.
