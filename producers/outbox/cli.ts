@@ -30,7 +30,7 @@ Options:
   --all-topics          relay rows of every topic, not only TOPIC_APPLICATIONS
   --topics a,b          relay rows of these topics, e.g. the way back's TOPIC_APPLICATION_STATUS,TOPIC_JOBS
 
-Serves /healthz and /readyz (started, not stopping) on HTTP_PORT, like the consumers, for
+Serves /healthz and /readyz (started, batches not failing, not stopping) on HTTP_PORT, like the consumers, for
 Kubernetes' probes.`,
   options: {
     'batch-size': { type: 'string' },
@@ -76,9 +76,10 @@ Kubernetes' probes.`,
     });
     // Registered last, so it runs first: stop claiming and finish the batch before the producer goes.
     onShutdown(() => relay.close());
-    // Probes (deploy/k8s): ready once relaying, not-ready as soon as a shutdown starts.
+    // Probes (deploy/k8s): ready once relaying; not ready while its batches fail (Kafka or PostgreSQL
+    // unreachable: it keeps retrying, rows wait) and as soon as a shutdown starts.
     let ready = false;
-    const health = await startHealthServer({ port: config.http.port, registry: new Registry(), ready: () => ready });
+    const health = await startHealthServer({ port: config.http.port, registry: new Registry(), ready: () => ready && !relay.stats().failing });
     onShutdown(() => health.close());
     await relay.start();
     ready = true;

@@ -50,6 +50,8 @@ export interface RelayStats {
   failedRows: number;
   errors: number;
   pruned: number;
+  /** The last batch failed (Kafka or PostgreSQL unreachable) and none has been sent since: rows wait. */
+  failing: boolean;
 }
 
 export interface OutboxRelay {
@@ -80,7 +82,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     pipelineDepth: Math.max(1, opts.pipelineDepth ?? DEFAULT_RELAY_TUNING.pipelineDepth),
   };
   const logger = opts.logger.child({ component: 'outbox-relay' });
-  const stats: RelayStats = { published: 0, batches: 0, failedRows: 0, errors: 0, pruned: 0 };
+  const stats: RelayStats = { published: 0, batches: 0, failedRows: 0, errors: 0, pruned: 0, failing: false };
 
   let stopping = false;
   let running: Promise<void> | undefined;
@@ -351,12 +353,15 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         };
         const sent = (unsent.at(-1) ?? Promise.resolve()).then(() => send(batch), rollBack);
         const done = sent.then(
-          () =>
-            commit(batch).catch((err: unknown) => {
+          () => {
+            // Cleared by an acked send, not by a claim: while Kafka is down claims still succeed.
+            stats.failing = false;
+            return commit(batch).catch((err: unknown) => {
               claimAfter = undefined; // its rows are pending again, below the bound
               stats.errors += 1;
               logger.warn({ err, outboxIds: `${batch.ids[0]}..${batch.ids.at(-1)}` }, 'outbox batch sent but not marked sent; its rows will go out again');
-            }),
+            });
+          },
           rollBack,
         );
         open.add(done);
@@ -373,6 +378,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         claimAfter = undefined;
         await settleAll();
         stats.errors += 1;
+        stats.failing = true;
         backoffMs = Math.min(tuning.maxBackoffMs, backoffMs ? backoffMs * 2 : Math.max(100, tuning.pollIntervalMs / 2));
         const retriable = (err as { retriable?: boolean }).retriable !== false;
         logger[retriable ? 'warn' : 'error']({ err, retryInMs: backoffMs }, 'outbox batch failed; rows stay pending');

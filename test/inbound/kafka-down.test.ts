@@ -49,9 +49,12 @@ it('Kafka SIGKILLed: signed webhooks of every vendor are accepted, and each stat
   // The relay really met the outage: a send failed and the claim was rolled back (rows still pending).
   await expect.poll(async () => (await pending()).some((r) => r.attempts > 0), { timeout: 90_000, interval: 500 }).toBe(true);
   expect((await pending()).every((r) => !r.sent)).toBe(true);
+  // …and says so: its /readyz answers not ready while its batches fail.
+  await expect.poll(() => h.relayStats()?.failing, { timeout: 30_000, interval: 200 }).toBe(true);
 
   await broker.restart();
   await expect.poll(async () => (await pending()).every((r) => r.sent), { timeout: 120_000, interval: 500 }).toBe(true);
+  expect(h.relayStats()?.failing).toBe(false);
   const events = (await h.read(topic)).filter((e) => keys.includes(e.key));
   expect(events.map((e) => e.key).sort()).toEqual([...keys].sort());
   for (const { r, ids } of apps) {

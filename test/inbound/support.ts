@@ -22,7 +22,7 @@ import type { IntegrationRecord } from '../../registry/integrations.ts';
 import type { NewIntegrationInput } from '../../registry/validation.ts';
 import { ensureTopics, inboundTopicSpecs } from '../../lib/topics.ts';
 import { createTopicCodecs } from '../../producers/outbox/codecs.ts';
-import { createOutboxRelay, type OutboxRelay } from '../../producers/outbox/relay.ts';
+import { createOutboxRelay, type OutboxRelay, type RelayStats } from '../../producers/outbox/relay.ts';
 import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
 import type { WebhookSpec } from '../../sandbox/webhooks.ts';
 import { sampleIntegration } from '../registry/support.ts';
@@ -50,6 +50,8 @@ export interface InboundHarness {
   /** Every record of a topic, decoded independently: key and value. */
   read(topic: string): Promise<Array<{ key: string; value: Record<string, unknown> }>>;
   outboxPending(): Promise<number>;
+  /** The running relay's stats (undefined while it is stopped). */
+  relayStats(): RelayStats | undefined;
   close(): Promise<void>;
 }
 
@@ -113,6 +115,7 @@ export async function inboundHarness(overrides: Record<string, string> = {}, opt
         records.map(async (r) => ({ key: r.key?.toString('utf8') ?? '', value: (await independentDecode(config.schemaRegistry.url, r.value!)).value as Record<string, unknown> })),
       );
     },
+    relayStats: () => relay?.stats(),
     async outboxPending() {
       const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM outbox WHERE topic = ANY($1::text[]) AND sent_at IS NULL', [topics]);
       return Number(rows[0]!.n);
