@@ -6,6 +6,8 @@ import { startSandbox } from '../../sandbox/server.ts';
 import { RelayError } from '../../lib/errors.ts';
 import type { LeverSettings } from '../../registry/integration.ts';
 import { createLogger } from '../../lib/logger.ts';
+import { createPool } from '../../lib/db.ts';
+import { freePort } from '../../dev/stack/processes.ts';
 import { companyId, registryHarness, RUN_TAG, sampleIntegration } from './support.ts';
 
 const h = registryHarness();
@@ -55,6 +57,21 @@ describe('integrations HTTP API', () => {
   it('answers the probes without a token', async () => {
     expect(await call({ method: 'GET', url: '/healthz', token: '' })).toMatchObject({ status: 200, body: { status: 'ok' } });
     expect(await call({ method: 'GET', url: '/readyz', token: '' })).toMatchObject({ status: 200, body: { status: 'ready' } });
+  });
+
+  it('answers not ready while its database is unreachable, and stays alive', async () => {
+    // A real pool pointed at a port nothing listens on: every query is refused by the OS.
+    const unreachable = createPool({ url: `postgres://postgres@127.0.0.1:${await freePort()}/ats_relay` }, { max: 1 });
+    const cut = buildApi({ config: h.config, pool: unreachable, keyring: h.keyring, log });
+    try {
+      const ready = await cut.inject({ method: 'GET', url: '/readyz' });
+      expect(ready.statusCode).toBe(503);
+      expect(JSON.parse(ready.body)).toEqual({ status: 'unavailable', message: 'database unreachable' });
+      expect((await cut.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    } finally {
+      await cut.close();
+      await unreachable.end();
+    }
   });
 
   it('requires a valid bearer token everywhere else', async () => {
