@@ -1,22 +1,19 @@
 /**
- * A consumer whose Kafka client gives up must not sit "up" doing nothing: it reports not-ready and
+ * A consumer (every role) whose Kafka client gives up must not sit "up" doing nothing: it reports not-ready and
  * exits non-zero so its supervisor restarts it. Made to crash for real: the topic its group reads is
  * deleted under it.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { withAdmin } from '../../lib/kafka/index.ts';
 import { exited, freePort, spawnConsumer } from '../dead-letters/support.ts';
 import { uniqueName } from '../support/config.ts';
 import { startPipeline, waitFor, type Pipeline } from './support.ts';
 
-let p: Pipeline;
-
-beforeAll(async () => {
-  p = await startPipeline();
-});
+// One pipeline per case: deleting its topic leaves nothing for the next case to use.
+const pipelines: Pipeline[] = [];
 
 afterAll(async () => {
-  await p?.close();
+  await Promise.all(pipelines.map((p) => p.close()));
 });
 
 async function readyz(port: number): Promise<number | 'down'> {
@@ -27,13 +24,23 @@ async function readyz(port: number): Promise<number | 'down'> {
   }
 }
 
-it('the group topic deleted under a running dispatcher: not ready, then exit non-zero', async () => {
-  const port = await freePort();
-  const child = spawnConsumer(p.config, 'dispatcher', { HTTP_PORT: String(port), LOG_LEVEL: 'error' }, ['--group', uniqueName('dispatcher')]);
-  const code = exited(child);
-  await waitFor('dispatcher ready', async () => (await readyz(port)) === 200, 60_000);
+// Every consumer role runs on the same runtime (consumers/runtime); each is crashed on the topic it reads.
+const roles: Array<{ role: string; args: string[]; topic(p: Pipeline): string }> = [
+  { role: 'dispatcher', args: [], topic: (p) => p.config.topics.applications },
+  { role: 'retry', args: ['--tier', 'retry-a'], topic: (p) => p.config.topics.retryTiers[0]!.topic },
+  { role: 'dlq-s3', args: [], topic: (p) => p.config.topics.dlq },
+  { role: 'alerts', args: [], topic: (p) => p.config.topics.dlq },
+];
 
-  await withAdmin(p.kafka, (admin) => admin.deleteTopics([p.config.topics.applications]));
+it.each(roles)('the group topic deleted under a running $role: not ready, then exit non-zero', async ({ role, args, topic }) => {
+  const p = await startPipeline();
+  pipelines.push(p);
+  const port = await freePort();
+  const child = spawnConsumer(p.config, role, { HTTP_PORT: String(port), LOG_LEVEL: 'error' }, [...args, '--group', uniqueName(role)]);
+  const code = exited(child);
+  await waitFor(`${role} ready`, async () => (await readyz(port)) === 200, 60_000);
+
+  await withAdmin(p.kafka, (admin) => admin.deleteTopics([topic(p)]));
   const seen: Array<number | 'down'> = [];
   const watching = (async () => {
     while (child.exitCode === null && child.signalCode === null) {
