@@ -232,7 +232,33 @@ function createGroupConsumer(kafka: Kafka, logger: Logger, opts: GroupConsumerOp
     pause: (partitions) => guardedSync(() => consumer.pause(partitions)),
     resume: (partitions) => guardedSync(() => consumer.resume(partitions)),
     seek: (position) => guardedSync(() => consumer.seek(position)),
-    commit: (offsets) => guarded(() => consumer.commitOffsets(offsets)),
+    commit: (offsets) =>
+      guarded(async () => {
+        // kafkajs resolves commitOffsets without sending anything while its runner is not running
+        // (between a crash and its own restart, e.g. the broker gone): a caller that stores first and
+        // commits after (the DLQ archive) would take an offset for committed that the broker never
+        // saw. Only the broker's answer counts, which kafkajs reports as a COMMIT_OFFSETS event.
+        const pending = new Map(offsets.map((o) => [`${o.topic}\u0000${o.partition}`, String(o.offset)]));
+        const stopListening = consumer.on(consumer.events.COMMIT_OFFSETS, (e) => {
+          for (const { topic, partitions } of e.payload.topics) {
+            for (const { partition, offset } of partitions) {
+              const key = `${topic}\u0000${partition}`;
+              if (pending.get(key) === String(offset)) pending.delete(key);
+            }
+          }
+        });
+        try {
+          await consumer.commitOffsets(offsets);
+        } finally {
+          stopListening();
+        }
+        if (pending.size > 0) {
+          throw new KafkaClientError('offset commit not sent: the consumer is not running (restarting after a crash, or stopping)', {
+            retriable: true,
+            clientError: 'CommitNotSent',
+          });
+        }
+      }),
     disconnect() {
       disconnected ??= guarded(() => consumer.disconnect());
       return disconnected;
