@@ -148,6 +148,25 @@ async function planRun(db: Pick<PoolClient, 'query'>, integration: Integration, 
 }
 
 /**
+ * The integration's advisory lock, if free. A holder with no run marked running is between its
+ * final status write and its unlock (or between its lock and its row): a caller that has just seen
+ * the run succeed must not hear "already running", so that short window is waited out (≤ 2 s).
+ */
+async function tryLock(client: PoolClient, integrationId: string): Promise<boolean> {
+  const deadline = Date.now() + 2_000;
+  for (;;) {
+    const { rows } = await client.query<{ ok: boolean; running: boolean }>(
+      `SELECT pg_try_advisory_lock($1, hashtext($2::text)) AS ok,
+              EXISTS (SELECT 1 FROM sync_logs WHERE integration_id = $2::uuid AND status = 'running') AS running`,
+      [LOCK_NAMESPACE, integrationId],
+    );
+    if (rows[0]!.ok) return true;
+    if (rows[0]!.running || Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
  * Take the integration's lock, decide full or incremental (`full` forces a full run), open a
  * `sync_logs` row and run the import in the background.
  * Throws JobImportError('sync_running') when another run of this integration holds the lock.
@@ -159,8 +178,7 @@ export async function startJobImport(opts: JobImportOptions, integration: Integr
   const lock = await opts.pool.connect();
   let locked = false;
   try {
-    const { rows } = await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_NAMESPACE, integration.id]);
-    locked = rows[0]!.ok;
+    locked = await tryLock(lock, integration.id);
     if (!locked) {
       throw new JobImportError('sync_running', `a job import of integration ${integration.id} is already running`, { retriable: true, status: 409, context: { integrationId: integration.id } });
     }
