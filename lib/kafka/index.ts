@@ -99,15 +99,6 @@ export function createProducer(kafka: KafkaClient, opts: ProducerOptions = {}): 
   };
 }
 
-/** One string per topic-partition, for maps keyed by both. */
-export const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
-
-/** The topic and partition of a tpKey. */
-export function fromTpKey(key: string): { topic: string; partition: number } {
-  const cut = key.lastIndexOf('\u0000');
-  return { topic: key.slice(0, cut), partition: Number(key.slice(cut + 1)) };
-}
-
 /** A promise that rejects with the first fatal error handed to `fail`, for owners to race against their work. */
 export function crashSignal(): { failed: Promise<never>; fail(err: Error): void } {
   let fail: (err: Error) => void = () => undefined;

@@ -24,7 +24,7 @@ import type {
   RecordPosition,
   TopicPartition,
 } from './port.ts';
-import { ACKS_ALL } from './port.ts';
+import { ACKS_ALL, tpKey } from './port.ts';
 
 // Not visible to Node's named-export detection for this CommonJS package; read it off the default export.
 const { ConfigResourceTypes, AssignerProtocol } = kafkajs;
@@ -128,12 +128,12 @@ function createProducer(kafka: Kafka, opts: ProducerOptions): Producer {
     // Fresh objects per send, so the partitioner's note belongs to this request only.
     const sent = topicMessages.map(({ topic, messages }) => ({ topic, messages: messages.map((m): Message => ({ ...m, key: m.key ?? null })) }));
     const acked: RecordMetadata[] = await guarded(() => producer.sendBatch({ acks, topicMessages: sent }));
-    const next = new Map<string, bigint>(acked.map((m) => [`${m.topicName}\u0000${m.partition}`, BigInt(m.baseOffset ?? m.offset ?? '0')]));
+    const next = new Map<string, bigint>(acked.map((m) => [tpKey(m.topicName, m.partition), BigInt(m.baseOffset ?? m.offset ?? '0')]));
     const positions: RecordPosition[] = [];
     for (const { topic, messages } of sent) {
       for (const message of messages) {
         const partition = chosen.get(message) ?? message.partition ?? 0;
-        const slot = `${topic}\u0000${partition}`;
+        const slot = tpKey(topic, partition);
         const offset = next.get(slot) ?? 0n;
         next.set(slot, offset + 1n);
         positions.push({ topic, partition, offset: String(offset) });
@@ -152,7 +152,7 @@ function createProducer(kafka: Kafka, opts: ProducerOptions): Producer {
 
 function partitionsOf(assignment: Record<string, number[]>): Map<string, TopicPartition> {
   const out = new Map<string, TopicPartition>();
-  for (const [topic, partitions] of Object.entries(assignment)) for (const partition of partitions) out.set(`${topic}\u0000${partition}`, { topic, partition });
+  for (const [topic, partitions] of Object.entries(assignment)) for (const partition of partitions) out.set(tpKey(topic, partition), { topic, partition });
   return out;
 }
 
@@ -238,11 +238,11 @@ function createGroupConsumer(kafka: Kafka, logger: Logger, opts: GroupConsumerOp
         // (between a crash and its own restart, e.g. the broker gone): a caller that stores first and
         // commits after (the DLQ archive) would take an offset for committed that the broker never
         // saw. Only the broker's answer counts, which kafkajs reports as a COMMIT_OFFSETS event.
-        const pending = new Map(offsets.map((o) => [`${o.topic}\u0000${o.partition}`, String(o.offset)]));
+        const pending = new Map(offsets.map((o) => [tpKey(o.topic, o.partition), String(o.offset)]));
         const stopListening = consumer.on(consumer.events.COMMIT_OFFSETS, (e) => {
           for (const { topic, partitions } of e.payload.topics) {
             for (const { partition, offset } of partitions) {
-              const key = `${topic}\u0000${partition}`;
+              const key = tpKey(topic, partition);
               if (pending.get(key) === String(offset)) pending.delete(key);
             }
           }

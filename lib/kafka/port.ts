@@ -241,3 +241,12 @@ export interface KafkaClientOptions {
   connectionTimeoutMs?: number;
   requestTimeoutMs?: number;
 }
+
+/** One string per topic-partition, for maps keyed by both. */
+export const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+/** The topic and partition of a tpKey. */
+export function fromTpKey(key: string): { topic: string; partition: number } {
+  const cut = key.lastIndexOf('\u0000');
+  return { topic: key.slice(0, cut), partition: Number(key.slice(cut + 1)) };
+}

@@ -37,6 +37,7 @@ import { RelayError, truncate } from '../../lib/errors.ts';
 import type { JobChange, JobSynced } from '../../lib/inbound-events.ts';
 import type { Integration } from '../../registry/integration.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { sleep } from '../../lib/sleep.ts';
 import { insertOutboxRows } from '../outbox/enqueue.ts';
 
 export type JobImportErrorCode = CodeOf<'job import'>;
@@ -162,7 +163,7 @@ async function tryLock(client: PoolClient, integrationId: string): Promise<boole
     );
     if (rows[0]!.ok) return true;
     if (rows[0]!.running || Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 
