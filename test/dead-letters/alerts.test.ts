@@ -10,7 +10,7 @@ import type { AlertOptions } from '../../consumers/alerts/options.ts';
 import { withAdmin } from '../../lib/kafka/index.ts';
 import { uniqueName } from '../support/config.ts';
 import { mailbox, type MailMessage } from '../../dev/mail-catcher.ts';
-import { committedOffsets, exited, freePort, startDeadLetterStack, waitFor, type DeadLetterSpec, type DeadLetterStack } from './support.ts';
+import { committedOffsets, exited, freePort, startDeadLetterStack, startOfWindow, waitFor, type DeadLetterSpec, type DeadLetterStack } from './support.ts';
 
 const stacks: DeadLetterStack[] = [];
 const consumers: AlertConsumer[] = [];
@@ -54,12 +54,6 @@ async function fullyCommitted(s: DeadLetterStack, groupId: string): Promise<bool
   const high = await withAdmin(s.kafka, (admin) => admin.fetchTopicOffsets(s.config.topics.dlq));
   const committed = await committedOffsets(s.kafka, groupId, s.config.topics.dlq);
   return high.every((h) => Number(h.high) === 0 || committed.get(h.partition) === Number(h.high));
-}
-
-/** Wait until just after a window boundary, so a quick burst lands in one window. */
-async function startOfWindow(windowMs: number): Promise<void> {
-  const now = Date.now();
-  await new Promise((r) => setTimeout(r, Math.floor(now / windowMs) * windowMs + windowMs - now + 50));
 }
 
 describe('alert digests', () => {

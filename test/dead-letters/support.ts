@@ -144,3 +144,12 @@ export function exited(child: ChildProcess): Promise<number | null> {
 }
 
 export { waitFor } from '../support/wait.ts';
+
+/**
+ * Wait until just after an alerts window boundary (windows are aligned to wall-clock multiples), so a
+ * burst published now lands in one window and makes one digest.
+ */
+export async function startOfWindow(windowMs: number): Promise<void> {
+  const now = Date.now();
+  await new Promise((r) => setTimeout(r, Math.floor(now / windowMs) * windowMs + windowMs - now + 50));
+}

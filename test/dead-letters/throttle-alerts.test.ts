@@ -11,7 +11,7 @@ import { createPool, type Pool } from '../../lib/db.ts';
 import { mailbox } from '../../dev/mail-catcher.ts';
 import { createMailer } from '../../consumers/alerts/mailer.ts';
 import { uniqueName } from '../support/config.ts';
-import { startDeadLetterStack, waitFor, type DeadLetterStack } from './support.ts';
+import { startDeadLetterStack, startOfWindow, waitFor, type DeadLetterStack } from './support.ts';
 
 const stacks: DeadLetterStack[] = [];
 const consumers: AlertConsumer[] = [];
@@ -133,10 +133,16 @@ describe('throttling episodes', () => {
     for (let i = 0; i < 3; i++) log.deferred({ integrationId, companyId: company, platform: 'workable' }, Date.now() + 30_000);
     await log.flush();
 
-    const c = createAlertConsumer({ config: s.config, logger: s.logger, options: { groupId: uniqueName('alerts'), windowMs: 1_000, initialBackoffMs: 300, maxBackoffMs: 1_000 } });
+    // A 4 s window, joined first and entered at its start: the four records reach the consumer in
+    // separate fetches (one per partition), and a 1 s window once split them across two digests.
+    const windowMs = 4_000;
+    const c = createAlertConsumer({ config: s.config, logger: s.logger, options: { groupId: uniqueName('alerts'), windowMs, initialBackoffMs: 300, maxBackoffMs: 1_000 } });
     consumers.push(c);
     await c.start();
-    await s.publish(await s.deadLetters(Array.from({ length: 4 }, () => ({ event: s.event(company, 'workable'), code: 'auth_failed' as const, status: 401 }))));
+    await waitFor('joined', async () => c.ready);
+    const deadLetters = await s.deadLetters(Array.from({ length: 4 }, () => ({ event: s.event(company, 'workable'), code: 'auth_failed' as const, status: 401 })));
+    await startOfWindow(windowMs);
+    await s.publish(deadLetters);
     const box = mailbox(s.config.alerts.mailApiUrl);
     const [ops] = s.config.alerts.to;
     const [mail] = await waitFor('the digest', async () => ((await box.to(ops!)).length ? box.to(ops!) : undefined), 20_000);
