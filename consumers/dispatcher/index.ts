@@ -147,6 +147,7 @@ export function createDeliveryConsumer(opts: DeliveryConsumerOptions): DeliveryC
       inFlight: (delta) => metrics.inFlight.inc(delta),
       lag: (t, p, lag) => metrics.lag.set({ topic: t, partition: String(p) }, lag),
       handlerRetry: () => metrics.handlerRetries.inc(),
+      fetched: (count) => metrics.fetched.inc(count),
     },
   });
 

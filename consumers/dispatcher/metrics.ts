@@ -14,6 +14,7 @@ export interface ConsumerMetrics {
   atsLatency: Histogram<'platform' | 'outcome'>;
   lag: Gauge<'topic' | 'partition'>;
   handlerRetries: Counter;
+  fetched: Counter;
 }
 
 export function createConsumerMetrics(role: string): ConsumerMetrics {
@@ -42,5 +43,10 @@ export function createConsumerMetrics(role: string): ConsumerMetrics {
     }),
     lag: new Gauge({ name: 'ats_relay_consumer_lag', help: 'Records behind the high watermark, per partition', labelNames: ['topic', 'partition'], registers: [registry] }),
     handlerRetries: new Counter({ name: 'ats_relay_handler_retries_total', help: 'Outcomes that could not be made durable at once (Kafka/Postgres trouble)', registers: [registry] }),
+    fetched: new Counter({
+      name: 'ats_relay_records_fetched_total',
+      help: 'Records received from Kafka, each time it sends one (a record fetched again after a rebalance or a due-time wait counts again): well above the records handled means fetches are wasted',
+      registers: [registry],
+    }),
   };
 }

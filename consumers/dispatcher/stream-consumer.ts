@@ -16,7 +16,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KafkaClient } from '../../lib/kafka/index.ts';
+import { tpKey, type KafkaClient, type TopicPartition } from '../../lib/kafka/index.ts';
 import { readHeaders, type HeaderMap } from '../../lib/headers.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { OffsetTracker } from '../runtime/offset-tracker.ts';
@@ -39,6 +39,8 @@ export interface StreamHooks {
   inFlight?(delta: number): void;
   lag?(topic: string, partition: number, lag: number): void;
   handlerRetry?(record: InboundRecord, err: unknown): void;
+  /** Records received from Kafka in one batch. */
+  fetched?(count: number): void;
 }
 
 export interface StreamConsumerOptions {
@@ -99,6 +101,8 @@ export class StreamConsumer {
   private readonly maxBuffered: number;
   private readonly now: () => number;
   private readonly active = new Set<Promise<void>>();
+  /** Per full partition: the rest of its last batch, taken when it drains (see take). */
+  private readonly rest = new Map<string, { batch: RuntimeBatch; from: number; tracker: OffsetTracker }>();
   /** Rejects once the Kafka client gave up for good (the runtime's crash signal). */
   readonly failed: Promise<never>;
 
@@ -136,15 +140,32 @@ export class StreamConsumer {
   async start(): Promise<void> {
     await this.runtime.start({
       onBatch: (batch) => this.accept(batch),
+      // A partition given up or given anew is fetched from its committed offset: what was kept goes.
+      assigned: (partitions) => this.dropRest(partitions),
+      revoked: (partitions) => this.dropRest(partitions),
       drain: (deadline) => this.drain(deadline),
     });
   }
 
   private async accept(batch: RuntimeBatch): Promise<void> {
-    const { topic, partition } = batch;
+    this.opts.hooks?.fetched?.(batch.records.length);
+    this.take(batch, 0);
+  }
+
+  /**
+   * Takes the batch's records from index `from` on, until the partition's share of the buffer is
+   * spent or a record is not due yet. When it is spent, the rest of the batch is kept (and the
+   * partition paused) and taken once the partition drains: a fetch brings more records than a
+   * partition's share, and dropping the rest had Kafka send and kafkajs decode every record about
+   * five times over (56 890 records fetched for 12 000 delivered in the bench). When the kept rest
+   * is taken, the fetch position has moved with it (kafkajs fetches from the last resolved offset).
+   */
+  private take(batch: RuntimeBatch, from: number): void {
+    const { topic, partition, records } = batch;
     const tracker = this.runtime.tracker(topic, partition);
-    for (const message of batch.records) {
-      if (batch.isStale()) break;
+    for (let i = from; i < records.length; i++) {
+      const message = records[i]!;
+      if (batch.isStale()) return;
       const offset = Number(message.offset);
       if (offset <= tracker.highest) {
         // Fetched again after a rebalance while still ours: already accepted, don't run it twice.
@@ -163,16 +184,21 @@ export class StreamConsumer {
       const due = this.opts.dueAt?.(record);
       if (due !== undefined && due > this.now()) {
         this.runtime.holdUntil(topic, partition, due, DUE, this.now());
-        break;
+        return;
       }
       tracker.accept(offset);
       batch.resolveOffset(message.offset);
       this.schedule(record, tracker);
       if (this.partitionFull(tracker)) {
         this.runtime.hold(topic, partition, FULL);
-        break;
+        if (i + 1 < records.length) this.rest.set(tpKey(topic, partition), { batch, from: i + 1, tracker });
+        return;
       }
     }
+  }
+
+  private dropRest(partitions: TopicPartition[]): void {
+    for (const { topic, partition } of partitions) this.rest.delete(tpKey(topic, partition));
   }
 
   /** The memory budget shared by the partitions this member owns (bounded RSS however many it gets). */
@@ -245,8 +271,15 @@ export class StreamConsumer {
   }
 
   private completed(record: InboundRecord, tracker: OffsetTracker): void {
+    const { topic, partition } = record;
     tracker.complete(Number(record.offset));
-    if (this.runtime.isHeld(record.topic, record.partition, FULL) && this.partitionDrained(tracker)) this.runtime.release(record.topic, record.partition, FULL);
+    if (!this.runtime.isHeld(topic, partition, FULL) || !this.partitionDrained(tracker)) return;
+    const key = tpKey(topic, partition);
+    const rest = this.rest.get(key);
+    this.rest.delete(key);
+    // Only while the partition is still ours under the same tracker (a rebalance drops both).
+    if (rest && rest.tracker === tracker && this.runtime.owns(topic, partition)) this.take(rest.batch, rest.from);
+    if (!this.partitionFull(tracker)) this.runtime.release(topic, partition, FULL);
   }
 
   /** Commit every owned partition's watermark that moved. Serialised; failures retry next tick. */
