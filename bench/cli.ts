@@ -26,6 +26,8 @@ Measures, in one run and against each other, in R paired rounds (figures are med
   naive kafkajs eachMessage consumers, same handler: kafkajs defaults (one message at a time), and
   one message at a time per partition with partitions in parallel
   the ATS sandbox's raw capacity driven straight by undici (no Kafka), and that client's CPU per delivery
+  the connectors alone (createConnectors().deliver, no Kafka, no PostgreSQL) at the raw client's
+  concurrency: the dispatcher's CPU split into the HTTP work with the vendor logic and the pipeline
 then, once: steady load (a fixed publish rate, 0 and 50 ms ATS latency: p50/p99 publish → ATS receipt,
 after 5 s at the same rate that are reported on their own: a just-started process's first records)
 and scale-out (1 vs 2 dispatcher processes in one group draining the same backlog).
@@ -101,6 +103,8 @@ Options:
       ['dispatcher statements per delivery, 0 ms', `${result.statementsPerDelivery0ms} (coalesced; rounds ${result.samples.statementsPerDelivery0ms.join(' / ')})`],
       ['raw undici client CPU per delivery', `${result.rawCpuUsPerDelivery} µs (rounds ${result.samples.rawCpuUsPerDelivery.join(' / ')})`],
       ['CPU per delivery vs raw, 0 ms', `${result.cpuRatioVsRaw0ms}× (target ≤ 2×; rounds ${result.samples.cpuRatioVsRaw0ms.join(' / ')})`],
+      ['connectors alone (no Kafka, no PostgreSQL) CPU per delivery', `${result.connectorCpuUsPerDelivery} µs = ${result.connectorCpuRatioVsRaw}× raw (rounds ${result.samples.connectorCpuUsPerDelivery.join(' / ')})`],
+      ['the pipeline around them (dispatcher − connectors), 0 ms', `${result.pipelineCpuUsPerDelivery0ms} µs per delivery`],
       ['naive (kafkajs defaults), 0 / 50 ms', `${result.naivePerSec0ms} / ${result.naivePerSec50ms} deliveries/s`],
       ['naive, partitions in parallel, 0 / 50 ms', `${result.naivePerPartitionPerSec0ms} / ${result.naivePerPartitionPerSec50ms} deliveries/s`],
       ['sandbox raw capacity (undici)', `${result.rawSandboxPerSec0ms} deliveries/s (median of ${result.rawSandboxSamples.join(' / ')})`],

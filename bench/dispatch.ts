@@ -7,7 +7,11 @@
  *   - a naive consumer: kafkajs eachMessage, one message at a time per partition, same handler and
  *     sandbox;
  *   - the sandbox's raw capacity: undici sending the same requests a delivery makes, no Kafka, and
- *     that client's CPU per delivery (this process's process.cpuUsage while it alone sends).
+ *     that client's CPU per delivery (this process's process.cpuUsage while it alone sends);
+ *   - the connectors alone: createConnectors().deliver() as the dispatcher calls it, in this process
+ *     at the raw client's concurrency, no Kafka and no PostgreSQL. It splits the dispatcher's CPU per
+ *     delivery into the HTTP work with the vendor logic (this figure) and the pipeline around it
+ *     (consuming, the delivery log, the lease, commits: the dispatcher's figure minus this one).
  * Then, once: steady load (a fixed publish rate; publish → ATS receipt latency) and scale-out (1 vs 2
  * dispatcher processes in one group on the same backlog).
  * N applications are published to fresh 12-partition topics while the dispatcher runs; end-to-end
@@ -37,6 +41,8 @@ import { createEventCodec, type EventCodec } from '../lib/serde.ts';
 import { ensureTopics, topicSpecs } from '../lib/topics.ts';
 import { migrate } from '../db/migrate.ts';
 import { createDeliveryServices } from '../consumers/dispatcher/index.ts';
+import { createConnectors } from '../connectors/index.ts';
+import type { Integration } from '../registry/integration.ts';
 import { createConsumerMetrics } from '../consumers/dispatcher/metrics.ts';
 import { sandboxClient, waitForSandbox, type SandboxClient } from '../sandbox/client.ts';
 import { spawnTs } from '../dev/spawn-entrypoint.ts';
@@ -108,6 +114,12 @@ export interface DispatchBenchResult {
   rawCpuUsPerDelivery: number;
   /** Median of the rounds' own dispatcher ÷ raw CPU per delivery (target ≤ 2). */
   cpuRatioVsRaw0ms: number;
+  /** This process's CPU while the connectors alone delivered (no Kafka, no PostgreSQL) ÷ deliveries. */
+  connectorCpuUsPerDelivery: number;
+  /** Median of the rounds' own connectors-alone ÷ raw CPU per delivery. */
+  connectorCpuRatioVsRaw: number;
+  /** Median of the rounds' own dispatcher (0 ms) minus connectors-alone CPU per delivery: the pipeline's share. */
+  pipelineCpuUsPerDelivery0ms: number;
   /** kafkajs eachMessage with its defaults: one message at a time. */
   naivePerSec0ms: number;
   naivePerSec50ms: number;
@@ -131,6 +143,7 @@ export interface DispatchBenchResult {
     cpuUsPerDelivery50ms: number[];
     statementsPerDelivery0ms: number[];
     rawCpuUsPerDelivery: number[];
+    connectorCpuUsPerDelivery: number[];
     ratioVsRaw0ms: number[];
     cpuRatioVsRaw0ms: number[];
   };
@@ -540,41 +553,88 @@ async function runRaw(sandboxUrl: string, s: Scenario, seconds: number, concurre
   const ghPath = new URL((await sandboxClient(sandboxUrl).addTenant({ platform: 'greenhouse', tenant: `${s.tenant}-raw`, credentials: { apiKey: s.apiKey + '-raw' }, users: [USER], jobs: [s.jobId], rateLimit: null })).apiBaseUrl).pathname;
   const rawAuth = `Basic ${Buffer.from(`${s.apiKey}-raw:`).toString('base64')}`;
   const resumePath = new URL(s.resume.url).pathname;
+  const result = await closedLoop(seconds, concurrency, async () => {
+    const email = `raw+${randomUUID()}@example.org`;
+    const file = await pool.request({ path: resumePath, method: 'GET' });
+    const bytes = Buffer.from(await file.body.arrayBuffer());
+    if (file.statusCode !== 200) throw new Error(`raw resume download answered ${file.statusCode}`);
+    const search = await pool.request({ path: `${ghPath}/v1/candidates?email=${encodeURIComponent(email)}`, method: 'GET', headers: { authorization: rawAuth } });
+    await search.body.arrayBuffer();
+    if (search.statusCode !== 200) throw new Error(`raw search answered ${search.statusCode}`);
+    const create = await pool.request({
+      path: `${ghPath}/v1/candidates`,
+      method: 'POST',
+      headers: { authorization: rawAuth, 'on-behalf-of': USER, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        first_name: 'Raw',
+        last_name: 'Candidate',
+        email_addresses: [{ value: email, type: 'personal' }],
+        applications: [{ job_id: Number(s.jobId), attachments: [{ filename: 'cv.pdf', type: 'resume', content: bytes.toString('base64'), content_type: 'application/pdf' }] }],
+      }),
+    });
+    await create.body.arrayBuffer();
+    if (create.statusCode >= 300) throw new Error(`raw create answered ${create.statusCode}`);
+  });
+  await pool.close();
+  return result;
+}
+
+/**
+ * `concurrency` callers running `one` back to back for `seconds`: deliveries per second and this
+ * process's CPU per delivery. The process does nothing else meanwhile (the sandbox is a process of
+ * its own), so its CPU is the client's.
+ */
+async function closedLoop(seconds: number, concurrency: number, one: (i: number) => Promise<void>): Promise<{ perSec: number; cpuUsPerDelivery: number }> {
   let done = 0;
   const end = Date.now() + seconds * 1000;
   const worker = async (): Promise<void> => {
     while (Date.now() < end) {
-      const email = `raw+${randomUUID()}@example.org`;
-      const file = await pool.request({ path: resumePath, method: 'GET' });
-      const bytes = Buffer.from(await file.body.arrayBuffer());
-      if (file.statusCode !== 200) throw new Error(`raw resume download answered ${file.statusCode}`);
-      const search = await pool.request({ path: `${ghPath}/v1/candidates?email=${encodeURIComponent(email)}`, method: 'GET', headers: { authorization: rawAuth } });
-      await search.body.arrayBuffer();
-      if (search.statusCode !== 200) throw new Error(`raw search answered ${search.statusCode}`);
-      const create = await pool.request({
-        path: `${ghPath}/v1/candidates`,
-        method: 'POST',
-        headers: { authorization: rawAuth, 'on-behalf-of': USER, 'content-type': 'application/json' },
-        body: JSON.stringify({
-          first_name: 'Raw',
-          last_name: 'Candidate',
-          email_addresses: [{ value: email, type: 'personal' }],
-          applications: [{ job_id: Number(s.jobId), attachments: [{ filename: 'cv.pdf', type: 'resume', content: bytes.toString('base64'), content_type: 'application/pdf' }] }],
-        }),
-      });
-      await create.body.arrayBuffer();
-      if (create.statusCode >= 300) throw new Error(`raw create answered ${create.statusCode}`);
+      await one(done);
       done++;
     }
   };
   const t0 = Date.now();
-  // This process does nothing else meanwhile (the sandbox is a process of its own): its CPU is the client's.
   const cpu0 = process.cpuUsage();
   await Promise.all(Array.from({ length: concurrency }, worker));
   const cpu = process.cpuUsage(cpu0);
-  const rate = done / ((Date.now() - t0) / 1000);
-  await pool.close();
-  return { perSec: rate, cpuUsPerDelivery: (cpu.user + cpu.system) / done };
+  return { perSec: done / ((Date.now() - t0) / 1000), cpuUsPerDelivery: (cpu.user + cpu.system) / done };
+}
+
+/**
+ * The connectors as the dispatcher calls them (createConnectors().deliver with the dispatcher's
+ * options), at the raw client's concurrency: the same three requests plus the vendor logic (search
+ * answer read, body built, answer checked) and our HTTP client, without Kafka or PostgreSQL.
+ */
+async function runConnectorsAlone(sandboxUrl: string, s: Scenario, seconds: number, concurrency: number): Promise<{ perSec: number; cpuUsPerDelivery: number }> {
+  const tenant = `${s.tenant}-conn`;
+  const apiKey = `${s.apiKey}-conn`;
+  const { apiBaseUrl } = await sandboxClient(sandboxUrl).addTenant({ platform: 'greenhouse', tenant, credentials: { apiKey }, users: [USER], jobs: [s.jobId], rateLimit: null });
+  const integration: Integration = {
+    id: s.integrationId,
+    companyId: s.companyId,
+    platform: 'greenhouse',
+    name: 'bench connectors alone',
+    credentials: { apiKey },
+    apiBaseUrl,
+    settings: { apiVersion: 'v1', onBehalfOf: USER },
+    enabled: true,
+    allowMissingResume: false,
+    version: 1,
+  };
+  const connectors = createConnectors({
+    requestTimeoutMs: s.config.ats.requestTimeoutMs,
+    allowPrivateNetworks: true,
+    resumeMaxBytes: s.config.ats.resumeMaxBytes,
+    resumeBytesInFlight: s.config.ats.resumeBytesInFlight,
+    rateLimits: { greenhouse: null },
+    connectionsPerOrigin: concurrency,
+  });
+  const result = await closedLoop(seconds, concurrency, async (i) => {
+    const delivered = await connectors.deliver(makeEvent(s, i), integration);
+    if (delivered.deduplicated) throw new Error('connectors alone: a fresh application came back deduplicated');
+  });
+  await connectors.close();
+  return result;
 }
 
 function median(values: number[]): number {
@@ -628,7 +688,7 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
     // Paired rounds: each round measures the raw client, the dispatcher and the naive consumers back
     // to back, so drift of a shared machine hits both sides of a ratio alike; every figure is the
     // median over the rounds, every ratio the median of the rounds' own ratios.
-    const rounds: Array<{ raw: { perSec: number; cpuUsPerDelivery: number }; d0: DispatcherRun; d50: DispatcherRun; naive0: number; naivePP0: number; naive50: number; naivePP50: number }> = [];
+    const rounds: Array<{ raw: { perSec: number; cpuUsPerDelivery: number }; conn: { perSec: number; cpuUsPerDelivery: number }; d0: DispatcherRun; d50: DispatcherRun; naive0: number; naivePP0: number; naive50: number; naivePP50: number }> = [];
     let peakRss = 0;
     // Untimed: the sandbox's and the client's first requests (JIT, 64 connections) would weigh on round 1.
     say('warming up the sandbox and the raw client…');
@@ -638,6 +698,9 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
       const rawScenario = await scenario(config, `raw${round}`, opts.partitions, sandbox, repo, kafka, 0);
       const raw = await runRaw(sandboxUrl, rawScenario, opts.rawSeconds, Math.min(opts.maxInFlight, 128));
       say(`  ${raw.perSec.toFixed(0)} deliveries/s, ${raw.cpuUsPerDelivery.toFixed(0)} µs CPU per delivery`);
+      say(`round ${round}/${opts.rounds}: the connectors alone (no Kafka, no PostgreSQL, ${opts.rawSeconds} s)…`);
+      const conn = await runConnectorsAlone(sandboxUrl, rawScenario, opts.rawSeconds, Math.min(opts.maxInFlight, 128));
+      say(`  ${conn.perSec.toFixed(0)} deliveries/s, ${conn.cpuUsPerDelivery.toFixed(0)} µs CPU per delivery`);
       const byLatency: Record<number, { d: DispatcherRun; naive: number; naivePerPartition: number }> = {};
       for (const latency of [0, 50]) {
         say(`dispatcher, ${latency} ms ATS latency: ${opts.count} applications, ${opts.partitions} partitions, ${opts.maxInFlight} in flight, NODE_OPTIONS ${dispatcherNodeOptions.join(' ')}…`);
@@ -656,7 +719,7 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
         say(`  ${naivePerPartition.toFixed(1)} deliveries/s`);
         byLatency[latency] = { d, naive, naivePerPartition };
       }
-      rounds.push({ raw, d0: byLatency[0]!.d, d50: byLatency[50]!.d, naive0: byLatency[0]!.naive, naivePP0: byLatency[0]!.naivePerPartition, naive50: byLatency[50]!.naive, naivePP50: byLatency[50]!.naivePerPartition });
+      rounds.push({ raw, conn, d0: byLatency[0]!.d, d50: byLatency[50]!.d, naive0: byLatency[0]!.naive, naivePP0: byLatency[0]!.naivePerPartition, naive50: byLatency[50]!.naive, naivePP50: byLatency[50]!.naivePerPartition });
     }
 
     const steady: SteadyResult[] = [];
@@ -711,6 +774,9 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
       statementsPerDelivery0ms: +med((r) => r.d0.statementsPerDelivery).toFixed(3),
       rawCpuUsPerDelivery: Math.round(med((r) => r.raw.cpuUsPerDelivery)),
       cpuRatioVsRaw0ms: round(med(cpuRatio)),
+      connectorCpuUsPerDelivery: Math.round(med((r) => r.conn.cpuUsPerDelivery)),
+      connectorCpuRatioVsRaw: round(med((r) => r.conn.cpuUsPerDelivery / r.raw.cpuUsPerDelivery)),
+      pipelineCpuUsPerDelivery0ms: Math.round(med((r) => r.d0.cpuUsPerDelivery - r.conn.cpuUsPerDelivery)),
       naivePerSec0ms: round(med((r) => r.naive0), 1),
       naivePerSec50ms: round(med((r) => r.naive50), 1),
       naivePerPartitionPerSec0ms: round(med((r) => r.naivePP0), 1),
@@ -729,6 +795,7 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
         cpuUsPerDelivery50ms: rounds.map((r) => Math.round(r.d50.cpuUsPerDelivery)),
         statementsPerDelivery0ms: rounds.map((r) => +r.d0.statementsPerDelivery.toFixed(3)),
         rawCpuUsPerDelivery: rounds.map((r) => Math.round(r.raw.cpuUsPerDelivery)),
+        connectorCpuUsPerDelivery: rounds.map((r) => Math.round(r.conn.cpuUsPerDelivery)),
         ratioVsRaw0ms: rounds.map((r) => round(r.d0.perSec / r.raw.perSec)),
         cpuRatioVsRaw0ms: rounds.map((r) => round(cpuRatio(r))),
       },
