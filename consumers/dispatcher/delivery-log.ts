@@ -81,7 +81,7 @@ export interface DeliveryLog {
   recordDeliveryOutcome(outcome: DeliveryOutcome): Promise<void>;
 }
 
-export function createDeliveryLog(store: Pick<DeliveryStore, 'findDeliveries' | 'findDeliveriesAndRoutes' | 'recordDeliveryOutcomes'>, opts: { maxBatch?: number; maxConcurrent?: number } = {}): DeliveryLog {
+export function createDeliveryLog(store: Pick<DeliveryStore, 'findDeliveries' | 'findDeliveriesAndRoutes' | 'writeDeliveryOutcomes'>, opts: { maxBatch?: number; maxConcurrent?: number } = {}): DeliveryLog {
   const maxBatch = opts.maxBatch ?? 500;
   const maxConcurrent = opts.maxConcurrent ?? 3;
   const key = (integrationId: string, applicationId: string): string => `${integrationId}\u0000${applicationId}`;
@@ -100,7 +100,7 @@ export function createDeliveryLog(store: Pick<DeliveryStore, 'findDeliveries' | 
   );
   const writes = new Coalescer<DeliveryOutcome, void>(
     async (outcomes) => {
-      await store.recordDeliveryOutcomes(outcomes);
+      await store.writeDeliveryOutcomes(outcomes);
       return outcomes.map(() => undefined);
     },
     maxBatch,

@@ -56,6 +56,8 @@ export interface DeliveryOutcome {
   releaseLease?: string | undefined;
 }
 
+const outcomeKey = (integrationId: string, applicationId: string): string => `${integrationId}\u0000${applicationId}`;
+
 /** How the delivery log keys a candidate's e-mail: SHA-256 of the trimmed, lower-cased address. */
 export function candidateEmailKey(email: string): Buffer {
   return createHash('sha256').update(email.trim().toLowerCase(), 'utf8').digest();
@@ -72,6 +74,8 @@ export interface DeliveryStore {
   recordDeliveryOutcome(outcome: DeliveryOutcome): Promise<{ delivery: DeliveryRecord; applied: boolean }>;
   /** Many outcomes in one statement; keys unique per call. `delivery` is null where a delivered row stood. */
   recordDeliveryOutcomes(outcomes: DeliveryOutcome[]): Promise<Array<{ delivery: DeliveryRecord | null; applied: boolean }>>;
+  /** The same statement, nothing read back (callers that only need it durable). */
+  writeDeliveryOutcomes(outcomes: DeliveryOutcome[]): Promise<void>;
   findDeliveries(keys: Array<{ integrationId: string; applicationId: string }>): Promise<DeliveryRecord[]>;
   /**
    * The dispatcher's first look at a record, one statement for both questions: was this consumed
@@ -155,9 +159,27 @@ export function createDeliveryStore(pool: Pool): DeliveryStore {
    */
   async function recordDeliveryOutcomes(outcomes: DeliveryOutcome[]): Promise<Array<{ delivery: DeliveryRecord | null; applied: boolean }>> {
     if (outcomes.length === 0) return [];
-    const keyOf = (integrationId: string, applicationId: string): string => `${integrationId}\u0000${applicationId}`;
-    const ordered = [...outcomes].sort((a, b) => (keyOf(a.integrationId, a.applicationId) < keyOf(b.integrationId, b.applicationId) ? -1 : 1));
-    if (new Set(ordered.map((o) => keyOf(o.integrationId, o.applicationId))).size !== ordered.length) {
+    const rows = await upsertOutcomes(outcomes, 'SELECT * FROM d');
+    const applied = new Map(rows.map((r) => [outcomeKey(r.integration_id, r.application_id), toDelivery(r)]));
+    return outcomes.map((o) => {
+      const delivery = applied.get(outcomeKey(o.integrationId, o.applicationId)) ?? null;
+      return { delivery, applied: delivery !== null };
+    });
+  }
+
+  /**
+   * The upsert without reading the rows back: the dispatcher, which writes a coalesced batch per
+   * statement and needs none of them, no longer has every row sent back and parsed (six timestamps
+   * each) for nothing.
+   */
+  async function writeDeliveryOutcomes(outcomes: DeliveryOutcome[]): Promise<void> {
+    if (outcomes.length > 0) await upsertOutcomes(outcomes, 'SELECT count(*) FROM d');
+  }
+
+  /** One statement for many outcomes, ending with `tail` (a query over the upserted rows, `d`). */
+  async function upsertOutcomes(outcomes: DeliveryOutcome[], tail: string): Promise<DeliveryRow[]> {
+    const ordered = [...outcomes].sort((a, b) => (outcomeKey(a.integrationId, a.applicationId) < outcomeKey(b.integrationId, b.applicationId) ? -1 : 1));
+    if (new Set(ordered.map((o) => outcomeKey(o.integrationId, o.applicationId))).size !== ordered.length) {
       throw new Error('recordDeliveryOutcomes: each (integration, application) at most once per call');
     }
     const cols = {
@@ -239,14 +261,10 @@ export function createDeliveryStore(pool: Pool): DeliveryStore {
            AND ((p.delivered_at IS NOT NULL AND (integrations.last_delivery_at IS NULL OR integrations.last_delivery_at < p.delivered_at - interval '5 seconds'))
              OR (p.error_at IS NOT NULL AND (integrations.last_error_at IS NULL OR integrations.last_error_at < p.error_at - interval '5 seconds')))
        )
-       SELECT * FROM d`,
+       ${tail}`,
       [cols.integration, cols.application, cols.event, cols.status, cols.tries, cols.code, cols.message, cols.errStatus, cols.cand, cols.app, cols.at, cols.lastError, cols.email, cols.holder],
     );
-    const applied = new Map(rows.map((r) => [keyOf(r.integration_id, r.application_id), toDelivery(r)]));
-    return outcomes.map((o) => {
-      const delivery = applied.get(keyOf(o.integrationId, o.applicationId)) ?? null;
-      return { delivery, applied: delivery !== null };
-    });
+    return rows;
   }
 
   /** Many delivery-log rows in one query (unknown keys are simply absent). */
@@ -291,6 +309,7 @@ export function createDeliveryStore(pool: Pool): DeliveryStore {
     },
 
     recordDeliveryOutcomes,
+    writeDeliveryOutcomes,
     findDeliveries,
     findDelivery,
 

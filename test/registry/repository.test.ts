@@ -195,6 +195,18 @@ describe('integration repository (real PostgreSQL)', () => {
       const late = await h.deliveries.recordDeliveryOutcomes([{ integrationId: i.id, applicationId: 'app-l2', eventId: 'evt-l2', status: 'retrying', releaseLease: 'late-copy' }]);
       expect(late[0]).toMatchObject({ applied: false, delivery: null });
       expect(await leaseRow('app-l2')).toBeUndefined();
+
+      // The dispatcher's form: the same statement, nothing read back; the same effect.
+      const l3 = await claims.lease(i.id, 'app-l3');
+      statements.length = 0;
+      await createDeliveryStore(counted).writeDeliveryOutcomes([
+        { integrationId: i.id, applicationId: 'app-l3', eventId: 'evt-l3', status: 'delivered', externalCandidateId: 'c-3', releaseLease: l3.holder },
+      ]);
+      expect(statements).toHaveLength(1);
+      expect(await leaseRow('app-l3')).toBeUndefined();
+      expect(await h.deliveries.findDelivery(i.id, 'app-l3')).toMatchObject({ status: 'delivered', externalCandidateId: 'c-3', tryCount: 1 });
+      await h.deliveries.writeDeliveryOutcomes([{ integrationId: i.id, applicationId: 'app-l3', eventId: 'evt-l3b', status: 'retrying', error: { code: 'unavailable', message: 'late' } }]);
+      expect(await h.deliveries.findDelivery(i.id, 'app-l3')).toMatchObject({ status: 'delivered', eventId: 'evt-l3', tryCount: 1 });
       await h.pool.query('DELETE FROM delivery_leases WHERE integration_id = $1', [i.id]);
     });
 
