@@ -5,7 +5,7 @@
  * validation_failed — unless the integration allows delivering without it
  * (`integration.allowMissingResume`), in which case the delivery goes on and reports why.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { ApplicationSubmitted, DocumentRef } from '../lib/application.ts';
 import type { Integration } from '../registry/integration.ts';
 import { AtsError } from './ats-error.ts';
@@ -69,7 +69,7 @@ async function download(ref: DocumentRef, http: AtsHttp, maxBytes: number, signa
   if (!(RESUME_CONTENT_TYPES as readonly string[]).includes(served)) {
     throw refused('unsupported_type', `served as ${served || '(no content type)'}, not a document type`);
   }
-  const sha256 = createHash('sha256').update(res.body).digest('hex');
+  const sha256 = hash('sha256', res.body, 'hex'); // one-shot: no Hash object per delivery
   if (ref.sha256 && sha256 !== ref.sha256.toLowerCase()) throw refused('checksum_mismatch', 'content does not match its sha256');
   return { fileName: ref.fileName, contentType: served, bytes: res.body };
 }

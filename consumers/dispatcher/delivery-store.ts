@@ -4,7 +4,7 @@
  * coalesces concurrent calls into these statements); the registry's HTTP API and the console read
  * it, and delivery-stats.ts summarises it. Every SQL statement on `deliveries` but the counts lives here.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Pool } from '../../lib/db.ts';
 import type { ErrorCode } from '../../lib/error-codes.ts';
 import { truncate } from '../../lib/errors.ts';
@@ -60,7 +60,7 @@ const outcomeKey = (integrationId: string, applicationId: string): string => `${
 
 /** How the delivery log keys a candidate's e-mail: SHA-256 of the trimmed, lower-cased address. */
 export function candidateEmailKey(email: string): Buffer {
-  return createHash('sha256').update(email.trim().toLowerCase(), 'utf8').digest();
+  return hash('sha256', email.trim().toLowerCase(), 'buffer'); // one-shot: no Hash object per delivery
 }
 
 export interface DeliveryPage {
