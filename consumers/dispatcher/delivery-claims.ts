@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool } from '../../lib/db.ts';
 import { Coalescer } from './delivery-log.ts';
+import { applicationKey } from './delivery-store.ts';
 
 export interface RecordCoordinates {
   group: string;
@@ -57,7 +58,6 @@ export interface ClaimsOptions {
 }
 
 const coordKey = (c: RecordCoordinates): string => `${c.group}\u0000${c.topic}\u0000${c.partition}\u0000${c.offset}`;
-const appKey = (integrationId: string, applicationId: string): string => `${integrationId}\u0000${applicationId}`;
 
 export function createDeliveryClaims(pool: Pick<Pool, 'query'>, opts: ClaimsOptions = {}): DeliveryClaims {
   const ttlMs = opts.leaseTtlMs ?? 30_000;
@@ -124,12 +124,12 @@ export function createDeliveryClaims(pool: Pick<Pool, 'query'>, opts: ClaimsOpti
          RETURNING integration_id, application_id, holder`,
         [keys.map((k) => k.integrationId), keys.map((k) => k.applicationId), keys.map((k) => k.holder), ttlMs / 1000],
       );
-      const won = new Set(rows.map((r) => `${appKey(r.integration_id, r.application_id)}\u0000${r.holder}`));
-      return keys.map((k) => won.has(`${appKey(k.integrationId, k.applicationId)}\u0000${k.holder}`));
+      const won = new Set(rows.map((r) => `${applicationKey(r.integration_id, r.application_id)}\u0000${r.holder}`));
+      return keys.map((k) => won.has(`${applicationKey(k.integrationId, k.applicationId)}\u0000${k.holder}`));
     },
     maxBatch,
     maxConcurrent,
-    (k) => appKey(k.integrationId, k.applicationId),
+    (k) => applicationKey(k.integrationId, k.applicationId),
   );
 
   const releases = new Coalescer<LeaseKey, void>(

@@ -6,7 +6,7 @@
  * The statements themselves are delivery-store.ts'.
  */
 import type { RecordCoordinates } from './delivery-claims.ts';
-import type { DeliveryOutcome, DeliveryRecord, DeliveryStore } from './delivery-store.ts';
+import { applicationKey, type DeliveryOutcome, type DeliveryRecord, type DeliveryStore } from './delivery-store.ts';
 
 interface Waiter<I, O> {
   input: I;
@@ -84,11 +84,10 @@ export interface DeliveryLog {
 export function createDeliveryLog(store: Pick<DeliveryStore, 'findDeliveries' | 'findDeliveriesAndRoutes' | 'writeDeliveryOutcomes'>, opts: { maxBatch?: number; maxConcurrent?: number } = {}): DeliveryLog {
   const maxBatch = opts.maxBatch ?? 500;
   const maxConcurrent = opts.maxConcurrent ?? 3;
-  const key = (integrationId: string, applicationId: string): string => `${integrationId}\u0000${applicationId}`;
   const finds = new Coalescer<{ integrationId: string; applicationId: string }, DeliveryRecord | null>(
     async (keys) => {
-      const found = new Map((await store.findDeliveries(keys)).map((d) => [key(d.integrationId, d.applicationId), d]));
-      return keys.map((k) => found.get(key(k.integrationId, k.applicationId)) ?? null);
+      const found = new Map((await store.findDeliveries(keys)).map((d) => [applicationKey(d.integrationId, d.applicationId), d]));
+      return keys.map((k) => found.get(applicationKey(k.integrationId, k.applicationId)) ?? null);
     },
     maxBatch,
     maxConcurrent,
@@ -105,7 +104,7 @@ export function createDeliveryLog(store: Pick<DeliveryStore, 'findDeliveries' | 
     },
     maxBatch,
     maxConcurrent,
-    (o) => key(o.integrationId, o.applicationId),
+    (o) => applicationKey(o.integrationId, o.applicationId),
   );
   return {
     findDelivery: (integrationId, applicationId) => finds.call({ integrationId, applicationId }),

@@ -56,7 +56,8 @@ export interface DeliveryOutcome {
   releaseLease?: string | undefined;
 }
 
-const outcomeKey = (integrationId: string, applicationId: string): string => `${integrationId}\u0000${applicationId}`;
+/** One string per (integration, application), for maps and sets keyed by both (the delivery log's key). */
+export const applicationKey = (integrationId: string, applicationId: string): string => `${integrationId}\u0000${applicationId}`;
 
 /** How the delivery log keys a candidate's e-mail: SHA-256 of the trimmed, lower-cased address. */
 export function candidateEmailKey(email: string): Buffer {
@@ -160,9 +161,9 @@ export function createDeliveryStore(pool: Pool): DeliveryStore {
   async function recordDeliveryOutcomes(outcomes: DeliveryOutcome[]): Promise<Array<{ delivery: DeliveryRecord | null; applied: boolean }>> {
     if (outcomes.length === 0) return [];
     const rows = await upsertOutcomes(outcomes, 'SELECT * FROM d');
-    const applied = new Map(rows.map((r) => [outcomeKey(r.integration_id, r.application_id), toDelivery(r)]));
+    const applied = new Map(rows.map((r) => [applicationKey(r.integration_id, r.application_id), toDelivery(r)]));
     return outcomes.map((o) => {
-      const delivery = applied.get(outcomeKey(o.integrationId, o.applicationId)) ?? null;
+      const delivery = applied.get(applicationKey(o.integrationId, o.applicationId)) ?? null;
       return { delivery, applied: delivery !== null };
     });
   }
@@ -178,9 +179,9 @@ export function createDeliveryStore(pool: Pool): DeliveryStore {
 
   /** One statement for many outcomes, ending with `tail` (a query over the upserted rows, `d`). */
   async function upsertOutcomes(outcomes: DeliveryOutcome[], tail: string): Promise<DeliveryRow[]> {
-    const ordered = [...outcomes].sort((a, b) => (outcomeKey(a.integrationId, a.applicationId) < outcomeKey(b.integrationId, b.applicationId) ? -1 : 1));
-    if (new Set(ordered.map((o) => outcomeKey(o.integrationId, o.applicationId))).size !== ordered.length) {
-      throw new Error('recordDeliveryOutcomes: each (integration, application) at most once per call');
+    const ordered = [...outcomes].sort((a, b) => (applicationKey(a.integrationId, a.applicationId) < applicationKey(b.integrationId, b.applicationId) ? -1 : 1));
+    if (new Set(ordered.map((o) => applicationKey(o.integrationId, o.applicationId))).size !== ordered.length) {
+      throw new Error('delivery outcomes: each (integration, application) at most once per statement');
     }
     const cols = {
       integration: [] as string[], application: [] as string[], event: [] as string[], status: [] as string[], tries: [] as number[],
