@@ -90,9 +90,28 @@ export interface TopicDescription {
   configs: Record<string, string>;
 }
 
+/**
+ * Which of `topics` exist, asked topic by topic: a cluster-wide listing fails as a whole while any
+ * topic in the cluster, someone else's included, has a partition without a leader (one being deleted).
+ */
+export async function existingTopics(admin: Admin, topics: readonly string[]): Promise<Set<string>> {
+  const found = await Promise.all(
+    topics.map(async (topic) => {
+      try {
+        await admin.topicMetadata([topic]);
+        return topic;
+      } catch (err) {
+        if (brokerErrorOf(err) === 'UNKNOWN_TOPIC_OR_PARTITION') return undefined;
+        throw err;
+      }
+    }),
+  );
+  return new Set(found.filter((t): t is string => t !== undefined));
+}
+
 /** Partition count, replication factor and the spec's configs of each topic as the cluster has them. */
 export async function describeTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<TopicDescription[]> {
-  const existing = new Set(await admin.listTopics());
+  const existing = await existingTopics(admin, specs.map((s) => s.topic));
   const present = specs.filter((s) => existing.has(s.topic));
   const metadata = present.length ? await admin.topicMetadata(present.map((s) => s.topic)) : [];
   const names = [...new Set(present.flatMap((s) => Object.keys(s.configs)))];

@@ -14,6 +14,7 @@ import type { HeaderMap } from '../../lib/headers.ts';
 import { readHeaders } from '../../lib/headers.ts';
 import { kafkaError, withAdmin, type GroupConsumer, type KafkaClient } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { existingTopics } from '../../lib/topics.ts';
 import { offsetRangeSelected, partitionSelected, type RedriveFilters } from './filters.ts';
 import type { DeadLetter, RecordSource, SourceScan } from './source.ts';
 
@@ -43,7 +44,7 @@ export function createDlqSource(opts: DlqSourceOptions): RecordSource & { ranges
 
   async function plan(): Promise<SourceScan> {
     ranges = await withAdmin(kafka, async (admin) => {
-      if (!(await admin.listTopics()).includes(topic)) throw new Error(`DLQ topic ${topic} does not exist (check TOPIC_APPLICATIONS)`);
+      if (!(await existingTopics(admin, [topic])).has(topic)) throw new Error(`DLQ topic ${topic} does not exist (check TOPIC_APPLICATIONS)`);
       const watermarks = await admin.fetchTopicOffsets(topic);
       const bySince = filters.since === undefined ? undefined : await admin.fetchTopicOffsetsByTimestamp(topic, filters.since);
       return watermarks

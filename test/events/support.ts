@@ -11,7 +11,7 @@ import { createPool, type Pool } from '../../lib/db.ts';
 import type { Platform } from '../../registry/integration.ts';
 import { createKafka, scanTopic, withAdmin, type KafkaClient } from '../../lib/kafka/index.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
-import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
+import { ensureTopics, existingTopics, topicSpecs } from '../../lib/topics.ts';
 import { Keyring } from '../../registry/keyring.ts';
 import { createIntegrationRepository, type IntegrationRepository } from '../../registry/repository.ts';
 import { sampleIntegration } from '../registry/support.ts';
@@ -49,7 +49,7 @@ export function eventsHarness(overrides: Record<string, string> = {}): EventsHar
     async close() {
       await withAdmin(kafka, async (admin) => {
         const specs = topicSpecs(config.topics).map((s) => s.topic);
-        const existing = new Set(await admin.listTopics());
+        const existing = await existingTopics(admin, specs);
         const ours = specs.filter((t) => existing.has(t));
         if (ours.length) await admin.deleteTopics(ours).catch(() => undefined);
       }).catch(() => undefined);

@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ACKS_ALL, createProducer, withAdmin } from '../../lib/kafka/index.ts';
-import { describeTopics, ensureTopics, topicSpecs, waitForLeaders } from '../../lib/topics.ts';
+import { KafkaClientError, type Admin } from '../../lib/kafka/index.ts';
+import { describeTopics, ensureTopics, existingTopics, topicSpecs, waitForLeaders } from '../../lib/topics.ts';
 import { eventsHarness, recordCount } from './support.ts';
 
 describe('topics', () => {
@@ -64,6 +65,27 @@ describe('topics', () => {
       expect(await recordCount(drifted.kafka, drifted.topic)).toBe(1);
     } finally {
       await drifted.close();
+    }
+  });
+
+  it('does not depend on the rest of the cluster: a listing of all topics failing changes nothing', async () => {
+    // A cluster-wide metadata request fails as a whole while any topic, someone else's, has a partition
+    // without a leader (seen in CI while another test deleted its topics). The real admin, with only
+    // its cluster-wide listing failing the way kafkajs then fails it:
+    const other = eventsHarness({ TOPIC_PARTITIONS: '2' });
+    try {
+      const reports = await withAdmin(other.kafka, (admin) => {
+        const failing: Admin = Object.assign(Object.create(admin) as Admin, {
+          listTopics: () =>
+            Promise.reject(new KafkaClientError('There is no leader for this topic-partition as we are in the middle of a leadership election', { retriable: true, clientError: 'KafkaJSNumberOfRetriesExceeded' })),
+        });
+        return ensureTopics(failing, topicSpecs(other.config.topics)).then(async (first) => [first, await ensureTopics(failing, topicSpecs(other.config.topics))]);
+      });
+      expect(reports.map((r) => r.map((t) => t.status))).toEqual([Array(5).fill('created'), Array(5).fill('ok')]);
+      const found = await withAdmin(other.kafka, (admin) => existingTopics(admin, [other.topic, `${other.topic}.nowhere`]));
+      expect([...found]).toEqual([other.topic]);
+    } finally {
+      await other.close();
     }
   });
 });
