@@ -6,7 +6,7 @@
  */
 import type { Config } from '../../lib/config.ts';
 import { kafkaError, withAdmin, type KafkaClient } from '../../lib/kafka/index.ts';
-import { topicSpecs, type TopicRole } from '../../lib/topics.ts';
+import { existingTopics, topicSpecs, type TopicRole } from '../../lib/topics.ts';
 
 export const RATE_WINDOW_MS = 15 * 60_000;
 /** Groups whose offsets are fetched at once (one request each). */
@@ -70,7 +70,7 @@ export async function readPipeline(kafka: KafkaClient, config: Config, now = Dat
   const specs = topicSpecs(config.topics);
   try {
     return await withAdmin(kafka, async (admin) => {
-      const existing = new Set(await admin.listTopics());
+      const existing = await existingTopics(admin, specs.map((s) => s.topic));
       const topics: TopicView[] = [];
       for (const spec of specs) {
         if (!existing.has(spec.topic)) {

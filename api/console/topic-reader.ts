@@ -8,6 +8,7 @@ import type { ApplicationSubmitted } from '../../lib/application.ts';
 import { HEADER, headerInt, type HeaderMap } from '../../lib/headers.ts';
 import { kafkaError, withAdmin, type KafkaClient } from '../../lib/kafka/index.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { existingTopics } from '../../lib/topics.ts';
 import type { EventCodec } from '../../lib/serde.ts';
 import type { RedriveFilters } from '../../scripts/redrive/filters.ts';
 import { UNDECODABLE } from '../../scripts/redrive/redrive.ts';
@@ -128,7 +129,7 @@ export function groupDeadLetters(rows: DeadLetterRow[]): DeadLetterGroup[] {
 export async function topicWatermarks(kafka: KafkaClient, topic: string): Promise<Array<{ partition: number; low: number; high: number }> | null> {
   try {
     return await withAdmin(kafka, async (admin) => {
-      if (!(await admin.listTopics()).includes(topic)) return null;
+      if (!(await existingTopics(admin, [topic])).has(topic)) return null;
       return (await admin.fetchTopicOffsets(topic)).map((w) => ({ partition: w.partition, low: Number(w.low), high: Number(w.high) })).sort((a, b) => a.partition - b.partition);
     });
   } catch (err) {

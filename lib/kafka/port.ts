@@ -196,6 +196,10 @@ export interface GroupMember {
 }
 
 export interface Admin {
+  /**
+   * Every topic of the cluster. Fails as a whole while any topic, anyone's, has a partition without a
+   * leader: to ask whether given topics exist, use lib/topics.ts existingTopics.
+   */
   listTopics(): Promise<string[]>;
   /**
    * Creates the topics without waiting for their leaders (see lib/topics.ts waitForLeaders). A topic

@@ -15,7 +15,7 @@ import {
   type TopicPartition,
 } from '../../lib/kafka/index.ts';
 import { createLogger } from '../../lib/logger.ts';
-import { waitForLeaders } from '../../lib/topics.ts';
+import { existingTopics, waitForLeaders } from '../../lib/topics.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -34,7 +34,7 @@ describe.each(Object.entries(KAFKA_ADAPTERS))('the Kafka port on %s', (_name, cr
     for (const c of consumers) await c.disconnect().catch(() => undefined);
     const admin = kafka.admin();
     await admin.connect();
-    const existing = new Set(await admin.listTopics());
+    const existing = await existingTopics(admin, topics);
     await admin.deleteTopics(topics.filter((t) => existing.has(t))).catch(() => undefined);
     await admin.disconnect();
   });
@@ -113,7 +113,7 @@ describe.each(Object.entries(KAFKA_ADAPTERS))('the Kafka port on %s', (_name, cr
       expect(refused).toBeInstanceOf(KafkaClientError);
       expect((refused as KafkaClientError).brokerError).toBe('UNKNOWN_TOPIC_OR_PARTITION');
       await admin.deleteTopics([name]);
-      await waitFor('the topic to be gone', async () => !(await admin.listTopics()).includes(name));
+      await waitFor('the topic to be gone', async () => !(await existingTopics(admin, [name])).has(name));
     } finally {
       await admin.disconnect();
     }
