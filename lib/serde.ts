@@ -54,6 +54,12 @@ export interface EventCodecOptions {
   /** The schema this codec writes and reads as; default: the contract in schemas/. */
   schema?: avro.Schema;
   retry?: Partial<RegistryRetry>;
+  /**
+   * How long one registry request may go without an answer before it fails and is retried (default
+   * 10 s). Without it a request the registry never answers (seen in CI: a schema fetch that never
+   * reached the registry's access log) would hold a decode, and the partition behind it, for good.
+   */
+  requestTimeoutMs?: number;
 }
 
 export interface EventCodec<T = ApplicationSubmitted> {
@@ -73,6 +79,7 @@ export interface EventCodec<T = ApplicationSubmitted> {
 }
 
 const DEFAULT_RETRY: RegistryRetry = { retries: 3, initialRetryTimeInSecs: 0.1, maxRetryTimeInSecs: 2 };
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
 /**
  * Errors from the registry client: no answer / 5xx → retriable `registry_unavailable`; 409/422 on
@@ -103,9 +110,11 @@ class RegistryHttpError extends Error {
   }
 }
 
-async function registryCall(url: string, init: { method: string; body?: unknown }): Promise<unknown> {
+async function registryCall(url: string, init: { method: string; body?: unknown; timeoutMs: number }): Promise<unknown> {
   const res = await fetch(url, {
     method: init.method,
+    // A timeout has no status: withRetry tries again, and the last one is `registry_unavailable`.
+    signal: AbortSignal.timeout(init.timeoutMs),
     headers: { accept: REGISTRY_JSON, ...(init.body === undefined ? {} : { 'content-type': REGISTRY_JSON }) },
     ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
   });
@@ -147,18 +156,18 @@ async function withRetry<T>(retry: RegistryRetry, fn: () => Promise<T>): Promise
  * idempotent on the registry's side; for the config, a refused write is success once the config
  * reads as wanted.
  */
-async function registerIdempotently(registryUrl: string, subject: string, schema: string, retry: RegistryRetry): Promise<number> {
+async function registerIdempotently(registryUrl: string, subject: string, schema: string, retry: RegistryRetry, timeoutMs: number): Promise<number> {
   const base = registryUrl.replace(/\/+$/, '');
   const configUrl = `${base}/config/${encodeURIComponent(subject)}`;
   const registered = await withRetry(retry, () =>
-    registryCall(`${base}/subjects/${encodeURIComponent(subject)}/versions`, { method: 'POST', body: { schema } }),
+    registryCall(`${base}/subjects/${encodeURIComponent(subject)}/versions`, { method: 'POST', body: { schema }, timeoutMs }),
   );
   const id = (registered as { id?: unknown }).id;
   if (typeof id !== 'number') throw new Error(`register: the registry answered without a schema id: ${JSON.stringify(registered)}`);
 
   const readCompatibility = async (): Promise<string | undefined> => {
     try {
-      const config = (await withRetry(retry, () => registryCall(configUrl, { method: 'GET' }))) as { compatibilityLevel?: string; compatibility?: string };
+      const config = (await withRetry(retry, () => registryCall(configUrl, { method: 'GET', timeoutMs }))) as { compatibilityLevel?: string; compatibility?: string };
       return (config.compatibilityLevel ?? config.compatibility)?.toUpperCase();
     } catch (err) {
       if ((err as { status?: number }).status === 404) return undefined; // no subject-level config yet
@@ -167,7 +176,7 @@ async function registerIdempotently(registryUrl: string, subject: string, schema
   };
   if (SATISFIES_BACKWARD.has((await readCompatibility()) ?? '')) return id;
   try {
-    await withRetry(retry, () => registryCall(configUrl, { method: 'PUT', body: { compatibility: WANTED_COMPATIBILITY } }));
+    await withRetry(retry, () => registryCall(configUrl, { method: 'PUT', body: { compatibility: WANTED_COMPATIBILITY }, timeoutMs }));
   } catch (err) {
     // A concurrent starter may have written it first; what matters is what the subject says now.
     if (!SATISFIES_BACKWARD.has((await readCompatibility()) ?? '')) throw err;
@@ -175,9 +184,33 @@ async function registerIdempotently(registryUrl: string, subject: string, schema
   return id;
 }
 
+/**
+ * The registry client's retry rule: 5xx as its default, plus no answer at all (a timeout or a dropped
+ * connection, which its HTTP gateway reports as a 400 carrying the error) and 408/429.
+ */
+const retriableAnswer: NonNullable<NonNullable<RegistryClientArgs['retry']>['validateRetry']> = (response) => {
+  const status = response.responseStatus;
+  return status >= 500 || status === 408 || status === 429 || (status === 400 && response.errors.length > 0);
+};
+
+/** A client middleware giving each registry request a deadline for its answer (socket idle time). */
+type RegistryClientArgs = ConstructorParameters<typeof SchemaRegistry>[0];
+type Middleware = NonNullable<RegistryClientArgs['middlewares']>[number];
+
+function requestTimeout(ms: number): Middleware {
+  return () => ({
+    prepareRequest: (next) => next().then((request) => request.enhance({ timeout: ms })),
+  });
+}
+
 export function createEventCodec<T = ApplicationSubmitted>(opts: EventCodecOptions): EventCodec<T> {
   const retry: RegistryRetry = { ...DEFAULT_RETRY, ...opts.retry };
-  const registry = new SchemaRegistry({ host: opts.registryUrl, retry: { ...retry, factor: 0.2, multiplier: 2 } });
+  const timeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const registry = new SchemaRegistry({
+    host: opts.registryUrl,
+    retry: { ...retry, factor: 0.2, multiplier: 2, validateRetry: retriableAnswer },
+    middlewares: [requestTimeout(timeoutMs)],
+  });
   const schema = opts.schema ?? loadApplicationSchema();
   const readerType = avro.Type.forSchema(schema);
   const subject = `${opts.topic}-value`;
@@ -188,7 +221,7 @@ export function createEventCodec<T = ApplicationSubmitted>(opts: EventCodecOptio
   const readers = new Map<number, Promise<(body: Buffer) => T>>();
 
   function register(): Promise<number> {
-    schemaId ??= registerIdempotently(opts.registryUrl, subject, JSON.stringify(schema), retry)
+    schemaId ??= registerIdempotently(opts.registryUrl, subject, JSON.stringify(schema), retry, timeoutMs)
       .then((id) => (knownId = id))
       .catch((err: unknown) => {
         schemaId = undefined; // a later call tries again

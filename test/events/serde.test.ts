@@ -3,6 +3,7 @@
  * Confluent wire format read by an independent decoder, schema evolution both ways, and the
  * retriable / non-retriable error split.
  */
+import net from 'node:net';
 import type avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import type { ApplicationSubmitted } from '../../lib/application.ts';
@@ -132,6 +133,33 @@ describe('ApplicationSubmitted serde', () => {
     const down = createEventCodec({ registryUrl: 'http://127.0.0.1:9/apis/ccompat/v7', topic: uniqueName('apps'), retry: { retries: 1, maxRetryTimeInSecs: 0.2 } });
     await expect(down.encode(sampleEvent())).rejects.toMatchObject({ code: 'registry_unavailable', retriable: true });
     await expect(down.decode(bytes)).rejects.toMatchObject({ code: 'registry_unavailable', retriable: true });
+  });
+
+  it('a registry that takes the request and never answers: each request times out and is retried, then registry_unavailable (retriable), never a hang', async () => {
+    // Seen in CI: a schema fetch that never reached the registry's log held a decode for 60 s.
+    const requests: string[] = [];
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('data', (chunk) => requests.push(...(chunk.toString('latin1').match(/^(GET|POST|PUT) \S+/gm) ?? [])));
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}/apis/ccompat/v7`;
+      const hung = createEventCodec({ registryUrl: url, topic: uniqueName('apps'), retry: { retries: 1, initialRetryTimeInSecs: 0.05, maxRetryTimeInSecs: 0.1 }, requestTimeoutMs: 300 });
+      const framed = await createEventCodec({ registryUrl, topic: uniqueName('apps') }).encode(sampleEvent());
+      const t0 = Date.now();
+      await expect(hung.decode(framed)).rejects.toMatchObject({ code: 'registry_unavailable', retriable: true });
+      // Retried (the registry client shares one retry setting per process, the last codec's: at least 2).
+      expect(requests.filter((r) => r.startsWith('GET /apis/ccompat/v7/schemas/ids/')).length).toBeGreaterThanOrEqual(2);
+      await expect(hung.encode(sampleEvent())).rejects.toMatchObject({ code: 'registry_unavailable', retriable: true });
+      expect(requests.filter((r) => r.startsWith('POST /apis/ccompat/v7/subjects/'))).toHaveLength(2); // retries: 1
+      expect(Date.now() - t0).toBeLessThan(10_000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('names the fields of an event that does not match the schema', async () => {
