@@ -184,6 +184,9 @@ async function registerIdempotently(registryUrl: string, subject: string, schema
   return id;
 }
 
+type RegistryClientArgs = ConstructorParameters<typeof SchemaRegistry>[0];
+type Middleware = NonNullable<RegistryClientArgs['middlewares']>[number];
+
 /**
  * The registry client's retry rule: 5xx as its default, plus no answer at all (a timeout or a dropped
  * connection, which its HTTP gateway reports as a 400 carrying the error) and 408/429.
@@ -194,9 +197,6 @@ const retriableAnswer: NonNullable<NonNullable<RegistryClientArgs['retry']>['val
 };
 
 /** A client middleware giving each registry request a deadline for its answer (socket idle time). */
-type RegistryClientArgs = ConstructorParameters<typeof SchemaRegistry>[0];
-type Middleware = NonNullable<RegistryClientArgs['middlewares']>[number];
-
 function requestTimeout(ms: number): Middleware {
   return () => ({
     prepareRequest: (next) => next().then((request) => request.enhance({ timeout: ms })),

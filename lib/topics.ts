@@ -5,7 +5,7 @@
  * is left to an operator's decision too).
  */
 import type { Config, TopicsConfig } from './config.ts';
-import { brokerErrorOf, type Admin } from './kafka/index.ts';
+import { brokerErrorOf, type Admin, type TopicMetadata } from './kafka/index.ts';
 
 export type TopicRole = 'main' | 'retry' | 'dlq' | 'status' | 'jobs';
 
@@ -91,33 +91,37 @@ export interface TopicDescription {
 }
 
 /**
- * Which of `topics` exist, asked topic by topic: a cluster-wide listing fails as a whole while any
- * topic in the cluster, someone else's included, has a partition without a leader (one being deleted).
+ * The metadata of each of `topics` that exists, asked topic by topic: a cluster-wide listing fails as
+ * a whole while any topic in the cluster, someone else's included, has a partition without a leader
+ * (one being deleted).
  */
-export async function existingTopics(admin: Admin, topics: readonly string[]): Promise<Set<string>> {
+async function metadataOfExisting(admin: Admin, topics: readonly string[]): Promise<Map<string, TopicMetadata>> {
   const found = await Promise.all(
     topics.map(async (topic) => {
       try {
-        await admin.topicMetadata([topic]);
-        return topic;
+        return (await admin.topicMetadata([topic])).find((m) => m.topic === topic);
       } catch (err) {
         if (brokerErrorOf(err) === 'UNKNOWN_TOPIC_OR_PARTITION') return undefined;
         throw err;
       }
     }),
   );
-  return new Set(found.filter((t): t is string => t !== undefined));
+  return new Map(found.filter((m): m is TopicMetadata => m !== undefined).map((m) => [m.topic, m]));
+}
+
+/** Which of `topics` exist (see metadataOfExisting: never a cluster-wide listing). */
+export async function existingTopics(admin: Admin, topics: readonly string[]): Promise<Set<string>> {
+  return new Set((await metadataOfExisting(admin, topics)).keys());
 }
 
 /** Partition count, replication factor and the spec's configs of each topic as the cluster has them. */
 export async function describeTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<TopicDescription[]> {
-  const existing = await existingTopics(admin, specs.map((s) => s.topic));
-  const present = specs.filter((s) => existing.has(s.topic));
-  const metadata = present.length ? await admin.topicMetadata(present.map((s) => s.topic)) : [];
+  const metadata = await metadataOfExisting(admin, specs.map((s) => s.topic));
+  const present = specs.filter((s) => metadata.has(s.topic));
   const names = [...new Set(present.flatMap((s) => Object.keys(s.configs)))];
   const configs = present.length ? await admin.topicConfigs(present.map((s) => s.topic), names) : {};
   return specs.map((spec) => {
-    const meta = metadata.find((m) => m.topic === spec.topic);
+    const meta = metadata.get(spec.topic);
     if (!meta) return { topic: spec.topic, exists: false, partitions: 0, replicationFactor: 0, configs: {} };
     const own = configs[spec.topic] ?? {};
     return {

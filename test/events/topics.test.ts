@@ -4,8 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ACKS_ALL, createProducer, withAdmin } from '../../lib/kafka/index.ts';
-import { KafkaClientError, type Admin } from '../../lib/kafka/index.ts';
+import { ACKS_ALL, createProducer, KafkaClientError, withAdmin, type Admin } from '../../lib/kafka/index.ts';
 import { describeTopics, ensureTopics, existingTopics, topicSpecs, waitForLeaders } from '../../lib/topics.ts';
 import { eventsHarness, recordCount } from './support.ts';
 
