@@ -97,6 +97,7 @@ Options:
     });
     const rows: Array<[string, string]> = [
       ['machine load (1 min, start / end)', `${result.loadAvg[0]} / ${result.loadAvg[1]}`],
+      ['node (bench, dispatcher, sandbox)', result.node],
       ['dispatcher, 0 ms ATS latency', `${result.deliveriesPerSec0ms} deliveries/s (p50 ${result.p50Ms0ms} ms, p99 ${result.p99Ms0ms} ms; rounds ${result.samples.deliveriesPerSec0ms.join(' / ')})`],
       ['dispatcher, 50 ms ATS latency', `${result.deliveriesPerSec50ms} deliveries/s (p50 ${result.p50Ms50ms} ms, p99 ${result.p99Ms50ms} ms)`],
       ['dispatcher CPU per delivery, 0 / 50 ms', `${result.cpuUsPerDelivery0ms} / ${result.cpuUsPerDelivery50ms} µs (rounds at 0 ms ${result.samples.cpuUsPerDelivery0ms.join(' / ')})`],

@@ -100,6 +100,8 @@ export interface DispatchBenchResult {
   dispatcher: 'built' | 'source';
   /** The Node flags it ran with: its Kubernetes Deployment's NODE_OPTIONS. */
   dispatcherNodeOptions: string;
+  /** The Node version of every process measured (the bench's own, which starts the rest). */
+  node: string;
   /** 1-minute load average when the bench started and ended (the machine is shared). */
   loadAvg: [number, number];
   /** Medians over the rounds. */
@@ -766,6 +768,7 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
       rounds: opts.rounds,
       dispatcher: opts.dispatcher,
       dispatcherNodeOptions: dispatcherNodeOptions.join(' '),
+      node: process.version,
       loadAvg: [round(loadAtStart, 1), round(os.loadavg()[0]!, 1)],
       deliveriesPerSec0ms: Math.round(med((r) => r.d0.perSec)),
       deliveriesPerSec50ms: Math.round(med((r) => r.d50.perSec)),

@@ -72,6 +72,8 @@ export interface PublishBenchResult {
   batchSize: number;
   requestSize: number;
   partitions: number;
+  /** The Node version of the bench and the relay process it starts. */
+  node: string;
   /** Rates are medians over this many rounds; ratios are medians of the per-round ratios. */
   rounds: number;
   raw: { eventsPerSec: number; ms: number };
@@ -241,6 +243,7 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
     const pairedRatio = (relayMs: number[]): number => +median(relayMs.map((ms, i) => samples.raw[i]! / ms)).toFixed(3);
     const relayMs = median(samples.relay);
     const drainMs = median(samples.backlog);
+    log(`node                   ${process.version}`);
     log(`raw kafkajs producer   ${rate(events, rawMs).toLocaleString('en')} events/s (median of ${rounds}, ${(rawMs / 1000).toFixed(2)} s)`);
     log(`outbox relay           ${rate(events, relayMs).toLocaleString('en')} rows/s insert → acked (${(relayMs / 1000).toFixed(2)} s; the inserts took ${(median(samples.insert) / 1000).toFixed(2)} s)`);
     log(`outbox relay (backlog) ${rate(events, drainMs).toLocaleString('en')} rows/s claim → acked → marked (${(drainMs / 1000).toFixed(2)} s)`);
@@ -254,6 +257,7 @@ export async function runPublishBench(opts: PublishBenchOptions): Promise<Publis
       batchSize,
       requestSize,
       partitions: config.topics.partitions,
+      node: process.version,
       raw: { eventsPerSec: rawRate, ms: Math.round(rawMs) },
       rounds,
       relay: { rowsPerSec: rate(events, relayMs), ms: Math.round(relayMs), ratioToRaw: pairedRatio(samples.relay), insertMs: Math.round(median(samples.insert)) },
