@@ -43,13 +43,26 @@ const PINO_LEVEL: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 const EXPECTED_WARNINGS = ['Limiting retries for the idempotent producer may invalidate EoS guarantees'];
 
 /**
- * kafkajs logs every error response at ERROR before it retries: a topic created a moment ago
- * answers "does not host this topic-partition" until its leader is elected. The caller sees the
- * error if the retries run out; the log line alone only alarms whoever reads it (the demo's first run).
+ * kafkajs logs every error response at ERROR before it retries, and the producer logs the failed send
+ * again: a topic created a moment ago answers "does not host this topic-partition" until its leader
+ * is elected, and a partition whose leader moved answers "not the leader" until the metadata is
+ * refreshed. The caller sees the error if the retries run out; the log lines alone only alarm
+ * whoever reads them (the demo's first run, every leader election).
  */
-const RETRIED_RESPONSE_ERRORS = ['This server does not host this topic-partition', 'There is no leader for this topic-partition as we are in the middle of a leadership election'];
-function isRetriedResponseError(namespace: string, extra: Record<string, unknown>): boolean {
-  return namespace === 'Connection' && RETRIED_RESPONSE_ERRORS.includes(String(extra.error));
+const RETRIED_RESPONSE_ERRORS = [
+  'This server does not host this topic-partition',
+  'There is no leader for this topic-partition as we are in the middle of a leadership election',
+  'This server is not the leader for that topic-partition',
+];
+const FAILED_SEND = 'Failed to send messages: ';
+
+/** The pino level for one kafkajs log entry. */
+export function pinoLevelOf({ namespace, level, log }: Pick<LogEntry, 'namespace' | 'level' | 'log'>): 'error' | 'warn' | 'info' | 'debug' {
+  if (EXPECTED_WARNINGS.includes(log.message)) return 'debug';
+  if (namespace === 'Connection' && RETRIED_RESPONSE_ERRORS.includes(String((log as { error?: unknown }).error))) return 'debug';
+  // The producer's line for the same answer (it logs every attempt; the caller gets the error if none succeeds).
+  if (namespace === 'Producer' && log.message.startsWith(FAILED_SEND) && RETRIED_RESPONSE_ERRORS.includes(log.message.slice(FAILED_SEND.length))) return 'debug';
+  return PINO_LEVEL[level] ?? 'info';
 }
 
 /** kafkajs' INFO is chatty (every connect and group join); it is logged at debug unless it is a problem. */
@@ -65,8 +78,7 @@ function pinoLogCreator(logger: Logger) {
   return () =>
     ({ namespace, level, log }: LogEntry): void => {
       const { message, timestamp: _timestamp, ...extra } = log;
-      const pinoLevel = EXPECTED_WARNINGS.includes(message) || isRetriedResponseError(namespace, extra) ? 'debug' : (PINO_LEVEL[level] ?? 'info');
-      logger[pinoLevel]({ namespace, ...extra }, message);
+      logger[pinoLevelOf({ namespace, level, log })]({ namespace, ...extra }, message);
     };
 }
 
