@@ -189,10 +189,13 @@ interface Scenario {
   apiKey: string;
 }
 
-async function scenario(base: Config, name: string, partitions: number, sandbox: SandboxClient, repo: IntegrationRepository, kafka: KafkaClient, latencyMs: number): Promise<Scenario> {
+/** `created` collects the scenario's topics, which the run deletes at its end. */
+async function scenario(base: Config, name: string, partitions: number, sandbox: SandboxClient, repo: IntegrationRepository, kafka: KafkaClient, latencyMs: number, created: string[]): Promise<Scenario> {
   const topic = `bench-${name}-${randomUUID().slice(0, 8)}`;
   const config = loadConfig({ ...envFromConfig(base), TOPIC_APPLICATIONS: topic, TOPIC_PARTITIONS: String(partitions) });
-  await withAdmin(kafka, (admin) => ensureTopics(admin, topicSpecs(config.topics)));
+  const specs = topicSpecs(config.topics);
+  created.push(...specs.map((t) => t.topic));
+  await withAdmin(kafka, (admin) => ensureTopics(admin, specs));
   const tenant = `bench-${name}-${randomUUID().slice(0, 6)}`;
   const apiKey = `key-${randomUUID()}`;
   const jobId = '4001';
@@ -680,6 +683,8 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
   const producer = createProducer(kafka);
   const db = createPool(config.database, { max: 4 });
   const repo = createIntegrationRepository({ pool: db, keyring: new Keyring(keys) });
+  /** Every topic the run made (about 1 700 partitions for a full run); deleted at the end. */
+  const created: string[] = [];
   try {
     await waitForSandbox(sandboxUrl);
     await producer.connect();
@@ -694,10 +699,10 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
     let peakRss = 0;
     // Untimed: the sandbox's and the client's first requests (JIT, 64 connections) would weigh on round 1.
     say('warming up the sandbox and the raw client…');
-    await runRaw(sandboxUrl, await scenario(config, 'warm', opts.partitions, sandbox, repo, kafka, 0), 3, Math.min(opts.maxInFlight, 128));
+    await runRaw(sandboxUrl, await scenario(config, 'warm', opts.partitions, sandbox, repo, kafka, 0, created), 3, Math.min(opts.maxInFlight, 128));
     for (let round = 1; round <= opts.rounds; round++) {
       say(`round ${round}/${opts.rounds}: raw sandbox capacity (undici, ${opts.rawSeconds} s)…`);
-      const rawScenario = await scenario(config, `raw${round}`, opts.partitions, sandbox, repo, kafka, 0);
+      const rawScenario = await scenario(config, `raw${round}`, opts.partitions, sandbox, repo, kafka, 0, created);
       const raw = await runRaw(sandboxUrl, rawScenario, opts.rawSeconds, Math.min(opts.maxInFlight, 128));
       say(`  ${raw.perSec.toFixed(0)} deliveries/s, ${raw.cpuUsPerDelivery.toFixed(0)} µs CPU per delivery`);
       say(`round ${round}/${opts.rounds}: the connectors alone (no Kafka, no PostgreSQL, ${opts.rawSeconds} s)…`);
@@ -706,17 +711,17 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
       const byLatency: Record<number, { d: DispatcherRun; naive: number; naivePerPartition: number }> = {};
       for (const latency of [0, 50]) {
         say(`dispatcher, ${latency} ms ATS latency: ${opts.count} applications, ${opts.partitions} partitions, ${opts.maxInFlight} in flight, NODE_OPTIONS ${dispatcherNodeOptions.join(' ')}…`);
-        const s = await scenario(config, `d${latency}`, opts.partitions, sandbox, repo, kafka, latency);
+        const s = await scenario(config, `d${latency}`, opts.partitions, sandbox, repo, kafka, latency, created);
         const d = await runDispatcher(s, producer, codec, db, opts.count, opts.maxInFlight, opts.dispatcher === 'built', say, latency === 0 ? opts.cpuProfileDir : undefined);
         peakRss = Math.max(peakRss, d.rss);
         say(`  ${d.perSec.toFixed(0)} deliveries/s, ${d.cpuUsPerDelivery.toFixed(0)} µs CPU per delivery, ${d.statementsPerDelivery.toFixed(2)} statements per delivery, p50 ${d.p50} ms, p99 ${d.p99} ms, peak RSS ${d.rss} MB`);
         const naiveCount = Math.min(opts.count, latency === 0 ? opts.count : 4_000);
         say(`naive consumer (kafkajs defaults: one message at a time), ${latency} ms ATS latency (${opts.naiveSeconds} s)…`);
-        const n1 = await scenario(config, `n${latency}`, opts.partitions, sandbox, repo, kafka, latency);
+        const n1 = await scenario(config, `n${latency}`, opts.partitions, sandbox, repo, kafka, latency, created);
         const naive = await runNaive(n1, producer, codec, db, naiveCount, opts.naiveSeconds, 1);
         say(`  ${naive.toFixed(1)} deliveries/s`);
         say(`naive consumer, one message at a time per partition, partitions in parallel, ${latency} ms (${opts.naiveSeconds} s)…`);
-        const n2 = await scenario(config, `p${latency}`, opts.partitions, sandbox, repo, kafka, latency);
+        const n2 = await scenario(config, `p${latency}`, opts.partitions, sandbox, repo, kafka, latency, created);
         const naivePerPartition = await runNaive(n2, producer, codec, db, naiveCount, opts.naiveSeconds, opts.partitions);
         say(`  ${naivePerPartition.toFixed(1)} deliveries/s`);
         byLatency[latency] = { d, naive, naivePerPartition };
@@ -728,7 +733,7 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
     for (const rate of opts.steadyRates) {
       for (const latency of [0, 50]) {
         say(`steady load: ${rate} applications/s for ${opts.steadySeconds} s, ${latency} ms ATS latency…`);
-        const s = await scenario(config, `s${rate}-${latency}`, opts.partitions, sandbox, repo, kafka, latency);
+        const s = await scenario(config, `s${rate}-${latency}`, opts.partitions, sandbox, repo, kafka, latency, created);
         const r = await runSteady(s, producer, codec, db, sandbox, rate, latency, opts.steadySeconds, opts);
         say(`  publish → ATS receipt p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms (published at ${r.achievedPerSec}/s; ${r.cpuUsPerDelivery} µs CPU per delivery)`);
         steady.push(r);
@@ -740,7 +745,7 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
       const drain: Record<number, { perSec: number; cpuUsPerDelivery: number }> = {};
       for (const processes of [1, 2]) {
         say(`scale-out: ${processes} dispatcher process(es) in one group draining a backlog of ${opts.scaleOutCount}…`);
-        const s = await scenario(config, `x${processes}`, opts.partitions, sandbox, repo, kafka, 0);
+        const s = await scenario(config, `x${processes}`, opts.partitions, sandbox, repo, kafka, 0, created);
         drain[processes] = await runScaleOut(s, producer, codec, db, kafka, processes, opts.scaleOutCount, opts);
         say(`  ${drain[processes].perSec.toFixed(0)} deliveries/s, ${drain[processes].cpuUsPerDelivery.toFixed(0)} µs CPU per delivery`);
       }
@@ -814,6 +819,12 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
     };
   } finally {
     await producer.disconnect().catch(() => undefined);
+    // Left behind, a day of runs gave the local broker ~7 000 partitions: its 512 MB heap ~80 % full
+    // before anything else ran on it.
+    // A few topics per request: the broker answers each within its request timeout.
+    await withAdmin(kafka, async (admin) => {
+      for (let i = 0; i < created.length; i += 20) await admin.deleteTopics(created.slice(i, i + 20));
+    }).catch((err: unknown) => say(`could not delete the bench's topics: ${(err as Error).message}`));
     await db.end();
     sandboxProc.child.kill('SIGTERM');
     await sandboxProc.exited;

@@ -140,7 +140,7 @@ afterAll(async () => {
   await api?.close();
   await dispatcher?.close();
   await connectors?.close();
-  await base?.producer.disconnect();
+  await base?.close();
   await sandbox?.close();
   if (pool) {
     await pool.query('DELETE FROM integrations WHERE company_id = ANY($1)', [[acme, globex, initech]]);

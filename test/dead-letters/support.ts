@@ -52,7 +52,7 @@ export async function startDeadLetterStack(overrides: Record<string, string> = {
     SHUTDOWN_TIMEOUT_MS: '15000',
     ...overrides,
   });
-  const { logger, kafka, producer, codec } = await startPipelineBase(config);
+  const { logger, kafka, producer, codec, close: closeBase } = await startPipelineBase(config);
   const s3 = createS3Client(config.s3);
   return {
     config,
@@ -86,7 +86,7 @@ export async function startDeadLetterStack(overrides: Record<string, string> = {
       }
     },
     async close() {
-      await producer.disconnect();
+      await closeBase();
       s3.destroy();
     },
   };

@@ -56,4 +56,5 @@ it('eight processes started at once on a new subject all come up', async () => {
   for (const c of children) c.child.kill('SIGTERM');
   const codes = await Promise.all(children.map((c) => c.exited));
   expect(codes, children.map((c) => c.output()).join('\n')).toEqual(children.map(() => 0));
+  await withAdmin(kafka, (admin) => admin.deleteTopics(topicSpecs(config.topics).map((t) => t.topic)));
 }, 180_000);

@@ -54,7 +54,7 @@ export async function startPipeline(overrides: Record<string, string> = {}): Pro
     ATS_RATE_LIMITS: 'greenhouse=none',
     ...overrides,
   });
-  const { logger, kafka, producer, codec } = await startPipelineBase(config);
+  const { logger, kafka, producer, codec, close: closeBase } = await startPipelineBase(config);
   const pool = createPool(config.database, { max: 4 });
   const repo = createIntegrationRepository({ pool, keyring: new Keyring(config.crypto.encryptionKeys) });
   const sandbox = await startSandbox({ port: 0 });
@@ -94,7 +94,7 @@ export async function startPipeline(overrides: Record<string, string> = {}): Pro
       await producer.send({ topic, acks: ACKS_ALL, messages: [{ key: event.applicationId, value: await codec.encode(event) }] });
     },
     async close() {
-      await producer.disconnect();
+      await closeBase();
       await sandbox.close();
       await pool.end();
     },

@@ -70,7 +70,7 @@ export async function startRedriveStack(): Promise<RedriveStack> {
     RETRY_TIERS: 'retry-a:1000,retry-b:2000',
     S3_PREFIX: uniqueName('redrive-test'),
   });
-  const { kafka, producer, codec } = await startPipelineBase(config);
+  const { kafka, producer, codec, close: closeBase } = await startPipelineBase(config);
   const pool = createPool(config.database, { max: 2 });
   const s3 = createS3Client(config.s3);
 
@@ -118,7 +118,7 @@ export async function startRedriveStack(): Promise<RedriveStack> {
       return { code, output, id: /redrive id\s+([0-9a-f-]{36})/.exec(output)?.[1] };
     },
     async close() {
-      await producer.disconnect();
+      await closeBase();
       await pool.end();
       s3.destroy();
     },

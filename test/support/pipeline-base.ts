@@ -1,6 +1,7 @@
 /**
  * What every pipeline test starts from: the test's own topics created, a connected idempotent
- * producer and a codec with the schema registered.
+ * producer and a codec with the schema registered; `close` disconnects and deletes the topics (left
+ * behind, every run adds hundreds of partitions to the shared broker's heap).
  */
 import type { Config } from '../../lib/config.ts';
 import { createKafka, createProducer, withAdmin, type KafkaClient, type Producer } from '../../lib/kafka/index.ts';
@@ -13,6 +14,8 @@ export interface PipelineBase {
   kafka: KafkaClient;
   producer: Producer;
   codec: EventCodec;
+  /** Disconnects the producer and deletes the test's topics; call it after the test's consumers stopped. */
+  close(): Promise<void>;
 }
 
 export async function startPipelineBase(config: Config): Promise<PipelineBase> {
@@ -23,5 +26,10 @@ export async function startPipelineBase(config: Config): Promise<PipelineBase> {
   await producer.connect();
   const codec = createEventCodec({ registryUrl: config.schemaRegistry.url, topic: config.topics.applications });
   await codec.register();
-  return { logger, kafka, producer, codec };
+  const close = async (): Promise<void> => {
+    await producer.disconnect();
+    const topics = topicSpecs(config.topics).map((t) => t.topic);
+    await withAdmin(kafka, (admin) => admin.deleteTopics(topics)).catch(() => undefined);
+  };
+  return { logger, kafka, producer, codec, close };
 }
