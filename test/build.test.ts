@@ -9,12 +9,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { envFromConfig, type Config } from '../lib/config.ts';
-import { createKafka, withAdmin } from '../lib/kafka/index.ts';
+import { createKafka } from '../lib/kafka/index.ts';
 import { createLogger } from '../lib/logger.ts';
 import { childEnv } from '../dev/process-env.ts';
-import { topicSpecs } from '../lib/topics.ts';
 import { BUILT_ENTRYPOINTS, RUNTIME_ASSETS, build } from '../dev/build.ts';
 import { testConfig, uniqueName } from './support/config.ts';
+import { deleteTestTopics } from './support/pipeline-base.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = path.join(root, 'dist');
@@ -89,7 +89,7 @@ describe('the built processes against the real stack', () => {
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     const kafka = createKafka(config.kafka, createLogger({ level: 'warn', name: 'test' }), { clientIdSuffix: 'test' });
-    await withAdmin(kafka, (admin) => admin.deleteTopics(topicSpecs(config.topics).map((s) => s.topic))).catch(() => undefined);
+    await deleteTestTopics(kafka, config);
   });
 
   it('migrates the database and creates the topics (the Jobs of deploy/k8s)', async () => {

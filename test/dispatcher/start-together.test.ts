@@ -11,6 +11,7 @@ import { spawnTs, type TsProcess } from '../../dev/spawn-entrypoint.ts';
 import { ensureTopics, topicSpecs } from '../../lib/topics.ts';
 import { freePort } from '../dead-letters/support.ts';
 import { testConfig, uniqueName } from '../support/config.ts';
+import { deleteTestTopics } from '../support/pipeline-base.ts';
 import { waitFor } from './support.ts';
 
 const children: TsProcess[] = [];
@@ -56,5 +57,5 @@ it('eight processes started at once on a new subject all come up', async () => {
   for (const c of children) c.child.kill('SIGTERM');
   const codes = await Promise.all(children.map((c) => c.exited));
   expect(codes, children.map((c) => c.output()).join('\n')).toEqual(children.map(() => 0));
-  await withAdmin(kafka, (admin) => admin.deleteTopics(topicSpecs(config.topics).map((t) => t.topic)));
+  await deleteTestTopics(kafka, config);
 }, 180_000);

@@ -28,8 +28,12 @@ export async function startPipelineBase(config: Config): Promise<PipelineBase> {
   await codec.register();
   const close = async (): Promise<void> => {
     await producer.disconnect();
-    const topics = topicSpecs(config.topics).map((t) => t.topic);
-    await withAdmin(kafka, (admin) => admin.deleteTopics(topics)).catch(() => undefined);
+    await deleteTestTopics(kafka, config);
   };
   return { logger, kafka, producer, codec, close };
+}
+
+/** Deletes a test config's topics (main, retry tiers, DLQ); cleanup, so a failure is ignored. */
+export async function deleteTestTopics(kafka: KafkaClient, config: Config): Promise<void> {
+  await withAdmin(kafka, (admin) => admin.deleteTopics(topicSpecs(config.topics).map((t) => t.topic))).catch(() => undefined);
 }
