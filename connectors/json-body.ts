@@ -9,12 +9,17 @@
  */
 import { randomBytes } from 'node:crypto';
 
+/** The files met by the jsonBody running now (JSON.stringify is synchronous: one at a time). */
+let collecting: Buffer[] | undefined;
+
 /** A file in a JSON body, serialised as a base64 string (by plain JSON.stringify too, through one big string). */
 export class Base64 {
   constructor(readonly bytes: Buffer) {}
 
+  // Inside jsonBody a marker, not the file: JSON.stringify calls toJSON before any replacer would
+  // see the value, so a replacer cannot spare the one big string.
   toJSON(): string {
-    return this.bytes.toString('base64');
+    return collecting ? `${MARKER}${collecting.push(this.bytes) - 1}` : this.bytes.toString('base64');
   }
 }
 
@@ -27,11 +32,13 @@ const MARKER = `ats-relay-base64-${randomBytes(12).toString('hex')}-`;
 /** JSON.stringify(value) as UTF-8, with every Base64 in it as a base64 string. */
 export function jsonBody(value: unknown): Buffer {
   const files: Buffer[] = [];
-  // The holder's own property, not `v`: JSON.stringify has already called toJSON on what it passes.
-  const skeleton = JSON.stringify(value, function (this: Record<string, unknown>, key: string, v: unknown) {
-    const own = this[key];
-    return own instanceof Base64 ? `${MARKER}${files.push(own.bytes) - 1}` : v;
-  });
+  collecting = files;
+  let skeleton: string;
+  try {
+    skeleton = JSON.stringify(value);
+  } finally {
+    collecting = undefined;
+  }
   if (files.length === 0) return Buffer.from(skeleton, 'utf8');
   // The skeleton split around each `"MARKERi"`: text, file 0, text, file 1, …, text (in file order).
   const texts: string[] = [];

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Base64, jsonBody } from '../../connectors/json-body.ts';
 
 describe('jsonBody', () => {
@@ -24,5 +24,15 @@ describe('jsonBody', () => {
   it('leaves data that looks like a marker alone', () => {
     const value = { text: 'ats-relay-base64-0', file: new Base64(Buffer.from([1, 2, 3])) };
     expect(JSON.parse(jsonBody(value).toString('utf8'))).toEqual({ text: 'ats-relay-base64-0', file: 'AQID' });
+  });
+
+  it('never turns a file into one base64 string: only pieces', () => {
+    const bytes = Buffer.alloc(120_000, 7);
+    const toString = vi.spyOn(bytes, 'toString');
+    const body = jsonBody({ a: [{ content: new Base64(bytes) }] });
+    expect(JSON.parse(body.toString('utf8')).a[0].content).toBe(Buffer.alloc(120_000, 7).toString('base64'));
+    expect(toString.mock.calls.map((args) => args.length)).toEqual([3, 3, 3]);
+    // Outside jsonBody a Base64 is still a plain JSON value.
+    expect(JSON.stringify({ f: new Base64(Buffer.from('hi')) })).toBe('{"f":"aGk="}');
   });
 });
