@@ -24,9 +24,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production
-# kafkajs 2.2.4 schedules its request-queue check with a negative delay when nothing is throttled
-# (throttledUntil is -1), and Node 24 warns about that once per process: a plain-text line on stderr
-# beside the JSON logs. Harmless (the timer fires after 1 ms, as on Node 20); only that warning is silenced.
+# kafkajs 2.2.4 arms timers with negative delays, which Node 24 warns about once per process: a
+# plain-text line on stderr beside the JSON logs. The worst of them, its request queue's 1 ms polling
+# loop, is fixed in lib/kafka/kafkajs-adapter.ts (the warning no longer shows at start-up); its retry
+# and connection timers can still compute one on error paths, so only that warning stays silenced.
 ENV NODE_OPTIONS=--disable-warning=TimeoutNegativeWarning
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

@@ -6,6 +6,7 @@
  * kafkajs logs go to pino (namespace and broker fields kept, level mapped); its errors leave as
  * KafkaClientError with kafkajs' own `retriable` verdict.
  */
+import { createRequire } from 'node:module';
 import kafkajs, { Kafka, logLevel, Partitioners, type Consumer, type LogEntry, type Message, type Producer as KafkajsProducer, type RecordMetadata } from 'kafkajs';
 import type { Logger } from '../logger.ts';
 import { KafkaClientError } from './errors.ts';
@@ -28,6 +29,51 @@ import { ACKS_ALL, tpKey } from './port.ts';
 
 // Not visible to Node's named-export detection for this CommonJS package; read it off the default export.
 const { ConfigResourceTypes, AssignerProtocol } = kafkajs;
+
+/** The part of kafkajs' per-connection request queue (src/network/requestQueue) that the fix below touches. */
+interface RequestQueueInternals {
+  pending: unknown[];
+  throttledUntil: number;
+  throttleCheckTimeoutId: NodeJS.Timeout | null;
+  checkPendingRequests(): void;
+  scheduleCheckPendingRequests(): void;
+}
+
+/** kafkajs' own interval for re-checking requests that wait behind the in-flight limit, ms. */
+export const PENDING_CHECK_INTERVAL_MS = 10;
+
+/**
+ * kafkajs 2.2.4 re-arms its request queue's check after every check, with a delay of
+ * `throttledUntil - now`: negative whenever the broker throttles nothing, which Node clamps to 1 ms.
+ * Every broker connection so wakes its process about a thousand times a second for nothing, idle or
+ * busy (kafkajs issues #1556 and #1704, unfixed in any release; on Node 24 the clamp is what prints
+ * TimeoutNegativeWarning). An idle dispatcher measured ~890 wake-ups/s and 4.6 % of a core.
+ *
+ * The check only matters while requests wait: a request that completes or times out checks again
+ * itself, and a push that has to wait arms the timer, so with nothing pending there is nothing to
+ * poll for. While something waits, the timer runs as kafkajs meant it: until the throttle ends, else
+ * every 10 ms.
+ */
+export function fixRequestQueuePolling(RequestQueue: { prototype: RequestQueueInternals }): void {
+  RequestQueue.prototype.scheduleCheckPendingRequests = function scheduleCheckPendingRequests(this: RequestQueueInternals): void {
+    if (this.throttleCheckTimeoutId || this.pending.length === 0) return;
+    const throttledFor = this.throttledUntil - Date.now();
+    this.throttleCheckTimeoutId = setTimeout(
+      () => {
+        this.throttleCheckTimeoutId = null;
+        this.checkPendingRequests();
+      },
+      throttledFor > 0 ? throttledFor : PENDING_CHECK_INTERVAL_MS,
+    );
+  };
+}
+
+/** kafkajs' RequestQueue class: CommonJS, not part of its public API (the version is pinned in package.json). */
+export function kafkajsRequestQueue(): { prototype: RequestQueueInternals } {
+  return createRequire(import.meta.url)('kafkajs/src/network/requestQueue/index.js') as { prototype: RequestQueueInternals };
+}
+
+fixRequestQueuePolling(kafkajsRequestQueue());
 
 const PINO_LEVEL: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',
