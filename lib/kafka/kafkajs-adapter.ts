@@ -54,7 +54,7 @@ export const PENDING_CHECK_INTERVAL_MS = 10;
  * poll for. While something waits, the timer runs as kafkajs meant it: until the throttle ends, else
  * every 10 ms.
  */
-export function fixRequestQueuePolling(RequestQueue: { prototype: RequestQueueInternals }): void {
+function fixRequestQueuePolling(RequestQueue: { prototype: RequestQueueInternals }): void {
   RequestQueue.prototype.scheduleCheckPendingRequests = function scheduleCheckPendingRequests(this: RequestQueueInternals): void {
     if (this.throttleCheckTimeoutId || this.pending.length === 0) return;
     const throttledFor = this.throttledUntil - Date.now();

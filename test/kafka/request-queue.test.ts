@@ -8,12 +8,11 @@ import { createProducer, type Producer } from '../../lib/kafka/index.ts';
 // The adapter's own fix of a kafkajs internal, below the port on purpose.
 // eslint-disable-next-line no-restricted-imports
 import { kafkajsRequestQueue, PENDING_CHECK_INTERVAL_MS } from '../../lib/kafka/kafkajs-adapter.ts';
+import { sleep } from '../../lib/sleep.ts';
 import { waitFor } from '../support/wait.ts';
 import { eventsHarness } from '../events/support.ts';
 
 interface Queue {
-  pending: unknown[];
-  inflight: Map<number, unknown>;
   push(pushed: ReturnType<typeof request>): void;
   fulfillRequest(response: { correlationId: number; payload: Buffer | null; size: number }): void;
   maybeThrottle(ms: number): void;
@@ -49,7 +48,7 @@ describe('kafkajs request queue polling', () => {
     await producer.send({ topic: h.topic, messages: [{ key: 'k', value: Buffer.from('v') }] });
     const checks = vi.spyOn(RequestQueue.prototype, 'checkPendingRequests');
     try {
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await sleep(500);
       // Unfixed: one check per millisecond per connection, ~500 here for the producer's alone.
       expect(checks.mock.calls.length).toBeLessThan(20);
     } finally {
@@ -79,7 +78,7 @@ describe('kafkajs request queue polling', () => {
     expect(Date.now() - pushedAt).toBeGreaterThanOrEqual(55);
     const checks = vi.spyOn(RequestQueue.prototype, 'checkPendingRequests');
     try {
-      await new Promise((resolve) => setTimeout(resolve, 5 * PENDING_CHECK_INTERVAL_MS));
+      await sleep(5 * PENDING_CHECK_INTERVAL_MS);
       expect(checks).not.toHaveBeenCalled();
     } finally {
       checks.mockRestore();
