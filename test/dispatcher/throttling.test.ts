@@ -94,7 +94,8 @@ it('a burst for one throttled integration: all delivered once, none dead-lettere
   const burstIds = events.map((e) => e.applicationId);
   const t0 = Date.now();
   await Promise.all(events.map((e) => p.publish(e)));
-  const during = await latencies(await steady(2.5, 40));
+  const duringSent = await steady(2.5, 40);
+  const during = await latencies(duringSent);
   // Mid-burst, the episode is on record (what the console, digests and alerts read), the steady integration is not throttled.
   const [episode, ...others] = await listThrottled(p.pool, { integrationIds: [burst.id, p.integration.id] });
   expect(others).toEqual([]);
@@ -134,11 +135,14 @@ it('a burst for one throttled integration: all delivered once, none dead-lettere
   expect(dlq).toHaveLength(0);
   let parked = 0;
   for (const tier of p.config.topics.retryTiers) {
-    for (const hop of (await readTopic(p.kafka, tier.topic)).filter((r) => burstIds.includes(r.key?.toString() ?? ''))) {
+    const hops = await readTopic(p.kafka, tier.topic);
+    for (const hop of hops.filter((r) => burstIds.includes(r.key?.toString() ?? ''))) {
       expect(hop.headers[HEADER.tryCount]).toBe('0');
       expect(hop.headers[HEADER.deferredFor]).toBe('rate_limited');
       parked++;
     }
+    // The steady integration's records, published during the burst, never left the dispatcher: no hop of any kind.
+    expect(hops.filter((r) => duringSent.has(r.key?.toString() ?? ''))).toEqual([]);
   }
 
   const summary = {
@@ -149,9 +153,12 @@ it('a burst for one throttled integration: all delivered once, none dead-lettere
     },
   };
   console.log(`throttling: ${JSON.stringify(summary)}`);
-  // Within 2× of its unthrottled p99. The 100 ms allowance is for the shared 2-core box (test files run two at a
-  // time; one neighbour's start-up moves a slow sample by that much); a throttled steady integration would be
-  // seconds late, as it was before.
-  expect(summary.steady.duringP99).toBeLessThanOrEqual(2 * summary.steady.baselineP99 + 100);
+  // Its latency is that of an unthrottled integration. What this guards against costs seconds: a record held by
+  // the burst's limiter waits for the 2 s window to reopen, a parked one ≥ 2 s. Tails under that are the shared
+  // 2-core box, not the burst: a neighbouring test file's start-up moved a p99 (the second-slowest of 100) from
+  // 21 to 179 ms once, and in another run made the baseline's 163 ms against 19 ms during the burst. So the p99
+  // is held within 2× of its baseline + 100 ms or a fifth of the window, whichever is larger; the median within
+  // 2× + 20 ms.
+  expect(summary.steady.duringP99).toBeLessThanOrEqual(Math.max(2 * summary.steady.baselineP99 + 100, 400));
   expect(summary.steady.duringP50).toBeLessThanOrEqual(2 * summary.steady.baselineP50 + 20);
 }, 300_000);
