@@ -5,9 +5,12 @@
  *
  * The demo credentials are fixed and only ever valid against the local sandbox.
  */
+import type { DocumentRef } from '../lib/application.ts';
 import type { Pool } from '../lib/db.ts';
 import { mappedJobIds } from '../registry/lookups.ts';
 import type { IntegrationRepository } from '../registry/repository.ts';
+import { sandboxClient } from '../sandbox/client.ts';
+import { DEMO_RESUME } from './demo/customers.ts';
 
 export const DEMO_COMPANY_ID = 'demo-company';
 
@@ -77,5 +80,28 @@ export async function registerSandboxTenant(sandboxUrl: string, say: (line: stri
   } catch (err) {
     say(`ATS sandbox not reachable at ${sandboxUrl} (${(err as Error).message}); start it with \`npm run sandbox\` before the dispatcher delivers`);
     return false;
+  }
+}
+
+export interface SandboxDocuments {
+  resume: DocumentRef;
+  coverLetter: DocumentRef;
+}
+
+/**
+ * A resume and a cover letter served by the sandbox, for generated applications: the generator's own
+ * document URLs (files.example.com) answer nowhere, so every delivery with a document would fail to
+ * fetch it and end in the DLQ. Undefined (said why) when the sandbox does not answer.
+ */
+export async function sandboxDocuments(sandboxUrl: string, say: (line: string) => void): Promise<SandboxDocuments | undefined> {
+  const sandbox = sandboxClient(sandboxUrl);
+  try {
+    return {
+      resume: await sandbox.addFile('publish-resume.pdf', DEMO_RESUME, 'application/pdf'),
+      coverLetter: await sandbox.addFile('publish-cover-letter.pdf', DEMO_RESUME, 'application/pdf'),
+    };
+  } catch (err) {
+    say(`ATS sandbox not reachable at ${sandboxUrl} (${(err as Error).message}): the applications' documents point at files.example.com, which the dispatcher cannot fetch`);
+    return undefined;
   }
 }

@@ -13,7 +13,7 @@ import { createIntegrationRepository } from '../registry/repository.ts';
 import { createKafka, withAdmin } from '../lib/kafka/index.ts';
 import { createLogger } from '../lib/logger.ts';
 import { ensureTopics, topicSpecs } from '../lib/topics.ts';
-import { DEMO_COMPANY_ID, ensureDemoCompany, registerSandboxTenant } from './demo-company.ts';
+import { DEMO_COMPANY_ID, ensureDemoCompany, registerSandboxTenant, sandboxDocuments } from './demo-company.ts';
 import { createEventCodec } from '../lib/serde.ts';
 import { enqueueApplication } from '../producers/outbox/enqueue.ts';
 import { createApplicationPublisher, type PublishResult } from '../producers/publisher.ts';
@@ -24,7 +24,8 @@ await runMain({
   usage: `Usage: npm run publish -- [--count N] [--company ID] [--rate R] [--outbox] [--concurrency C] [--seed S]
 
 Publishes N generated applications (names, contacts, links, screening answers, resume and cover-letter
-references) for the company, one event per enabled integration with the job mapped.
+references) for the company, one event per enabled integration with the job mapped. The documents are
+served by the ATS sandbox (uploaded once per run), so the dispatcher can fetch them.
 
   --count N        applications to publish (default 5)
   --company ID     company id (default ${DEMO_COMPANY_ID}; created with a sandbox integration if it has none)
@@ -69,6 +70,7 @@ Creating the demo integration needs ATS_RELAY_ENCRYPTION_KEYS (credentials are s
       say,
     });
     if (companyId === DEMO_COMPANY_ID && !company.createdIntegrationId) await registerSandboxTenant(sandboxUrl, say);
+    const documents = await sandboxDocuments(sandboxUrl, say);
 
     const publisher = createApplicationPublisher({ kafka: config.kafka, registryUrl: config.schemaRegistry.url, topic: config.topics.applications, pool, logger });
     onShutdown(() => publisher.close());
@@ -81,7 +83,8 @@ Creating the demo integration needs ATS_RELAY_ENCRYPTION_KEYS (credentials are s
 
     const generate = sampleApplications({ companyId, jobIds: company.jobIds, seed: values.seed === undefined ? randomInt(2 ** 31) : Number(values.seed) });
     const publishOne = async (): Promise<PublishResult | { status: 'enqueued'; events: unknown[] }> => {
-      const input = generate.next();
+      const generated = generate.next();
+      const input = documents ? { ...generated, resume: generated.resume && documents.resume, coverLetter: generated.coverLetter && documents.coverLetter } : generated;
       if (!values.outbox) return publisher.publishApplication(input);
       const result = await inTransaction(pool, (client) => enqueueApplication(client, input, { topic: config.topics.applications, codec: outboxCodec }));
       return result.status === 'enqueued' ? result : (result as PublishResult);
