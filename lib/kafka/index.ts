@@ -10,6 +10,7 @@ import type { Admin, ConsumedRecord, GroupMember, KafkaClient, KafkaClientOption
 
 export * from './port.ts';
 export { KafkaClientError, brokerErrorOf, kafkaError, type KafkaErrorCode } from './errors.ts';
+export { murmur2, partitionForKey } from './partitioner.ts';
 
 /**
  * Every adapter that implements the port, by name. test/kafka/port.test.ts runs its conformance

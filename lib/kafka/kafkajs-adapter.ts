@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import kafkajs, { Kafka, logLevel, Partitioners, type Consumer, type LogEntry, type Message, type Producer as KafkajsProducer, type RecordMetadata } from 'kafkajs';
 import type { Logger } from '../logger.ts';
 import { KafkaClientError } from './errors.ts';
+import { partitionForKey } from './partitioner.ts';
 import type {
   Admin,
   AdminSession,
@@ -155,13 +156,18 @@ function guardedSync<T>(call: () => T): T {
   }
 }
 
-/** kafkajs' default (murmur2) partitioner, noting its choice so a send can tell each record's offset. */
+/**
+ * The Java client's partitioning (partitioner.ts) for keyed records, kafkajs' default for records
+ * without a key (round-robin over partitions with a leader), noting each choice so a send can tell
+ * each record's offset.
+ */
 function recordingPartitioner(chosen: WeakMap<Message, number>): () => ReturnType<typeof Partitioners.DefaultPartitioner> {
   return () => {
-    const choose = Partitioners.DefaultPartitioner();
+    const keyless = Partitioners.DefaultPartitioner();
     return (args) => {
-      const partition = choose(args);
-      chosen.set(args.message, partition);
+      const { message, partitionMetadata } = args;
+      const partition = message.partition ?? (message.key == null ? keyless(args) : partitionForKey(message.key, partitionMetadata.length));
+      chosen.set(message, partition);
       return partition;
     };
   };

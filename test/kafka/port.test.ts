@@ -8,6 +8,7 @@ import {
   KAFKA_ADAPTERS,
   KafkaClientError,
   kafkaError,
+  partitionForKey,
   scanTopic,
   type ConsumedRecord,
   type GroupConsumer,
@@ -135,6 +136,8 @@ describe.each(Object.entries(KAFKA_ADAPTERS))('the Kafka port on %s', (_name, cr
         const earlier = byKey.get(keys[i]!);
         if (earlier !== undefined) expect(p.partition).toBe(earlier);
         byKey.set(keys[i]!, p.partition);
+        // The Java client's choice for the key, so every producer to the topic agrees.
+        expect(p.partition).toBe(partitionForKey(keys[i]!, 3));
       });
       for (const partition of [0, 1, 2]) {
         const offsets = positions.filter((p) => p.partition === partition).map((p) => Number(p.offset));
