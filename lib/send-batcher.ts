@@ -40,7 +40,11 @@ export function messageBytes(message: OutboundRecord): number {
   let bytes = 64; // record overhead (offsets, timestamps, lengths)
   if (message.key) bytes += message.key.length;
   if (message.value) bytes += message.value.length;
-  for (const [name, value] of Object.entries(message.headers ?? {})) bytes += name.length + (typeof value === 'string' || Buffer.isBuffer(value) ? value.length : 0);
+  const headers = message.headers;
+  for (const name in headers) {
+    const value = headers[name];
+    bytes += name.length + (typeof value === 'string' || Buffer.isBuffer(value) ? value.length : 0);
+  }
   return bytes;
 }
 

@@ -81,7 +81,6 @@ export function createApplicationPublisher(opts: PublisherOptions): ApplicationP
   let producer: Producer | undefined;
   let connecting: Promise<Producer> | undefined;
   let closing: Promise<void> | undefined;
-  const inFlight = new Set<Promise<unknown>>();
   const targets = createTargetCache({ pool: opts.pool, logger, ...(opts.targetCacheTtlMs !== undefined ? { ttlMs: opts.targetCacheTtlMs } : {}) });
   let listening: Promise<void> | undefined;
   /** After a failed subscription, publishes do not try again before this time (one attempt per 5 s). */
@@ -134,20 +133,30 @@ export function createApplicationPublisher(opts: PublisherOptions): ApplicationP
     },
   });
 
+  /** Publishes under way; close() waits for them to settle. */
+  let active = 0;
+  let drained: (() => void) | undefined;
+
   async function publish(input: ApplicationInput): Promise<PublishResult> {
-    const app = assertValidApplication(input);
-    void listen();
-    const enrichment = await enrichApplication(opts.pool, app, targets.targets);
-    if (enrichment.status === 'no-integration') return { status: 'no-integration', companyId: app.companyId };
-    if (enrichment.status === 'no-job-mapping') {
-      return { status: 'no-job-mapping', companyId: app.companyId, jobId: app.jobId, integrationIds: enrichment.integrationIds };
+    active++;
+    try {
+      const app = assertValidApplication(input);
+      void listen();
+      const enrichment = await enrichApplication(opts.pool, app, targets.targets);
+      if (enrichment.status === 'no-integration') return { status: 'no-integration', companyId: app.companyId };
+      if (enrichment.status === 'no-job-mapping') {
+        return { status: 'no-job-mapping', companyId: app.companyId, jobId: app.jobId, integrationIds: enrichment.integrationIds };
+      }
+      const { events, unmapped } = enrichment;
+      const messages: OutboundRecord[] = [];
+      for (const e of events) messages.push(toMessage(e, codec.encodeIfRegistered(e) ?? (await codec.encode(e))));
+      const positions = await sender.send(opts.topic, messages);
+      const published = events.map((e, i): PublishedEvent => ({ eventId: e.eventId, integrationId: e.integrationId, platform: e.platform, ...positions[i]! }));
+      if (logger.isLevelEnabled('debug')) logger.debug({ applicationId: app.applicationId, events: published.length, partition: published[0]?.partition }, 'application published');
+      return { status: 'published', events: published, unmapped };
+    } finally {
+      if (--active === 0) drained?.();
     }
-    const { events, unmapped } = enrichment;
-    const values = await Promise.all(events.map((e) => codec.encode(e)));
-    const positions = await sender.send(opts.topic, events.map((e, i) => toMessage(e, values[i]!)));
-    const published = events.map((e, i): PublishedEvent => ({ eventId: e.eventId, integrationId: e.integrationId, platform: e.platform, ...positions[i]! }));
-    logger.debug({ applicationId: app.applicationId, events: published.length, partition: published[0]?.partition }, 'application published');
-    return { status: 'published', events: published, unmapped };
   }
 
   return {
@@ -158,18 +167,12 @@ export function createApplicationPublisher(opts: PublisherOptions): ApplicationP
 
     publishApplication(input) {
       if (closing) return Promise.reject(new Error('publisher is closed'));
-      const run = publish(input);
-      inFlight.add(run);
-      void run.then(
-        () => inFlight.delete(run),
-        () => inFlight.delete(run),
-      );
-      return run;
+      return publish(input);
     },
 
     close() {
       closing ??= (async () => {
-        await Promise.allSettled([...inFlight]);
+        if (active > 0) await new Promise<void>((resolve) => (drained = resolve));
         await listening;
         await targets.close();
         await reset();

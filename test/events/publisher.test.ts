@@ -151,6 +151,18 @@ describe('publishApplication', () => {
     });
   });
 
+  it('close() lets the publishes under way finish, then refuses new ones; without start() the first publish registers and connects', async () => {
+    const company = await companyWith(h.repo, ['greenhouse'], ['job-1']);
+    const fresh = createApplicationPublisher({ kafka: h.config.kafka, registryUrl: h.config.schemaRegistry.url, topic: h.topic, pool: h.pool, logger: h.logger });
+    const inputs = Array.from({ length: 20 }, (_, i) => sampleApplications({ companyId: company.companyId, jobIds: ['job-1'], seed: 300 + i }).next());
+    const statuses: string[] = [];
+    const running = inputs.map((input) => fresh.publishApplication(input).then((r) => statuses.push(r.status)));
+    await fresh.close();
+    expect(statuses).toEqual(inputs.map(() => 'published'));
+    await Promise.all(running);
+    await expect(fresh.publishApplication(inputs[0]!)).rejects.toThrow('publisher is closed');
+  });
+
   it('fails with a retriable error, after bounded retries, when the broker or the registry is down', async () => {
     const company = await companyWith(h.repo, ['greenhouse'], ['job-1']);
     const brokerDown = createApplicationPublisher({
