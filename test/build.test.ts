@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { envFromConfig, type Config } from '../lib/config.ts';
-import { createKafka } from '../lib/kafka/index.ts';
+import { createKafka, withAdmin } from '../lib/kafka/index.ts';
 import { createLogger } from '../lib/logger.ts';
 import { childEnv } from '../dev/process-env.ts';
 import { BUILT_ENTRYPOINTS, RUNTIME_ASSETS, build } from '../dev/build.ts';
@@ -82,7 +82,16 @@ describe('the built processes against the real stack', () => {
   const children: ChildProcess[] = [];
 
   beforeAll(() => {
-    config = testConfig({ TOPIC_APPLICATIONS: uniqueName('built'), TOPIC_PARTITIONS: '1', RETRY_TIERS: 'retry-1s:1000' });
+    // Every topic `topics ensure` creates is the test's own: with the default inbound names it made
+    // ats.application-status and ats.jobs with one partition on the developer's broker, and the next
+    // `npm run topics -- ensure` reported them as drift it cannot repair.
+    config = testConfig({
+      TOPIC_APPLICATIONS: uniqueName('built'),
+      TOPIC_APPLICATION_STATUS: uniqueName('built-status'),
+      TOPIC_JOBS: uniqueName('built-jobs'),
+      TOPIC_PARTITIONS: '1',
+      RETRY_TIERS: 'retry-1s:1000',
+    });
     env = { ...envFromConfig(config), HTTP_PORT: '0', LOG_LEVEL: 'info' };
   });
 
@@ -90,6 +99,7 @@ describe('the built processes against the real stack', () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     const kafka = createKafka(config.kafka, createLogger({ level: 'warn', name: 'test' }), { clientIdSuffix: 'test' });
     await deleteTestTopics(kafka, config);
+    await withAdmin(kafka, (admin) => admin.deleteTopics([config.inbound.statusTopic, config.inbound.jobsTopic])).catch(() => undefined);
   });
 
   it('migrates the database and creates the topics (the Jobs of deploy/k8s)', async () => {
@@ -98,6 +108,7 @@ describe('the built processes against the real stack', () => {
     const topics = collect(runBuilt([BUILT_ENTRYPOINTS.topics, 'ensure'], env));
     expect(await topics.exited, topics.output()).toBe(0);
     expect(topics.output()).toContain(config.topics.applications);
+    expect(topics.output()).toContain(config.inbound.statusTopic);
   });
 
   it('starts the dispatcher from the bin, ready on /readyz, with no TypeScript loader, and stops on SIGTERM', async () => {
