@@ -120,6 +120,38 @@ describe.each(Object.entries(KAFKA_ADAPTERS))('the Kafka port on %s', (_name, cr
     }
   });
 
+  it("a topic deleted while another client polls its metadata: each answer is the topic or the broker's UNKNOWN_TOPIC_OR_PARTITION", async () => {
+    // kafkajs asks the broker twice per metadata call; a deletion landing between the two used to
+    // surface as "Cannot read properties of null" (CI, stop 30; here about one deletion in two).
+    const admin = kafka.admin();
+    const watcher = kafka.admin();
+    await admin.connect();
+    await watcher.connect();
+    const outcomes = new Map<string, number>();
+    try {
+      for (let i = 0; i < 12; i++) {
+        const name = uniqueName('port-deleted');
+        await admin.createTopics([{ topic: name, partitions: 1, replicationFactor: 1 }]);
+        await waitForLeaders(admin, [name]);
+        let deleted = false;
+        const deleting = admin.deleteTopics([name]).finally(() => (deleted = true));
+        for (;;) {
+          const outcome = await watcher.topicMetadata([name]).then(
+            ([meta]) => (meta?.topic === name ? 'topic' : 'other answer'),
+            (err: unknown) => (err instanceof KafkaClientError && err.brokerError ? err.brokerError : String(err)),
+          );
+          outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+          if (outcome !== 'topic' && (deleted || outcome !== 'UNKNOWN_TOPIC_OR_PARTITION')) break;
+        }
+        await deleting;
+      }
+    } finally {
+      await watcher.disconnect();
+      await admin.disconnect();
+    }
+    expect([...outcomes.keys()].sort()).toEqual(['UNKNOWN_TOPIC_OR_PARTITION', 'topic']);
+  });
+
   it('send answers where each record landed: partition and offset, in request order', async () => {
     const name = await topic(3);
     const other = await topic(1);
