@@ -3,7 +3,9 @@
  * shows every stage.
  */
 import { expect, it } from 'vitest';
-import { testEnv } from './support/config.ts';
+import { createKafka, withAdmin } from '../lib/kafka/index.ts';
+import { createLogger } from '../lib/logger.ts';
+import { testConfig, testEnv, uniqueName } from './support/config.ts';
 import { spawnTs } from '../dev/spawn-entrypoint.ts';
 
 it('npm run demo -- --fast tells the whole story and exits 0', async () => {
@@ -21,4 +23,13 @@ it('npm run demo -- --fast tells the whole story and exits 0', async () => {
   expect(output).toMatch(/signed candidate_stage_change web hook → 200/);
   expect(output).toMatch(/\| status\s+interview/);
   expect(output).toMatch(/\| vendorEvent\s+candidate_stage_change/);
+
+  // Its consumers ran in groups of its own (a broker where the runbook's processes run keeps its
+  // groups to itself), and the demo removed them at the end.
+  const groups = /consumer groups (.+)/.exec(output)?.[1]?.split(', ') ?? [];
+  expect(groups).toHaveLength(6);
+  expect(groups.every((g) => /^ats-demo-[0-9a-f]+\.(dispatcher|retry-[\w-]+|dlq-s3|alerts)$/.test(g)), groups.join()).toBe(true);
+  const kafka = createKafka(testConfig().kafka, createLogger({ level: 'silent' }), { clientIdSuffix: uniqueName('demo-test') });
+  const left = (await withAdmin(kafka, (a) => a.listGroups())).map((g) => g.groupId);
+  expect(left.filter((g) => groups.includes(g))).toEqual([]);
 }, 300_000);

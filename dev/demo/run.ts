@@ -129,10 +129,15 @@ export async function runDemo(base: Config, opts: DemoOptions): Promise<number> 
       ['dlq-s3', ['--role', 'dlq-s3']],
       ['alerts', ['--role', 'alerts']],
     ];
-    for (const [name, args] of roles) {
+    // Groups of the demo's own: under the default names ('ats-relay.dispatcher', ...) a demo run on a
+    // broker where the runbook's processes run would join their groups, and kafkajs' group leader
+    // assigns its own topics' partitions to every member, so each side would be handed the other's.
+    const groups = roles.map(([name]) => `ats-demo-${run}.${name}`);
+    for (const [i, [name, args]] of roles.entries()) {
       const port = await freePort();
-      children.push({ name, proc: spawnTs('consumers/cli.ts', args, { ...env, HTTP_PORT: String(port) }), port });
+      children.push({ name, proc: spawnTs('consumers/cli.ts', [...args, '--group', groups[i]!], { ...env, HTTP_PORT: String(port) }), port });
     }
+    cleanups.push(() => withAdmin(kafka, (a) => a.deleteGroups(groups)).catch(() => undefined));
     // The way back: the API receives the ATS's web hooks, a relay publishes the status events.
     children.push({ name: 'api', proc: spawnTs('api/cli.ts', ['--port', String(apiPort), '--host', '127.0.0.1'], env), port: apiPort });
     const relayPort = await freePort();
@@ -144,6 +149,7 @@ export async function runDemo(base: Config, opts: DemoOptions): Promise<number> 
     });
     const shows: Record<string, string> = { api: ': web hooks, /console', relay: '/readyz: publishes the status events' };
     for (const c of children.filter((x) => x.name !== 'sandbox')) out(`   ${c.name.padEnd(11)} ready  (http://127.0.0.1:${c.port}${shows[c.name] ?? '/metrics'})`);
+    out(`   consumer groups ${groups.join(', ')}`);
 
     section(`5. Publishing ${opts.perCustomer * customers.length} applications`);
     const publisher = createApplicationPublisher({ kafka: config.kafka, registryUrl: config.schemaRegistry.url, topic: config.topics.applications, pool, logger });
@@ -274,7 +280,7 @@ export async function runDemo(base: Config, opts: DemoOptions): Promise<number> 
       // The web console (api/console/) on the demo's database and topics, with an operator token.
       const { token } = await repo.createApiToken({ name: `demo-${run} operator`, scope: { kind: 'admin' } });
       out(`\nConsole: http://127.0.0.1:${apiPort}/console  (sign in with the demo operator token ${token})`);
-      out(`--keep: everything is still running (sandbox ${sandboxUrl}, topics ats-demo-${run}.*). Stop with Ctrl-C, then npm run stack -- down.`);
+      out(`--keep: everything is still running (sandbox ${sandboxUrl}, topics and consumer groups ats-demo-${run}.*). Stop with Ctrl-C, then npm run stack -- down.`);
     }
     return allDelivered ? 0 : 1;
   } finally {
