@@ -316,6 +316,40 @@ describe.each(Object.entries(KAFKA_ADAPTERS))('the Kafka port on %s', (_name, cr
     }
   });
 
+  it('a member handed partitions of a topic it does not read (one group, two topics) gives up and leaves, so the other topic keeps every reader', async () => {
+    // Two deployments under one group name: the group's leader assigns only its own topic, across
+    // every member. Unchecked, half the leader's partitions went to a member that cannot read them.
+    const [x, y] = [await topic(4), await topic(4)];
+    const groupId = uniqueName('port-shared');
+    const crashes = new Map<string, Error>();
+    const members = [x, y].map((name) => {
+      const consumer = kafka.consumer({ groupId, sessionTimeoutMs: 6_000, maxWaitTimeMs: 100 });
+      consumers.push(consumer);
+      const owned = new Set<string>();
+      const running = consumer.run({
+        topics: [name],
+        maxRestarts: 0,
+        onAssigned: (tps) => tps.forEach((tp) => owned.add(keyOf(tp))),
+        onRevoked: (tps) => tps.forEach((tp) => owned.delete(keyOf(tp))),
+        onBatch: async () => undefined,
+        onCrash: (err, fatal) => fatal && crashes.set(name, err),
+      });
+      return { name, owned, running };
+    });
+    await Promise.all(members.map((m) => m.running));
+    await waitFor('one member to give up', () => crashes.size > 0, 60_000);
+    expect(crashes.size).toBe(1);
+    const [left, err] = [...crashes][0]!;
+    const stayed = members.find((m) => m.name !== left)!;
+    expect(err).toBeInstanceOf(KafkaClientError);
+    expect(err!.message).toContain(`consumer group ${groupId} is shared with members that read other topics`);
+    expect(err!.message).toContain(stayed.name);
+    expect(kafkaError(err, 'consuming').code).toBe('kafka_rejected');
+    // The member that stayed owns its whole topic once the other has left.
+    await waitFor('every partition with the member that reads it', () => stayed.owned.size === 4, 60_000);
+    expect([...stayed.owned].sort()).toEqual([0, 1, 2, 3].map((p) => `${stayed.name}/${p}`));
+  }, 150_000);
+
   it('a client crash reaches the owner as an error (the topic deleted under a running member)', async () => {
     const name = await topic(1);
     const consumer = kafka.consumer({ groupId: uniqueName('port-crash'), sessionTimeoutMs: 6_000, maxWaitTimeMs: 100 });
