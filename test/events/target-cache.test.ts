@@ -40,9 +40,23 @@ async function withoutNotifications<T>(attempt: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Writes a job mapping behind the registry's back: no NOTIFY, so no cache hears of it. */
-async function setSilently(integrationId: string, jobId: string, atsJobId: string): Promise<void> {
-  await h.pool.query('UPDATE job_mappings SET external_job_id = $3 WHERE integration_id = $1 AND job_id = $2', [integrationId, jobId, atsJobId]);
+/** Writes job-1's mapping behind the registry's back: no NOTIFY, so no cache hears of it. */
+async function setSilently(integrationId: string, atsJobId: string): Promise<void> {
+  await h.pool.query('UPDATE job_mappings SET external_job_id = $3 WHERE integration_id = $1 AND job_id = $2', [integrationId, 'job-1', atsJobId]);
+}
+
+/**
+ * job-1's answer from `c` after it was looked up with mapping 'ats-job-1' and then changed to 'silent'
+ * behind the registry's back: 'ats-job-1' while the first answer is cached.
+ */
+function answerAfterSilentWrite(c: TargetCache, companyId: string, integrationId: string): Promise<string | null> {
+  return withoutNotifications(async () => {
+    await setSilently(integrationId, 'ats-job-1');
+    c.clear();
+    await c.targets(companyId, 'job-1');
+    await setSilently(integrationId, 'silent');
+    return (await c.targets(companyId, 'job-1'))[0]!.atsJobId;
+  });
 }
 
 /**
@@ -76,14 +90,7 @@ describe('delivery target cache', () => {
     expect(await cache.targets(company.companyId, 'job-1')).toEqual([{ integrationId, platform: 'greenhouse', atsJobId: 'ats-job-1' }]);
 
     // Behind the registry's back (no NOTIFY): the cached answer stands, which shows it is cached.
-    const cached = await withoutNotifications(async () => {
-      await setSilently(integrationId, 'job-1', 'ats-job-1');
-      cache.clear();
-      await cache.targets(company.companyId, 'job-1');
-      await setSilently(integrationId, 'job-1', 'silent');
-      return (await cache.targets(company.companyId, 'job-1'))[0]!.atsJobId;
-    });
-    expect(cached).toBe('ats-job-1');
+    expect(await answerAfterSilentWrite(cache, company.companyId, integrationId)).toBe('ats-job-1');
 
     // Through the repository (notifies): seen long before the 30 s TTL.
     await h.repo.putJobMapping(integrationId, 'job-1', 'ats-job-1b');
@@ -124,14 +131,7 @@ describe('delivery target cache', () => {
       const company = await companyWith(h.repo, ['greenhouse'], ['job-1']);
       const integrationId = company.integrations[0]!.id;
       await caughtUp(2);
-      const cached = await withoutNotifications(async () => {
-        await setSilently(integrationId, 'job-1', 'ats-job-1');
-        short.clear();
-        await short.targets(company.companyId, 'job-1');
-        await setSilently(integrationId, 'job-1', 'silent');
-        return (await short.targets(company.companyId, 'job-1'))[0]!.atsJobId;
-      });
-      expect(cached).toBe('ats-job-1');
+      expect(await answerAfterSilentWrite(short, company.companyId, integrationId)).toBe('ats-job-1');
       clock += 101;
       expect((await short.targets(company.companyId, 'job-1'))[0]!.atsJobId).toBe('silent');
     } finally {
