@@ -94,13 +94,20 @@ const EXPECTED_WARNINGS = ['Limiting retries for the idempotent producer may inv
  * kafkajs logs every error response at ERROR before it retries, and the producer logs the failed send
  * again: a topic created a moment ago answers "does not host this topic-partition" until its leader
  * is elected, and a partition whose leader moved answers "not the leader" until the metadata is
- * refreshed. The caller sees the error if the retries run out; the log lines alone only alarm
- * whoever reads them (the demo's first run, every leader election).
+ * refreshed. Group coordination is the same: every heartbeat during a rebalance answers "rebalancing"
+ * (the member rejoins), and a coordinator that just started or moved answers "loading" or "not the
+ * coordinator" (the request is retried). The caller sees the error if the retries run out; the log
+ * lines alone only alarm whoever reads them (the demo's first run, every leader election, every
+ * rebalance).
  */
 const RETRIED_RESPONSE_ERRORS = [
   'This server does not host this topic-partition',
   'There is no leader for this topic-partition as we are in the middle of a leadership election',
   'This server is not the leader for that topic-partition',
+  'The group is rebalancing, so a rejoin is needed',
+  "The coordinator is loading and hence can't process requests for this group",
+  'The group coordinator is not available',
+  'This is not the correct coordinator for this group',
 ];
 const FAILED_SEND = 'Failed to send messages: ';
 

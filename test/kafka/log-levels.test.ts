@@ -24,6 +24,18 @@ describe('kafkajs log levels', () => {
     }
   });
 
+  it('logs group coordination answers kafkajs handles itself (a rebalance under way, a coordinator loading or moved) at debug', () => {
+    const answers = [
+      ['Heartbeat(key: 12, version: 3)', 'The group is rebalancing, so a rejoin is needed'],
+      ['InitProducerId(key: 22, version: 1)', "The coordinator is loading and hence can't process requests for this group"],
+      ['FindCoordinator(key: 10, version: 2)', 'The group coordinator is not available'],
+      ['OffsetCommit(key: 8, version: 5)', 'This is not the correct coordinator for this group'],
+    ];
+    for (const [request, error] of answers) {
+      expect(pinoLevelOf(entry('Connection', logLevel.ERROR, `Response ${request}`, { broker: '127.0.0.1:9092', clientId: 'ats-relay-dispatcher', error, correlationId: 42, size: 10 }))).toBe('debug');
+    }
+  });
+
   it('keeps every other error an error, and maps the rest by level', () => {
     expect(pinoLevelOf(entry('Producer', logLevel.ERROR, 'Failed to send messages: Connection error: connect ECONNREFUSED 127.0.0.1:9092', { retryCount: 2 }))).toBe('error');
     expect(pinoLevelOf(entry('Connection', logLevel.ERROR, 'Response Produce(key: 0, version: 7)', { error: 'The request attempted to perform an operation on an invalid topic' }))).toBe('error');
