@@ -12,6 +12,7 @@ import {
   scanTopic,
   type ConsumedRecord,
   type GroupConsumer,
+  type GroupRunOptions,
   type KafkaClient,
   type TopicPartition,
 } from '../../lib/kafka/index.ts';
@@ -65,13 +66,14 @@ describe.each(Object.entries(KAFKA_ADAPTERS))('the Kafka port on %s', (_name, cr
   }
 
   /** A member that resolves every record it sees and records assignment changes. */
-  function member(groupId: string, name: string) {
+  function member(groupId: string, name: string, extra: Pick<GroupRunOptions, 'maxRestarts' | 'onCrash'> = {}) {
     const consumer = kafka.consumer({ groupId, sessionTimeoutMs: 6_000, maxWaitTimeMs: 100 });
     consumers.push(consumer);
     const seen: Array<ConsumedRecord & { partition: number }> = [];
     const owned = new Set<string>();
     const events: string[] = [];
     const running = consumer.run({
+      ...extra,
       topics: [name],
       onAssigned: (tps) => {
         for (const tp of tps) owned.add(keyOf(tp));
@@ -322,20 +324,7 @@ describe.each(Object.entries(KAFKA_ADAPTERS))('the Kafka port on %s', (_name, cr
     const [x, y] = [await topic(4), await topic(4)];
     const groupId = uniqueName('port-shared');
     const crashes = new Map<string, Error>();
-    const members = [x, y].map((name) => {
-      const consumer = kafka.consumer({ groupId, sessionTimeoutMs: 6_000, maxWaitTimeMs: 100 });
-      consumers.push(consumer);
-      const owned = new Set<string>();
-      const running = consumer.run({
-        topics: [name],
-        maxRestarts: 0,
-        onAssigned: (tps) => tps.forEach((tp) => owned.add(keyOf(tp))),
-        onRevoked: (tps) => tps.forEach((tp) => owned.delete(keyOf(tp))),
-        onBatch: async () => undefined,
-        onCrash: (err, fatal) => fatal && crashes.set(name, err),
-      });
-      return { name, owned, running };
-    });
+    const members = [x, y].map((name) => ({ name, ...member(groupId, name, { maxRestarts: 0, onCrash: (err, fatal) => fatal && crashes.set(name, err) }) }));
     await Promise.all(members.map((m) => m.running));
     await waitFor('one member to give up', () => crashes.size > 0, 60_000);
     expect(crashes.size).toBe(1);
