@@ -277,6 +277,21 @@ function createGroupConsumer(kafka: Kafka, logger: Logger, opts: GroupConsumerOp
       const restarts: number[] = [];
       let gaveUp = false;
       let owned = new Map<string, TopicPartition>();
+      // A group shared with members that read other topics (two deployments under one group name):
+      // the leader hands out only its own topics' partitions, and kafkajs drops the foreign ones from
+      // this member's share unread, so partitions of the leader's topic sit with no reader while every
+      // member looks healthy. This member leaves, which gives them back to the members that read
+      // them, and its owner exits with the reason. kafkajs tells us during the group sync; leaving is
+      // done once the join has finished (a disconnect during the join does not leave the group).
+      let shared: KafkaClientError | undefined;
+      consumer.on(consumer.events.RECEIVED_UNSUBSCRIBED_TOPICS, (e) => {
+        const { topicsNotSubscribed, topicsSubscribed } = e.payload;
+        shared ??= new KafkaClientError(
+          `consumer group ${opts.groupId} is shared with members that read other topics: this member reads ${topicsSubscribed.join(', ')} ` +
+            `and was handed partitions of ${topicsNotSubscribed.join(', ')}, which it cannot read; give each deployment its own group (--group)`,
+          { retriable: false, clientError: 'GroupSharedAcrossTopics' },
+        );
+      });
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         if (shared) {
           if (gaveUp) return;
@@ -296,21 +311,6 @@ function createGroupConsumer(kafka: Kafka, logger: Logger, opts: GroupConsumerOp
         if (revoked.length) run.onRevoked?.(revoked);
         // Called after every join, even an empty one: the owner learns it is in the group.
         run.onAssigned?.(added);
-      });
-      // A group shared with members that read other topics (two deployments under one group name):
-      // the leader hands out only its own topics' partitions, and kafkajs drops the foreign ones from
-      // this member's share unread, so partitions of the leader's topic sit with no reader while every
-      // member looks healthy. This member leaves, which gives them back to the members that read
-      // them, and its owner exits with the reason. kafkajs tells us during the group sync; leaving is
-      // done once the join has finished (a disconnect during the join does not leave the group).
-      let shared: KafkaClientError | undefined;
-      consumer.on(consumer.events.RECEIVED_UNSUBSCRIBED_TOPICS, (e) => {
-        const { topicsNotSubscribed, topicsSubscribed } = e.payload;
-        shared ??= new KafkaClientError(
-          `consumer group ${opts.groupId} is shared with members that read other topics: this member reads ${topicsSubscribed.join(', ')} ` +
-            `and was handed partitions of ${topicsNotSubscribed.join(', ')}, which it cannot read; give each deployment its own group (--group)`,
-          { retriable: false, clientError: 'GroupSharedAcrossTopics' },
-        );
       });
       consumer.on(consumer.events.CRASH, (e) => {
         if (gaveUp) return;
