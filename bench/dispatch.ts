@@ -3,7 +3,10 @@
  * dispatcher and naive at 0 ms, then at 50 ms; figures are medians over the rounds, ratios the
  * medians of the rounds' own ratios, so a shared machine's drift hits both sides of a ratio alike):
  *   - the dispatcher (a separate process, as deployed) at 0 ms and 50 ms added ATS latency, with its
- *     own CPU per delivery (process.cpuUsage via its /metrics, over the measured window);
+ *     own CPU per delivery (process.cpuUsage via its /metrics, over the measured window). Each
+ *     process first delivers a warm-up batch, outside the window, as the raw client is warmed up
+ *     before it is measured: a just-started process compiles its hot code and opens its connections
+ *     (reported apart, as the warm-up's CPU per delivery);
  *   - a naive consumer: kafkajs eachMessage, one message at a time per partition, same handler and
  *     sandbox;
  *   - the sandbox's raw capacity: undici sending the same requests a delivery makes, no Kafka, and
@@ -50,6 +53,8 @@ import { freePort } from '../dev/stack/processes.ts';
 
 export interface DispatchBenchOptions {
   count: number;
+  /** Applications each dispatcher run delivers before its measured window (see runDispatcher). */
+  warmup: number;
   partitions: number;
   maxInFlight: number;
   /** How long each naive run may take (its rate is what it delivered per second). */
@@ -110,6 +115,10 @@ export interface DispatchBenchResult {
   /** The dispatcher process's own CPU (process.cpuUsage: user + system) over the measured window ÷ deliveries. */
   cpuUsPerDelivery0ms: number;
   cpuUsPerDelivery50ms: number;
+  /** Applications delivered by each dispatcher before its window (0: measured from a cold start). */
+  warmup: number;
+  /** CPU per delivery of those first deliveries at 0 ms: a just-started process's cost (JIT, connections). */
+  coldCpuUsPerDelivery0ms: number | undefined;
   /** Transactions the database committed per delivery at 0 ms (pg_stat_database; the bench's own polls left out). */
   statementsPerDelivery0ms: number;
   /** The bench process's CPU while undici alone sent the same three requests per delivery ÷ deliveries. */
@@ -349,6 +358,8 @@ interface DispatcherRun {
   p99: number;
   rss: number;
   cpuUsPerDelivery: number;
+  /** CPU per delivery of the warm-up: the process's first deliveries, JIT and connections included. */
+  coldCpuUsPerDelivery: number | undefined;
   /** Transactions the database committed per delivery (coalesced statements: most carry many deliveries). */
   statementsPerDelivery: number;
 }
@@ -378,27 +389,47 @@ async function vacuumDeliveryTables(db: pg.Pool): Promise<void> {
   await db.query('VACUUM ANALYZE deliveries, delivery_leases, delivery_routes');
 }
 
-async function runDispatcher(s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, count: number, maxInFlight: number, built: boolean, say: (l: string) => void, cpuProfileDir?: string): Promise<DispatcherRun> {
+async function runDispatcher(s: Scenario, producer: Producer, codec: EventCodec, db: pg.Pool, count: number, warmup: number, maxInFlight: number, built: boolean, say: (l: string) => void, cpuProfileDir?: string): Promise<DispatcherRun> {
   await vacuumDeliveryTables(db);
   const xacts0 = await transactions(db);
   const d = await startDispatchers(s, 1, maxInFlight, built, cpuProfileDir);
   let stopped = false;
   try {
+    // The warm-up: a just-started process compiles its hot code (TurboFan, on threads process.cpuUsage
+    // counts), opens its connections to the ATS and reads the schema and the integration. The raw
+    // client is measured warm, so the dispatcher is too; the cold figure is reported beside.
+    const cold0 = await d.cpuSeconds();
+    let warmupPolls = 0;
+    if (warmup > 0) {
+      say(`  warm-up: ${warmup} applications…`);
+      await publish(producer, codec, s, warmup);
+      warmupPolls = await waitDelivered(db, s, warmup, Date.now(), d, say);
+    }
     const cpu0 = await d.cpuSeconds();
     const t0 = Date.now();
     const sentAt = await publish(producer, codec, s, count);
-    const polls = await waitDelivered(db, s, count, t0, d, say);
+    const polls = await waitDelivered(db, s, warmup + count, t0, d, say);
     // The window ends up to one poll (100 ms) after the last delivery: an idle dispatcher's CPU, noise.
     const cpu = (await d.cpuSeconds()) - cpu0;
     const { rows } = await db.query<{ application_id: string; delivered_at: Date }>('SELECT application_id, delivered_at FROM deliveries WHERE integration_id = $1', [s.integrationId]);
-    const end = Math.max(...rows.map((r) => r.delivered_at.getTime()));
-    const latencies = rows.map((r) => r.delivered_at.getTime() - (sentAt.get(r.application_id) ?? t0)).sort((a, b) => a - b);
+    const measured = rows.filter((r) => sentAt.has(r.application_id));
+    const end = Math.max(...measured.map((r) => r.delivered_at.getTime()));
+    const latencies = measured.map((r) => r.delivered_at.getTime() - sentAt.get(r.application_id)!).sort((a, b) => a - b);
     const rss = d.peakRssMb();
     await d.stop();
     stopped = true;
-    // The bench's own statements in the window (its polls, the read above, the snapshot reads) are not the dispatcher's.
-    const statements = (await transactions(db)) - xacts0 - polls - 4;
-    return { perSec: count / ((end - t0) / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99), rss, cpuUsPerDelivery: (cpu * 1e6) / count, statementsPerDelivery: statements / count };
+    // The bench's own statements (its polls, the read above, the snapshot reads) are not the dispatcher's;
+    // the warm-up's are counted and divided over its deliveries too.
+    const statements = (await transactions(db)) - xacts0 - warmupPolls - polls - 4;
+    return {
+      perSec: count / ((end - t0) / 1000),
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      rss,
+      cpuUsPerDelivery: (cpu * 1e6) / count,
+      coldCpuUsPerDelivery: warmup > 0 ? ((cpu0 - cold0) * 1e6) / warmup : undefined,
+      statementsPerDelivery: statements / (warmup + count),
+    };
   } finally {
     if (!stopped) await d.stop();
   }
@@ -712,9 +743,9 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
       for (const latency of [0, 50]) {
         say(`dispatcher, ${latency} ms ATS latency: ${opts.count} applications, ${opts.partitions} partitions, ${opts.maxInFlight} in flight, NODE_OPTIONS ${dispatcherNodeOptions.join(' ')}…`);
         const s = await scenario(config, `d${latency}`, opts.partitions, sandbox, repo, kafka, latency, created);
-        const d = await runDispatcher(s, producer, codec, db, opts.count, opts.maxInFlight, opts.dispatcher === 'built', say, latency === 0 ? opts.cpuProfileDir : undefined);
+        const d = await runDispatcher(s, producer, codec, db, opts.count, opts.warmup, opts.maxInFlight, opts.dispatcher === 'built', say, latency === 0 ? opts.cpuProfileDir : undefined);
         peakRss = Math.max(peakRss, d.rss);
-        say(`  ${d.perSec.toFixed(0)} deliveries/s, ${d.cpuUsPerDelivery.toFixed(0)} µs CPU per delivery, ${d.statementsPerDelivery.toFixed(2)} statements per delivery, p50 ${d.p50} ms, p99 ${d.p99} ms, peak RSS ${d.rss} MB`);
+        say(`  ${d.perSec.toFixed(0)} deliveries/s, ${d.cpuUsPerDelivery.toFixed(0)} µs CPU per delivery${d.coldCpuUsPerDelivery === undefined ? '' : ` (warm-up ${d.coldCpuUsPerDelivery.toFixed(0)} µs)`}, ${d.statementsPerDelivery.toFixed(2)} statements per delivery, p50 ${d.p50} ms, p99 ${d.p99} ms, peak RSS ${d.rss} MB`);
         const naiveCount = Math.min(opts.count, latency === 0 ? opts.count : 4_000);
         say(`naive consumer (kafkajs defaults: one message at a time), ${latency} ms ATS latency (${opts.naiveSeconds} s)…`);
         const n1 = await scenario(config, `n${latency}`, opts.partitions, sandbox, repo, kafka, latency, created);
@@ -779,6 +810,8 @@ export async function runDispatchBench(baseConfig: Config, opts: DispatchBenchOp
       deliveriesPerSec50ms: Math.round(med((r) => r.d50.perSec)),
       cpuUsPerDelivery0ms: Math.round(med((r) => r.d0.cpuUsPerDelivery)),
       cpuUsPerDelivery50ms: Math.round(med((r) => r.d50.cpuUsPerDelivery)),
+      warmup: opts.warmup,
+      coldCpuUsPerDelivery0ms: opts.warmup > 0 ? Math.round(med((r) => r.d0.coldCpuUsPerDelivery ?? 0)) : undefined,
       statementsPerDelivery0ms: +med((r) => r.d0.statementsPerDelivery).toFixed(3),
       rawCpuUsPerDelivery: Math.round(med((r) => r.raw.cpuUsPerDelivery)),
       cpuRatioVsRaw0ms: round(med(cpuRatio)),
