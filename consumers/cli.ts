@@ -5,9 +5,7 @@
 import type { Registry } from 'prom-client';
 import { runMain, UsageError } from '../lib/cli.ts';
 import { createLogger } from '../lib/logger.ts';
-import { createAlertConsumer } from './alerts/index.ts';
-import { createDeliveryConsumer, groupIdFor, tierByName, type DeliveryRole } from './dispatcher/index.ts';
-import { createDlqS3Sink } from './dlq-s3-sink/index.ts';
+import { groupIdFor, tierByName, type DeliveryRole } from './dispatcher/options.ts';
 import { startHealthServer } from './health-server.ts';
 import type { RunningConsumer } from './runtime/runtime.ts';
 
@@ -55,12 +53,14 @@ await runMain({
     } else throw new UsageError(values.role ? `unknown role "${values.role}"\n\n${usage}` : `--role is required\n\n${usage}`);
 
     const logger = createLogger({ level: config.log.level, name: `ats-relay:${values.role}${values.tier ? `:${values.tier}` : ''}` });
+    // Only the chosen role's module is loaded: a dispatcher carries no S3 client or mailer, whose
+    // code and data every full GC would otherwise mark again (issue 17).
     const consumer: RunningConsumer<{ registry: Registry }> =
       role !== undefined
-        ? createDeliveryConsumer({ config, logger, role, options: { groupId: values.group ?? groupIdFor(role) } })
+        ? (await import('./dispatcher/index.ts')).createDeliveryConsumer({ config, logger, role, options: { groupId: values.group ?? groupIdFor(role) } })
         : values.role === 'dlq-s3'
-          ? createDlqS3Sink({ config, logger, options: group })
-          : createAlertConsumer({ config, logger, options: group });
+          ? (await import('./dlq-s3-sink/index.ts')).createDlqS3Sink({ config, logger, options: group })
+          : (await import('./alerts/index.ts')).createAlertConsumer({ config, logger, options: group });
     const health = await startHealthServer({ port: config.http.port, registry: consumer.metrics.registry, ready: () => consumer.ready });
     onShutdown(() => health.close());
     onShutdown(() => consumer.close());
