@@ -75,15 +75,10 @@ Options:
       .map((r) => wholeNumberFlag('steady-rates', r.trim(), 0) ?? 0)
       .filter((r) => r > 0);
     const quick = values.quick ? QUICK : undefined;
-    await stackUp(config, (m) => say(`[stack] ${m}`));
     const dispatcher = values.source ? 'source' : 'built';
-    if (dispatcher === 'built') {
-      say('npm run build…');
-      build();
-    }
     const cpuProfileDir = values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined;
-    if (cpuProfileDir) mkdirSync(cpuProfileDir, { recursive: true });
-    const result = await runDispatchBench(config, {
+    // Every flag is checked before the stack and the build: a typo costs nothing.
+    const options = {
       count: wholeNumberFlag('count', values.count) ?? quick?.count ?? 20_000,
       warmup: wholeNumberFlag('warmup', values.warmup, 0) ?? quick?.warmup ?? 5_000,
       rounds: wholeNumberFlag('rounds', values.rounds) ?? 3,
@@ -98,7 +93,14 @@ Options:
       dispatcherNodeOptions: values['node-options'] === undefined ? undefined : splitFlags(values['node-options']),
       dispatcher,
       say,
-    });
+    } as const;
+    await stackUp(config, (m) => say(`[stack] ${m}`));
+    if (dispatcher === 'built') {
+      say('npm run build…');
+      build();
+    }
+    if (cpuProfileDir) mkdirSync(cpuProfileDir, { recursive: true });
+    const result = await runDispatchBench(config, options);
     const rows: Array<[string, string]> = [
       ['machine load (1 min, start / end)', `${result.loadAvg[0]} / ${result.loadAvg[1]}`],
       ['node (bench, dispatcher, sandbox)', result.node],
