@@ -117,7 +117,7 @@ export class StreamConsumer {
       kafka: opts.kafka,
       groupId: opts.groupId,
       topics: opts.topics,
-      logger: opts.logger.child({ group: opts.groupId }),
+      logger: opts.logger,
       sessionTimeoutMs: opts.sessionTimeoutMs ?? 30_000,
       maxWaitTimeMs: 250,
       fromBeginning: opts.fromBeginning ?? true,

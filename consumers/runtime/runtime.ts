@@ -62,6 +62,7 @@ export interface ConsumerRuntimeOptions {
   kafka: KafkaClient;
   groupId: string;
   topics: readonly string[];
+  /** The role's logger, its group already bound (the role's handlers log with it too, so it is bound once, there). */
   logger: Logger;
   /** Default 30 s; ats-relay roles pass KAFKA_SESSION_TIMEOUT_MS. */
   sessionTimeoutMs?: number;
@@ -181,7 +182,7 @@ export class ConsumerRuntime {
     this.work?.assigned?.(partitions);
     const assignment: Record<string, number[]> = {};
     for (const { topic, partition } of this.owned.values()) (assignment[topic] ??= []).push(partition);
-    this.opts.logger.info({ group: this.opts.groupId, assignment }, 'joined consumer group');
+    this.opts.logger.info({ assignment }, 'joined consumer group');
   }
 
   private setFetching({ topic, partition }: TopicPartition, on: boolean): void {
@@ -268,7 +269,7 @@ export class ConsumerRuntime {
       await this.commit(offsets);
       for (const [tracker, next] of moved) tracker.committed = Math.max(tracker.committed, next);
     } catch (err) {
-      this.opts.logger.warn({ err, group: this.opts.groupId }, 'offset commit failed; will retry');
+      this.opts.logger.warn({ err }, 'offset commit failed; will retry');
     }
   }
 
@@ -296,7 +297,7 @@ export class ConsumerRuntime {
     try {
       await fn();
     } catch (err) {
-      this.opts.logger.warn({ err, group: this.opts.groupId, step: name }, 'a shutdown step failed; continuing with the next');
+      this.opts.logger.warn({ err, step: name }, 'a shutdown step failed; continuing with the next');
     }
   }
 }

@@ -185,6 +185,10 @@ describe('DLQ → S3 sink', () => {
     let log = '';
     child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     await waitFor('joined and fetched', async () => log.includes('joined consumer group'), 30_000);
+    // Each key once per line: the group is bound by the role, not again by the runtime below it.
+    const joined = log.split('\n').find((l) => l.includes('joined consumer group'))!;
+    expect(joined.match(/"group":/g)).toHaveLength(1);
+    expect(JSON.parse(joined)).toMatchObject({ group: groupId, component: 'dlq-s3-sink' });
     await new Promise((r) => setTimeout(r, 2_000));
     expect(await readArchive(s.s3, s.config)).toHaveLength(0);
     child.kill('SIGTERM');
